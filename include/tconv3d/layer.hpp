@@ -1,0 +1,100 @@
+// tconv3d::Layer: one Keras Conv3DTranspose layer made for one input shape.
+// Creation validates everything, packs the weights once and picks (or
+// generates) the kernel; forward() then only computes.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tconv3d/config.hpp"
+#include "tconv3d/geometry.hpp"
+
+namespace tconv3d {
+
+enum class Backend { kAuto, kReference, kGeneric, kXbyak, kLlvm };
+enum class Isa { kAuto, kAvx2, kAvx512 };
+
+std::string to_string(Backend);
+std::string to_string(Isa);
+Backend parse_backend(const std::string& text);  // auto|reference|generic|xbyak|llvm
+Isa parse_isa(const std::string& text);          // auto|avx2|avx512
+
+struct LayerOptions {
+  Backend backend = Backend::kAuto;
+  Isa isa = Isa::kAuto;  // kAuto also honours TCONV3D_ISA
+  int threads = 0;       // 0: all the process may use (OpenMP's default)
+};
+
+// What a backend computes: geometry, bias, and the elementwise part of the
+// activation fused into the store. Axis activations (softmax, glu...) run as
+// a separate pass over the finished output.
+struct Problem {
+  ConvGeometry geometry;
+  bool has_bias = true;
+  Activation fused_activation;  // elementwise or linear
+};
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // input and output are in the geometry's data format, densely packed.
+  virtual void run(const float* input, float* output, int threads) const = 0;
+  virtual Backend backend() const = 0;
+  virtual std::string isa() const = 0;          // "avx2", "avx512", "none"
+  virtual std::string kernel_name() const = 0;  // what runs, for reports
+};
+
+// A read-only float32 tensor given by the caller: data plus its shape.
+struct ConstTensor {
+  const float* data = nullptr;
+  std::vector<int64_t> shape;
+};
+
+class Layer {
+ public:
+  // kernel: Keras layout (kd, kh, kw, filters, in_channels), float32.
+  // bias: (filters,) float32; required iff config.use_bias (data == nullptr: none).
+  // Shapes are checked; both are copied and packed, so the caller's buffers may
+  // go away afterwards. input_shape is in the config's data format.
+  static Layer create(const LayerConfig& config, const std::vector<int64_t>& input_shape,
+                      const ConstTensor& kernel, const ConstTensor& bias,
+                      const LayerOptions& options = {});
+  // Same, with weights drawn from the config's initializers (seeded).
+  static Layer create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape,
+                                  uint64_t seed, const LayerOptions& options = {});
+
+  Layer(Layer&&) noexcept;
+  Layer& operator=(Layer&&) noexcept;
+  ~Layer();
+
+  // input: input_shape(); output: output_shape() elements. Thread-safe.
+  void forward(const float* input, float* output) const;
+
+  const LayerConfig& config() const;
+  const ConvGeometry& geometry() const;
+  Shape5 input_shape() const;
+  Shape5 output_shape() const;  // after the activation (GLU halves the last axis)
+  int64_t output_elements() const;
+  const std::vector<float>& kernel() const;  // Keras layout, as given
+  const std::vector<float>& bias() const;    // empty without bias
+  const std::vector<std::string>& warnings() const;
+  const Executor& executor() const;
+  int threads() const;
+
+  // The loss terms Keras would add: kernel and bias regularizers on the
+  // weights, the activity regularizer on an output (after the activation)
+  // divided by the batch size. Zero where no regularizer is set.
+  struct Losses {
+    double kernel = 0.0, bias = 0.0, activity = 0.0;
+  };
+  Losses losses(const float* output) const;
+
+ private:
+  struct State;
+  explicit Layer(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace tconv3d

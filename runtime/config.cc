@@ -1,0 +1,99 @@
+#include <algorithm>
+#include <sstream>
+
+#include "tconv3d/config.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d {
+namespace {
+
+std::string tuple_text(const Triple& t) {
+  std::ostringstream out;
+  out << "(" << t[0] << ", " << t[1] << ", " << t[2] << ")";
+  return out.str();
+}
+
+void require_positive(const Triple& values, const char* argument, Flavor flavor) {
+  std::vector<int64_t> bad;
+  for (int64_t v : values)
+    if (v <= 0) bad.push_back(v);
+  if (bad.empty()) return;
+  std::ostringstream out;
+  if (flavor == Flavor::kKeras3) {
+    out << "The `" << argument << "` argument must be a tuple of 3 integers. Received " << argument
+        << "=" << tuple_text(values) << ", including values {";
+    for (size_t i = 0; i < bad.size(); ++i) out << (i ? ", " : "") << bad[i];
+    out << "} that do not satisfy `value > 0`";
+  } else {
+    out << "The `" << argument << "` argument must be a tuple of 3 integers. Received: "
+        << tuple_text(values) << " including {";
+    for (size_t i = 0; i < bad.size(); ++i) out << (i ? ", " : "") << bad[i];
+    out << "} that does not satisfy the requirement `> 0`.";
+  }
+  throw Error(argument, out.str());
+}
+
+}  // namespace
+
+void validate(const LayerConfig& c) {
+  if (c.filters <= 0) {
+    throw Error("filters",
+                "Invalid value for argument `filters`. Expected a strictly positive value. "
+                "Received filters=" + std::to_string(c.filters) + ".");
+  }
+  require_positive(c.kernel_size, "kernel_size", c.flavor);
+  if (c.flavor == Flavor::kTfKeras2 && std::find(c.strides.begin(), c.strides.end(), 0) != c.strides.end()) {
+    throw Error("strides", "The argument `strides` cannot contains 0(s). Received: " + tuple_text(c.strides));
+  }
+  require_positive(c.strides, "strides", c.flavor);
+  require_positive(c.dilation_rate, "dilation_rate", c.flavor);
+  if (c.output_padding) {
+    const Triple& op = *c.output_padding;
+    for (int i = 0; i < 3; ++i) {
+      if (op[i] < 0) {
+        throw Error("output_padding", "The `output_padding` argument must be a tuple of 3 integers. "
+                                      "Received output_padding=" + tuple_text(op) +
+                                          ", including values {" + std::to_string(op[i]) +
+                                          "} that do not satisfy `value >= 0`");
+      }
+    }
+    for (int i = 0; i < 3; ++i) {
+      if (op[i] >= c.strides[i]) {
+        if (c.flavor == Flavor::kKeras3) {
+          throw Error("output_padding",
+                      "`output_padding` must be strictly less than `strides` for all dimensions. "
+                      "At dimension " + std::to_string(i) + ", `output_padding` is " +
+                          std::to_string(op[i]) + " but `strides` is " + std::to_string(c.strides[i]) +
+                          ". Received output_padding=" + tuple_text(op) + ", strides=" +
+                          tuple_text(c.strides));
+        }
+        throw Error("output_padding", "Strides must be greater than output padding. Received strides=" +
+                                          tuple_text(c.strides) + ", output_padding=" + tuple_text(op) + ".");
+      }
+    }
+  }
+  const int64_t max_stride = *std::max_element(c.strides.begin(), c.strides.end());
+  const int64_t max_dilation = *std::max_element(c.dilation_rate.begin(), c.dilation_rate.end());
+  if (max_stride > 1 && max_dilation > 1) {
+    throw Error("dilation_rate", "`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                                 "Received: strides=" + tuple_text(c.strides) +
+                                     " and dilation_rate=" + tuple_text(c.dilation_rate));
+  }
+  if (c.activation.kind == ActivationKind::kHardSigmoidTfKeras2 && c.flavor == Flavor::kKeras3) {
+    throw Error("activation", "internal: tf.keras 2.x hard_sigmoid in a Keras 3 config");
+  }
+}
+
+std::string to_string(Padding p) { return p == Padding::kValid ? "valid" : "same"; }
+std::string to_string(DataFormat f) {
+  return f == DataFormat::kChannelsLast ? "channels_last" : "channels_first";
+}
+std::string to_string(Flavor f) { return f == Flavor::kKeras3 ? "keras3" : "tf_keras2"; }
+
+Flavor parse_flavor(const std::string& text) {
+  if (text == "keras3") return Flavor::kKeras3;
+  if (text == "tf_keras2") return Flavor::kTfKeras2;
+  throw Error("keras_flavor", "expected keras3 or tf_keras2, got '" + text + "'");
+}
+
+}  // namespace tconv3d

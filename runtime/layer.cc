@@ -1,0 +1,183 @@
+#include "tconv3d/layer.hpp"
+
+#include <omp.h>
+
+#include <new>
+
+#include "runtime/activation.hpp"
+#include "runtime/executor_factory.hpp"
+#include "runtime/memory_guard.hpp"
+#include "runtime/weights.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d {
+
+struct Layer::State {
+  LayerConfig config;
+  ConvGeometry geometry;
+  std::vector<float> kernel;
+  std::vector<float> bias;
+  std::vector<std::string> warnings;
+  std::unique_ptr<Executor> executor;
+  LayerOptions options;
+  int threads = 1;
+};
+
+namespace {
+
+std::vector<int64_t> kernel_shape_of(const ConvGeometry& g) {
+  return {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels, g.in_channels};
+}
+
+}  // namespace
+
+Layer::Layer(std::unique_ptr<State> state) : state_(std::move(state)) {}
+Layer::Layer(Layer&&) noexcept = default;
+Layer& Layer::operator=(Layer&&) noexcept = default;
+Layer::~Layer() = default;
+
+Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input_shape,
+                    const ConstTensor& kernel, const ConstTensor& bias, const LayerOptions& options) {
+  validate(config);
+  auto state = std::make_unique<State>();
+  state->config = config;
+  state->options = options;
+  state->geometry = resolve_geometry(config, input_shape, &state->warnings);
+  const ConvGeometry& g = state->geometry;
+
+  const std::vector<int64_t> expected_kernel = kernel_shape_of(g);
+  if (!kernel.data) throw Error("kernel", "no kernel given");
+  if (kernel.shape != expected_kernel) {
+    throw Error("kernel", "shape " + shape_to_string(kernel.shape) + " does not match the layer: expected " +
+                              shape_to_string(expected_kernel) +
+                              " (kernel_size..., filters, input channels " + std::to_string(g.in_channels) + ")");
+  }
+  if (config.use_bias && !bias.data) throw Error("bias", "use_bias is true but no bias was given");
+  if (!config.use_bias && bias.data) throw Error("bias", "a bias was given but use_bias is false");
+  if (bias.data && bias.shape != std::vector<int64_t>{g.out_channels}) {
+    throw Error("bias", "shape " + shape_to_string(bias.shape) + " does not match the layer: expected (" +
+                            std::to_string(g.out_channels) + ",)");
+  }
+  if (config.activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2 != 0) {
+    throw Error("activation", "glu splits the last axis in two halves, but the output's last axis has odd size " +
+                                  std::to_string(g.output_shape()[4]));
+  }
+  if (options.threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(options.threads));
+  // Weights (kept + packed) and one output-sized scratch for axis activations.
+  check_allocatable(4.0 * (3.0 * double(g.kernel_elements()) + double(g.output_elements())), "layer");
+
+  try {
+    state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
+    if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
+    Problem problem;
+    problem.geometry = g;
+    problem.has_bias = config.use_bias;
+    if (config.activation.is_elementwise()) problem.fused_activation = config.activation;
+    state->executor = make_executor(problem, state->kernel.data(),
+                                    config.use_bias ? state->bias.data() : nullptr, options);
+  } catch (const std::bad_alloc&) {
+    throw Error("layer", "out of memory while creating the layer");
+  }
+  state->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  return Layer(std::move(state));
+}
+
+Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape,
+                                uint64_t seed, const LayerOptions& options) {
+  validate(config);
+  std::vector<std::string> ignored;
+  const ConvGeometry g = resolve_geometry(config, input_shape, &ignored);
+  check_allocatable(4.0 * double(g.kernel_elements()), "kernel");
+  const std::vector<int64_t> kshape = kernel_shape_of(g);
+  const std::vector<float> kernel = initialize(config.kernel_initializer, kshape, seed);
+  std::vector<float> bias;
+  if (config.use_bias) bias = initialize(config.bias_initializer, {g.out_channels}, seed + 1);
+  return create(config, input_shape, ConstTensor{kernel.data(), kshape},
+                config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{}, options);
+}
+
+void Layer::forward(const float* input, float* output) const {
+  const State& s = *state_;
+  const Activation& act = s.config.activation;
+  if (act.is_elementwise()) {
+    s.executor->run(input, output, s.threads);
+    return;
+  }
+  const Shape5 pre = s.geometry.output_shape();
+  const int64_t length = pre[4];
+  const int64_t rows = s.geometry.output_elements() / length;
+  if (act.kind == ActivationKind::kGlu) {
+    std::vector<float> scratch(static_cast<size_t>(s.geometry.output_elements()));
+    s.executor->run(input, scratch.data(), s.threads);
+    apply_last_axis(act, scratch.data(), output, rows, length);
+  } else {
+    s.executor->run(input, output, s.threads);
+    apply_last_axis(act, output, output, rows, length);
+  }
+}
+
+const LayerConfig& Layer::config() const { return state_->config; }
+const ConvGeometry& Layer::geometry() const { return state_->geometry; }
+Shape5 Layer::input_shape() const { return state_->geometry.input_shape(); }
+Shape5 Layer::output_shape() const { return activated_output_shape(state_->geometry, state_->config.activation); }
+int64_t Layer::output_elements() const {
+  const Shape5 s = output_shape();
+  return s[0] * s[1] * s[2] * s[3] * s[4];
+}
+const std::vector<float>& Layer::kernel() const { return state_->kernel; }
+const std::vector<float>& Layer::bias() const { return state_->bias; }
+const std::vector<std::string>& Layer::warnings() const { return state_->warnings; }
+const Executor& Layer::executor() const { return *state_->executor; }
+int Layer::threads() const { return state_->threads; }
+
+Layer::Losses Layer::losses(const float* output) const {
+  const State& s = *state_;
+  Losses l;
+  if (s.config.kernel_regularizer)
+    l.kernel = regularization_loss(*s.config.kernel_regularizer, s.kernel.data(), int64_t(s.kernel.size()));
+  if (s.config.bias_regularizer && !s.bias.empty())
+    l.bias = regularization_loss(*s.config.bias_regularizer, s.bias.data(), int64_t(s.bias.size()));
+  if (s.config.activity_regularizer && output) {
+    l.activity = regularization_loss(*s.config.activity_regularizer, output, output_elements()) /
+                 double(s.geometry.batch);
+  }
+  return l;
+}
+
+std::string to_string(Backend b) {
+  switch (b) {
+    case Backend::kAuto: return "auto";
+    case Backend::kReference: return "reference";
+    case Backend::kGeneric: return "generic";
+    case Backend::kXbyak: return "xbyak";
+    case Backend::kLlvm: return "llvm";
+  }
+  return "?";
+}
+
+std::string to_string(Isa i) {
+  switch (i) {
+    case Isa::kAuto: return "auto";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512: return "avx512";
+  }
+  return "?";
+}
+
+Backend parse_backend(const std::string& text) {
+  if (text == "auto") return Backend::kAuto;
+  if (text == "reference") return Backend::kReference;
+  if (text == "generic") return Backend::kGeneric;
+  if (text == "xbyak") return Backend::kXbyak;
+  if (text == "llvm") return Backend::kLlvm;
+  throw Error("backend", "expected auto, reference, generic, xbyak or llvm, got '" + text + "'");
+}
+
+Isa parse_isa(const std::string& text) {
+  if (text == "auto") return Isa::kAuto;
+  if (text == "avx2") return Isa::kAvx2;
+  if (text == "avx512") return Isa::kAvx512;
+  throw Error("isa", "expected auto, avx2 or avx512, got '" + text + "'");
+}
+
+}  // namespace tconv3d

@@ -1,0 +1,115 @@
+#include "tests/test_support.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "runtime/activation.hpp"
+#include "tconv3d/geometry.hpp"
+
+namespace tconv3d::testing {
+
+std::vector<float> random_tensor(int64_t count, std::mt19937_64& rng, float low, float high) {
+  std::uniform_real_distribution<float> dist(low, high);
+  std::vector<float> v(static_cast<size_t>(count));
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+double scaled_max_error(const std::vector<float>& actual, const std::vector<float>& expected) {
+  if (actual.size() != expected.size()) return INFINITY;
+  double scale = 1.0, error = 0.0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    scale = std::max(scale, double(std::abs(expected[i])));
+    const double diff = std::abs(double(actual[i]) - double(expected[i]));
+    if (std::isnan(diff)) return INFINITY;
+    error = std::max(error, diff);
+  }
+  return error / scale;
+}
+
+std::string RandomCase::describe() const {
+  std::ostringstream out;
+  const LayerConfig& c = config;
+  out << "input=" << shape_to_string(input_shape) << " filters=" << c.filters << " k=(" << c.kernel_size[0] << ","
+      << c.kernel_size[1] << "," << c.kernel_size[2] << ") s=(" << c.strides[0] << "," << c.strides[1] << ","
+      << c.strides[2] << ") d=(" << c.dilation_rate[0] << "," << c.dilation_rate[1] << "," << c.dilation_rate[2]
+      << ") pad=" << to_string(c.padding) << " op=";
+  if (c.output_padding)
+    out << "(" << (*c.output_padding)[0] << "," << (*c.output_padding)[1] << "," << (*c.output_padding)[2] << ")";
+  else
+    out << "None";
+  out << " fmt=" << to_string(c.data_format) << " act=" << c.activation.name << " bias=" << c.use_bias
+      << " flavor=" << to_string(c.flavor);
+  return out.str();
+}
+
+RandomCase random_case(std::mt19937_64& rng, bool elementwise_activation_only) {
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  static const char* kActivations[] = {"linear", "relu", "sigmoid", "elu", "tanh", "gelu", "silu",
+                                       "leaky_relu", "hard_sigmoid", "softplus", "mish", "relu6"};
+  static const char* kAxisActivations[] = {"softmax", "log_softmax", "glu", "sparsemax"};
+  for (;;) {
+    RandomCase rc;
+    LayerConfig& c = rc.config;
+    c.filters = pick(1, 40);
+    const bool dilated = pick(0, 4) == 0;
+    for (int a = 0; a < 3; ++a) {
+      c.kernel_size[a] = pick(1, 5);
+      c.strides[a] = dilated ? 1 : pick(1, 3);
+      c.dilation_rate[a] = dilated ? pick(1, 3) : 1;
+    }
+    c.padding = pick(0, 1) ? Padding::kSame : Padding::kValid;
+    if (pick(0, 2) == 0) {
+      Triple op;
+      for (int a = 0; a < 3; ++a) op[a] = pick(0, c.strides[a] - 1);
+      c.output_padding = op;
+    }
+    c.data_format = pick(0, 3) == 0 ? DataFormat::kChannelsFirst : DataFormat::kChannelsLast;
+    c.use_bias = pick(0, 4) != 0;
+    if (!elementwise_activation_only && pick(0, 5) == 0) {
+      c.activation = parse_activation_name(kAxisActivations[pick(0, 3)], Flavor::kKeras3);
+    } else {
+      c.activation = parse_activation_name(kActivations[pick(0, 11)], Flavor::kKeras3);
+    }
+    const int64_t batch = pick(0, 3) == 0 ? pick(2, 3) : 1;
+    const int64_t channels = pick(1, 37);
+    int64_t spatial[3];
+    for (int a = 0; a < 3; ++a) spatial[a] = pick(1, 7);
+    if (c.data_format == DataFormat::kChannelsLast)
+      rc.input_shape = {batch, spatial[0], spatial[1], spatial[2], channels};
+    else
+      rc.input_shape = {batch, channels, spatial[0], spatial[1], spatial[2]};
+    try {
+      const ConvGeometry g = resolve_geometry(c, rc.input_shape);
+      if (c.activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2) continue;
+      if (g.output_elements() > 400000 || g.flops() > 4e7) continue;
+    } catch (const std::exception&) {
+      continue;
+    }
+    return rc;
+  }
+}
+
+double compare_with_reference(const RandomCase& c, const LayerOptions& options, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
+  const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
+                                       g.in_channels};
+  const std::vector<float> kernel = random_tensor(g.kernel_elements(), rng);
+  const std::vector<float> bias = random_tensor(g.out_channels, rng);
+  const std::vector<float> input = random_tensor(g.input_elements(), rng);
+  const ConstTensor k{kernel.data(), kshape};
+  const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
+  LayerOptions ref_options;
+  ref_options.backend = Backend::kReference;
+  const Layer reference = Layer::create(c.config, c.input_shape, k, b, ref_options);
+  const Layer tested = Layer::create(c.config, c.input_shape, k, b, options);
+  std::vector<float> expected(static_cast<size_t>(reference.output_elements()));
+  std::vector<float> actual(static_cast<size_t>(tested.output_elements()), NAN);
+  reference.forward(input.data(), expected.data());
+  tested.forward(input.data(), actual.data());
+  return scaled_max_error(actual, expected);
+}
+
+}  // namespace tconv3d::testing

@@ -1,0 +1,36 @@
+// Shared helpers for the tests: random tensors, random layer configs, and
+// comparison against the reference kernel.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tconv3d/config.hpp"
+#include "tconv3d/layer.hpp"
+
+namespace tconv3d::testing {
+
+std::vector<float> random_tensor(int64_t count, std::mt19937_64& rng, float low = -1.0f, float high = 1.0f);
+
+// max |a - b| / max(1, max |b|): the "error relative to the output scale".
+double scaled_max_error(const std::vector<float>& actual, const std::vector<float>& expected);
+
+struct RandomCase {
+  LayerConfig config;
+  std::vector<int64_t> input_shape;
+  std::string describe() const;
+};
+
+// A random valid layer: both paddings and data formats, strides 1-3 (stride >
+// kernel included), dilation (with stride 1), output_padding, channel counts
+// that are not multiples of 8 or 16, batch > 1, 1-sized dims. Sizes are kept
+// small so hundreds of cases run in seconds.
+RandomCase random_case(std::mt19937_64& rng, bool elementwise_activation_only = true);
+
+// Runs `options` and the reference on the same random weights and input, and
+// returns the scaled max error.
+double compare_with_reference(const RandomCase& c, const LayerOptions& options, uint64_t seed);
+
+}  // namespace tconv3d::testing

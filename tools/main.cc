@@ -1,0 +1,53 @@
+// tconv3d: Keras Conv3DTranspose layers as specialized machine code.
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "tconv3d/error.hpp"
+#include "tools/commands.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: tconv3d <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  run        --layer L.json --input X.npy [--kernel K.npy [--bias B.npy] | --seed S] --output Y.npy\n"
+    "             [--backend auto|generic|reference|xbyak|llvm] [--isa auto|avx2|avx512] [--threads N]\n"
+    "             [--keras-flavor keras3|tf_keras2] [--losses]\n"
+    "  shape      --layer L.json --input-shape N,D,H,W,C [--keras-flavor ...]\n"
+    "  constrain  --layer L.json --kernel K.npy [--bias B.npy] --output-kernel K2.npy [--output-bias B2.npy]\n"
+    "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
+    "             [--threads N] [--json] [--min-time SECONDS]\n"
+    "\n"
+    "Exit codes: 0 success, 2 bad input (the error is on stderr), 1 internal failure.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h" ||
+      std::string(argv[1]) == "help") {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  try {
+    if (command == "run") return tconv3d::cli::run_command(rest);
+    if (command == "shape") return tconv3d::cli::shape_command(rest);
+    if (command == "constrain") return tconv3d::cli::constrain_command(rest);
+    if (command == "bench") return tconv3d::cli::bench_command(rest);
+    std::fprintf(stderr, "tconv3d: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+    return 2;
+  } catch (const tconv3d::Error& e) {
+    std::fprintf(stderr, "tconv3d %s: error: %s\n", command.c_str(), e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "tconv3d %s: error: out of memory\n", command.c_str());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tconv3d %s: internal error: %s\n", command.c_str(), e.what());
+    return 1;
+  }
+}

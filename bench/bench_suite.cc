@@ -1,48 +1,189 @@
-// Google Benchmark over the layer suite (bench/layers.json): every layer with
-// every backend this build has, reporting GFLOP/s.
+// tconv3d_bench: the layer suite (bench/layers.json) side by side: reference
+// (once, 1 thread), generic, xbyak (when built) and oneDNN's
+// deconvolution_forward (when built), with 1 and 2 threads, plus JIT compile
+// time and kernel-cache latency. Google Benchmark's table comes first, then a
+// summary with medians, % of the measured FMA peak and speed-up ratios.
+//
+// Defaults (each overridable on the command line): --benchmark_repetitions=3
+// --benchmark_enable_random_interleaving=true (repetitions of different
+// implementations alternate, so a ratio is not an artefact of a noisy moment)
+// --benchmark_min_time=0.1 --benchmark_display_aggregates_only=true.
+// Limit oneDNN's ISA with ONEDNN_MAX_CPU_ISA=AVX2 (or DNNL_MAX_CPU_ISA=AVX2);
+// oneDNN reads it itself. TCONV3D_ISA=avx2 does the same for tconv3d.
+// Environment TCONV3D_BENCH_THREADS=1,2 picks the thread counts.
 #include <benchmark/benchmark.h>
 
-#include <random>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
 
-#include "runtime/suite.hpp"
-#include "tconv3d/layer.hpp"
+#include "bench/bench_data.hpp"
+#include "bench/bench_jit.hpp"
+#include "bench/implementations.hpp"
+#include "bench/summary.hpp"
+#include "runtime/cpu_features.hpp"
+#include "runtime/fma_peak.hpp"
 
+namespace tconv3d::bench {
 namespace {
 
-void run_layer(benchmark::State& state, const tconv3d::SuiteLayer& entry, tconv3d::Backend backend) {
-  tconv3d::LayerOptions options;
-  options.backend = backend;
-  options.threads = static_cast<int>(state.range(0));
-  const tconv3d::Layer layer = tconv3d::Layer::create_initialized(entry.config, entry.input_shape, 1, options);
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> input(static_cast<size_t>(layer.geometry().input_elements()));
-  for (auto& v : input) v = dist(rng);
-  std::vector<float> output(static_cast<size_t>(layer.output_elements()));
+// Errors above this (relative to the output scale) fail the benchmark.
+constexpr double kMaxError = 1e-4;
+
+std::map<MeasurementKey, ImplementationInfo> g_info;
+std::map<MeasurementKey, std::unique_ptr<Implementation>> g_implementations;
+FmaPeaks g_peaks;
+
+// Builds and checks an implementation the first time a benchmark needs it.
+const Implementation* implementation_for(LayerData& data, const MeasurementKey& key) {
+  ImplementationInfo& info = g_info[key];
+  if (!info.skipped.empty()) return nullptr;
+  if (auto found = g_implementations.find(key); found != g_implementations.end()) return found->second.get();
+  try {
+    auto impl = make_implementation(key.impl, data, key.threads);
+    impl->run(data.input.data(), data.output.data());
+    info.max_error = scaled_max_error(data.output.data(), data.reference());
+    info.label = impl->label();
+    info.uses_zmm = impl->uses_zmm();
+    if (!(info.max_error <= kMaxError)) {
+      char text[96];
+      std::snprintf(text, sizeof text, "output differs from the reference: max error %.3g", info.max_error);
+      info.skipped = text;
+      return nullptr;
+    }
+    return g_implementations.emplace(key, std::move(impl)).first->second.get();
+  } catch (const std::exception& e) {
+    info.skipped = e.what();
+    return nullptr;
+  }
+}
+
+void set_rate_counters(benchmark::State& state, const LayerData& data, double peak) {
+  const double gflop = data.flops * double(state.iterations()) / 1e9;
+  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
+  if (peak > 0) state.counters["%peak"] = benchmark::Counter(100.0 * gflop / peak, benchmark::Counter::kIsRate);
+}
+
+double peak_of(bool zmm, int threads) {
+  const auto& table = zmm ? g_peaks.zmm : g_peaks.ymm;
+  const auto found = table.find(threads);
+  return found == table.end() ? 0.0 : found->second;
+}
+
+void bench_implementation(benchmark::State& state, LayerData* data, MeasurementKey key) {
+  const Implementation* impl = implementation_for(*data, key);
+  if (!impl) {
+    state.SkipWithError(g_info[key].skipped.c_str());
+    for (auto _ : state) {
+    }
+    return;
+  }
   for (auto _ : state) {
-    layer.forward(input.data(), output.data());
+    impl->run(data->input.data(), data->output.data());
     benchmark::ClobberMemory();
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(layer.geometry().flops() * double(state.iterations()) / 1e9,
-                                                 benchmark::Counter::kIsRate);
-  state.SetLabel(layer.executor().kernel_name());
+  const ImplementationInfo& info = g_info[key];
+  set_rate_counters(state, *data, peak_of(info.uses_zmm, key.threads));
+  state.SetLabel(info.label);
+}
+
+// The reference runs once per layer (it is slow); its time is reported as
+// manual time, and its output checks every other implementation.
+void bench_reference(benchmark::State& state, LayerData* data) {
+  const double seconds = data->reference_seconds();
+  for (auto _ : state) state.SetIterationTime(seconds);
+  set_rate_counters(state, *data, 0);
+  state.SetLabel("naive loops, double accumulation, 1 thread");
+}
+
+std::vector<int> thread_counts() {
+  std::vector<int> counts;
+  const char* text = std::getenv("TCONV3D_BENCH_THREADS");
+  std::stringstream stream(text && *text ? text : "1,2");
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    const int t = std::atoi(item.c_str());
+    if (t < 1 || t > 1024) {
+      std::fprintf(stderr, "TCONV3D_BENCH_THREADS: expected a list like 1,2, got '%s'\n", text);
+      std::exit(2);
+    }
+    counts.push_back(t);
+  }
+  return counts;
+}
+
+void measure_peaks(const std::vector<int>& threads) {
+  const CpuFeatures& cpu = cpu_features();
+  for (int t : threads) {
+    FmaPeakOptions options;
+    options.threads = t;
+    if (cpu.avx2_fma) g_peaks.ymm[t] = measure_fma_peak(Isa::kAvx2, options);
+    if (cpu.avx512) g_peaks.zmm[t] = measure_fma_peak(Isa::kAvx512, options);
+  }
+}
+
+bool has_flag(const std::vector<char*>& args, const char* flag) {
+  for (const char* a : args)
+    if (std::strncmp(a, flag, std::strlen(flag)) == 0) return true;
+  return false;
 }
 
 }  // namespace
+}  // namespace tconv3d::bench
 
 int main(int argc, char** argv) {
-  const std::vector<tconv3d::SuiteLayer> suite = tconv3d::load_suite(TCONV3D_SUITE_PATH);
-  for (const auto& entry : suite) {
-    for (auto backend : {tconv3d::Backend::kGeneric, tconv3d::Backend::kReference}) {
-      auto* b = benchmark::RegisterBenchmark(
-          (entry.name + "/" + tconv3d::to_string(backend)).c_str(),
-          [entry, backend](benchmark::State& state) { run_layer(state, entry, backend); });
-      b->Arg(1)->Arg(2)->ArgName("threads")->Unit(benchmark::kMillisecond)->UseRealTime();
-      if (backend == tconv3d::Backend::kReference) b->Iterations(1);
+  using namespace tconv3d::bench;
+  std::vector<char*> args(argv, argv + argc);
+  static char defaults[][64] = {"--benchmark_repetitions=3", "--benchmark_enable_random_interleaving=true",
+                                "--benchmark_min_time=0.1", "--benchmark_display_aggregates_only=true"};
+  for (char* flag : defaults) {
+    const std::string name = std::string(flag).substr(0, std::string(flag).find('=') + 1);
+    if (!has_flag(args, name.c_str())) args.insert(args.begin() + 1, flag);
+  }
+  bool json = false;
+  for (const char* a : args) json = json || std::strcmp(a, "--benchmark_format=json") == 0;
+  int count = int(args.size());
+  benchmark::Initialize(&count, args.data());
+  if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 2;
+
+  const std::vector<int> threads = thread_counts();
+  const auto layers = load_layers(TCONV3D_SUITE_PATH);
+  auto display = std::unique_ptr<benchmark::BenchmarkReporter>(benchmark::CreateDefaultDisplayReporter());
+  CollectingReporter reporter(display.get());
+  SummaryInput summary;
+  summary.threads = threads;
+  for (const auto& data : layers) {
+    const std::string& layer = data->entry.name;
+    summary.layers.push_back(layer);
+    summary.flops[layer] = data->flops;
+    const std::string ref_name = layer + "/reference/threads:1";
+    reporter.name(ref_name, MeasurementKey{layer, "reference", 1});
+    benchmark::RegisterBenchmark(ref_name.c_str(), bench_reference, data.get())
+        ->Iterations(1)
+        ->Repetitions(1)
+        ->UseManualTime()
+        ->Unit(benchmark::kMillisecond);
+    for (int t : threads) {
+      for (const std::string& impl : implementation_names()) {
+        const MeasurementKey key{layer, impl, t};
+        const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
+        reporter.name(name, key);
+        benchmark::RegisterBenchmark(name.c_str(), bench_implementation, data.get(), key)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
     }
   }
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
+  register_jit_benchmarks(layers, reporter);
+
+  measure_peaks(threads);
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  summary.seconds = reporter.seconds();
+  summary.info = g_info;
+  summary.peaks = g_peaks;
+  print_summary(json ? stderr : stdout, summary);
   benchmark::Shutdown();
   return 0;
 }

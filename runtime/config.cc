@@ -13,22 +13,25 @@ std::string tuple_text(const Triple& t) {
   return out.str();
 }
 
-void require_positive(const Triple& values, const char* argument, Flavor flavor) {
+// Keras 3's standardize_tuple and tf.keras 2.x's normalize_tuple word the same
+// check differently; `minimum` is 1 (value > 0) or 0 (value >= 0, allow_zero).
+void require_at_least(const Triple& values, const char* argument, int64_t minimum, Flavor flavor) {
   std::vector<int64_t> bad;
   for (int64_t v : values)
-    if (v <= 0) bad.push_back(v);
+    if (v < minimum) bad.push_back(v);
   if (bad.empty()) return;
   std::ostringstream out;
+  const char* requirement = minimum > 0 ? "> 0" : ">= 0";
   if (flavor == Flavor::kKeras3) {
     out << "The `" << argument << "` argument must be a tuple of 3 integers. Received " << argument
         << "=" << tuple_text(values) << ", including values {";
     for (size_t i = 0; i < bad.size(); ++i) out << (i ? ", " : "") << bad[i];
-    out << "} that do not satisfy `value > 0`";
+    out << "} that do not satisfy `value " << requirement << "`";
   } else {
     out << "The `" << argument << "` argument must be a tuple of 3 integers. Received: "
         << tuple_text(values) << " including {";
     for (size_t i = 0; i < bad.size(); ++i) out << (i ? ", " : "") << bad[i];
-    out << "} that does not satisfy the requirement `> 0`.";
+    out << "} that does not satisfy the requirement `" << requirement << "`.";
   }
   throw Error(argument, out.str());
 }
@@ -41,22 +44,18 @@ void validate(const LayerConfig& c) {
                 "Invalid value for argument `filters`. Expected a strictly positive value. "
                 "Received filters=" + std::to_string(c.filters) + ".");
   }
-  require_positive(c.kernel_size, "kernel_size", c.flavor);
-  if (c.flavor == Flavor::kTfKeras2 && std::find(c.strides.begin(), c.strides.end(), 0) != c.strides.end()) {
-    throw Error("strides", "The argument `strides` cannot contains 0(s). Received: " + tuple_text(c.strides));
+  require_at_least(c.kernel_size, "kernel_size", 1, c.flavor);
+  if (c.flavor == Flavor::kTfKeras2) {
+    // normalize_tuple(allow_zero=True) rejects negatives first; _validate_init then rejects 0.
+    require_at_least(c.strides, "strides", 0, c.flavor);
+    if (std::find(c.strides.begin(), c.strides.end(), 0) != c.strides.end())
+      throw Error("strides", "The argument `strides` cannot contains 0(s). Received: " + tuple_text(c.strides));
   }
-  require_positive(c.strides, "strides", c.flavor);
-  require_positive(c.dilation_rate, "dilation_rate", c.flavor);
+  require_at_least(c.strides, "strides", 1, c.flavor);
+  require_at_least(c.dilation_rate, "dilation_rate", 1, c.flavor);
   if (c.output_padding) {
     const Triple& op = *c.output_padding;
-    for (int i = 0; i < 3; ++i) {
-      if (op[i] < 0) {
-        throw Error("output_padding", "The `output_padding` argument must be a tuple of 3 integers. "
-                                      "Received output_padding=" + tuple_text(op) +
-                                          ", including values {" + std::to_string(op[i]) +
-                                          "} that do not satisfy `value >= 0`");
-      }
-    }
+    require_at_least(op, "output_padding", 0, c.flavor);
     for (int i = 0; i < 3; ++i) {
       if (op[i] >= c.strides[i]) {
         if (c.flavor == Flavor::kKeras3) {
@@ -64,7 +63,7 @@ void validate(const LayerConfig& c) {
                       "`output_padding` must be strictly less than `strides` for all dimensions. "
                       "At dimension " + std::to_string(i) + ", `output_padding` is " +
                           std::to_string(op[i]) + " but `strides` is " + std::to_string(c.strides[i]) +
-                          ". Received output_padding=" + tuple_text(op) + ", strides=" +
+                          ". Received: output_padding=" + tuple_text(op) + ", strides=" +
                           tuple_text(c.strides));
         }
         throw Error("output_padding", "Strides must be greater than output padding. Received strides=" +

@@ -63,14 +63,6 @@ Serialized serialized_object(const json& v, const std::string& argument) {
   throw Error(argument, "expected a name or a {\"class_name\", \"config\"} object, got " + v.dump());
 }
 
-std::string canonical_key(const std::string& name) {
-  // "GlorotUniform", "glorot_uniform" and "glorotuniform" all name one class.
-  std::string key;
-  for (char c : name)
-    if (c != '_') key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return key;
-}
-
 void check_known_keys(const json& config, const std::set<std::string>& known, const std::string& argument) {
   for (const auto& [key, value] : config.items()) {
     if (!known.count(key)) throw Error(argument, "unknown argument '" + key + "' = " + value.dump());
@@ -82,27 +74,65 @@ std::optional<int64_t> optional_seed(const json& config, const std::string& argu
   return integer_value(config["seed"], argument + ".seed");
 }
 
+std::string string_value(const json& v, const std::string& argument) {
+  if (v.is_string()) return v.get<std::string>();
+  throw Error(argument, "expected a string, got " + v.dump());
+}
+
+// Keras 3.15 initializers may name the fan axes explicitly (input_axes /
+// output_axes, for einsum kernels); null means the convolution rule we use.
+void require_default_axes(const json& config, const std::string& argument) {
+  for (const char* key : {"input_axes", "output_axes"}) {
+    if (config.contains(key) && !config[key].is_null()) {
+      throw Error(argument + "." + key, std::string("explicit fan axes are not supported for the Conv3DTranspose "
+                                                    "kernel (Keras's default rule applies when null), got ") +
+                                            config[key].dump());
+    }
+  }
+}
+
+// Keras looks names up exactly (case-sensitive) in a table of class names,
+// their snake_case forms and a few aliases; the tables differ between
+// versions (scripts/make_keras_fixtures.py records both in objects.json).
+const std::string* lookup_name(const std::map<std::string, std::string>& table, const std::string& name) {
+  auto it = table.find(name);
+  return it == table.end() ? nullptr : &it->second;
+}
+
 }  // namespace
 
-Initializer initializer_from_json(const json& v, const std::string& argument) {
+Initializer initializer_from_json(const json& v, const std::string& argument, Flavor flavor) {
   const Serialized s = serialized_object(v, argument);
-  static const std::map<std::string, std::string> kNames = {
-      {"zeros", "Zeros"}, {"zero", "Zeros"}, {"ones", "Ones"}, {"one", "Ones"},
-      {"constant", "Constant"}, {"randomnormal", "RandomNormal"}, {"normal", "RandomNormal"},
-      {"randomuniform", "RandomUniform"}, {"uniform", "RandomUniform"},
-      {"truncatednormal", "TruncatedNormal"}, {"variancescaling", "VarianceScaling"},
-      {"glorotuniform", "GlorotUniform"}, {"glorotnormal", "GlorotNormal"},
-      {"heuniform", "HeUniform"}, {"henormal", "HeNormal"}, {"lecununiform", "LecunUniform"},
-      {"lecunnormal", "LecunNormal"}, {"orthogonal", "Orthogonal"},
-      {"orthogonalinitializer", "Orthogonal"}, {"identity", "Identity"},
-      {"identityinitializer", "Identity"},
+  static const std::map<std::string, std::string> kCommon = {
+      {"Zeros", "Zeros"}, {"zeros", "Zeros"}, {"zero", "Zeros"}, {"Ones", "Ones"}, {"ones", "Ones"},
+      {"one", "Ones"}, {"Constant", "Constant"}, {"constant", "Constant"},
+      {"RandomNormal", "RandomNormal"}, {"random_normal", "RandomNormal"}, {"normal", "RandomNormal"},
+      {"RandomUniform", "RandomUniform"}, {"random_uniform", "RandomUniform"}, {"uniform", "RandomUniform"},
+      {"TruncatedNormal", "TruncatedNormal"}, {"truncated_normal", "TruncatedNormal"},
+      {"VarianceScaling", "VarianceScaling"}, {"variance_scaling", "VarianceScaling"},
+      {"GlorotUniform", "GlorotUniform"}, {"glorot_uniform", "GlorotUniform"},
+      {"GlorotNormal", "GlorotNormal"}, {"glorot_normal", "GlorotNormal"},
+      {"HeUniform", "HeUniform"}, {"he_uniform", "HeUniform"}, {"HeNormal", "HeNormal"},
+      {"he_normal", "HeNormal"}, {"LecunUniform", "LecunUniform"}, {"lecun_uniform", "LecunUniform"},
+      {"LecunNormal", "LecunNormal"}, {"lecun_normal", "LecunNormal"}, {"Orthogonal", "Orthogonal"},
+      {"orthogonal", "Orthogonal"}, {"Identity", "Identity"}, {"identity", "Identity"},
   };
-  auto it = kNames.find(canonical_key(s.class_name));
-  if (it == kNames.end()) {
-    throw Error(argument, "unknown initializer '" + s.class_name + "'");
+  // Keras 3 names its classes OrthogonalInitializer and IdentityInitializer.
+  static const std::map<std::string, std::string> kKeras3Only = {
+      {"OrthogonalInitializer", "Orthogonal"}, {"IdentityInitializer", "Identity"}};
+  const std::string* found = lookup_name(kCommon, s.class_name);
+  if (!found && flavor == Flavor::kKeras3) found = lookup_name(kKeras3Only, s.class_name);
+  if (!found) {
+    throw Error(argument, "Could not interpret initializer identifier: '" + s.class_name + "' (flavor " +
+                              to_string(flavor) + ")");
+  }
+  if (*found == "Constant" && v.is_string() && flavor == Flavor::kKeras3) {
+    // Keras 3's Constant has no default value: get("constant") fails there.
+    throw Error(argument, "'" + s.class_name + "' needs a value in Keras 3: write "
+                          "{\"class_name\": \"Constant\", \"config\": {\"value\": ...}}");
   }
   Initializer init;
-  init.class_name = it->second;
+  init.class_name = *found;
   const json& c = s.config;
   if (!c.is_object()) throw Error(argument, "initializer config must be an object, got " + c.dump());
   if (init.class_name == "Identity") {
@@ -126,8 +156,9 @@ Initializer initializer_from_json(const json& v, const std::string& argument) {
     check_known_keys(c, {"minval", "maxval", "seed"}, argument);
   } else if (init.class_name == "VarianceScaling") {
     num("scale", init.scale);
-    if (c.contains("mode")) init.mode = lower(c["mode"].get<std::string>());
-    if (c.contains("distribution")) init.distribution = lower(c["distribution"].get<std::string>());
+    if (c.contains("mode")) init.mode = lower(string_value(c["mode"], argument + ".mode"));
+    if (c.contains("distribution"))
+      init.distribution = lower(string_value(c["distribution"], argument + ".distribution"));
     if (init.distribution == "normal") init.distribution = "truncated_normal";
     if (init.scale <= 0) throw Error(argument, "VarianceScaling scale must be positive, got " + std::to_string(init.scale));
     if (init.mode != "fan_in" && init.mode != "fan_out" && init.mode != "fan_avg")
@@ -136,47 +167,59 @@ Initializer initializer_from_json(const json& v, const std::string& argument) {
         init.distribution != "uniform")
       throw Error(argument, "VarianceScaling distribution must be truncated_normal, untruncated_normal or uniform, got '" +
                                 init.distribution + "'");
-    check_known_keys(c, {"scale", "mode", "distribution", "seed"}, argument);
+    require_default_axes(c, argument);
+    check_known_keys(c, {"scale", "mode", "distribution", "seed", "input_axes", "output_axes"}, argument);
   } else if (init.class_name == "Orthogonal") {
     num("gain", init.gain);
     check_known_keys(c, {"gain", "seed"}, argument);
   } else if (init.class_name == "Zeros" || init.class_name == "Ones") {
     check_known_keys(c, {}, argument);
   } else {
-    // Glorot/He/Lecun: newer Keras adds input_axes/output_axes, which only change fans for
-    // einsum-style kernels; conv kernels use the defaults.
+    // Glorot/He/Lecun: newer Keras adds input_axes/output_axes (null unless set by hand).
+    require_default_axes(c, argument);
     check_known_keys(c, {"seed", "input_axes", "output_axes"}, argument);
   }
   return init;
 }
 
-std::optional<Regularizer> regularizer_from_json(const json& v, const std::string& argument) {
+std::optional<Regularizer> regularizer_from_json(const json& v, const std::string& argument, Flavor flavor) {
   if (v.is_null()) return std::nullopt;
   const Serialized s = serialized_object(v, argument);
-  const std::string key = canonical_key(s.class_name);
+  // Keras 3: L1/l1, L2/l2, L1L2/l1l2 (l1=l2=0). tf.keras 2.x: L1/l1, L2/l2, L1L2 (0, 0) and the
+  // function name l1_l2, which means l1=l2=0.01 there; Keras 3 does not know "l1_l2".
+  static const std::map<std::string, std::string> kKeras3 = {
+      {"L1", "L1"}, {"l1", "L1"}, {"L2", "L2"}, {"l2", "L2"}, {"L1L2", "L1L2"}, {"l1l2", "L1L2"}};
+  static const std::map<std::string, std::string> kTfKeras2 = {
+      {"L1", "L1"}, {"l1", "L1"}, {"L2", "L2"}, {"l2", "L2"}, {"L1L2", "L1L2"}, {"l1_l2", "l1_l2"}};
+  const std::string* found = lookup_name(flavor == Flavor::kKeras3 ? kKeras3 : kTfKeras2, s.class_name);
+  if (!found) {
+    throw Error(argument, "Could not interpret regularizer identifier: '" + s.class_name + "' (flavor " +
+                              to_string(flavor) + "; supported: " +
+                              (flavor == Flavor::kKeras3 ? "l1, l2, l1l2 / L1, L2, L1L2" : "l1, l2, l1_l2 / L1, L2, L1L2") +
+                              ")");
+  }
   Regularizer r;
   const json& c = s.config;
+  if (!c.is_object()) throw Error(argument, "regularizer config must be an object, got " + c.dump());
   auto num = [&](const char* name, double& field) {
     if (c.contains(name) && !c[name].is_null()) field = number_value(c[name], argument + "." + name);
   };
-  if (key == "l1") {
+  if (*found == "L1") {
     r.class_name = "L1";
     r.l1 = 0.01;
     num("l1", r.l1);
     check_known_keys(c, {"l1"}, argument);
-  } else if (key == "l2") {
+  } else if (*found == "L2") {
     r.class_name = "L2";
     r.l2 = 0.01;
     num("l2", r.l2);
     check_known_keys(c, {"l2"}, argument);
-  } else if (key == "l1l2") {
+  } else {
     r.class_name = "L1L2";
-    // A bare "l1_l2" name gives L1L2() in Keras 3 (both 0.0); an explicit config sets them.
+    if (*found == "l1_l2") r.l1 = r.l2 = 0.01;  // tf.keras 2.x regularizers.l1_l2(l1=0.01, l2=0.01)
     num("l1", r.l1);
     num("l2", r.l2);
     check_known_keys(c, {"l1", "l2"}, argument);
-  } else {
-    throw Error(argument, "unsupported regularizer '" + s.class_name + "' (supported: l1, l2, l1_l2)");
   }
   if (r.l1 < 0 || r.l2 < 0 || !std::isfinite(r.l1) || !std::isfinite(r.l2)) {
     throw Error(argument, "regularization factors must be finite and non-negative, got l1=" +
@@ -185,10 +228,19 @@ std::optional<Regularizer> regularizer_from_json(const json& v, const std::strin
   return r;
 }
 
-std::optional<Constraint> constraint_from_json(const json& v, const std::string& argument) {
+std::optional<Constraint> constraint_from_json(const json& v, const std::string& argument, Flavor flavor) {
   if (v.is_null()) return std::nullopt;
   const Serialized s = serialized_object(v, argument);
-  const std::string key = canonical_key(s.class_name);
+  static const std::map<std::string, std::string> kKeras3 = {
+      {"MaxNorm", "maxnorm"}, {"max_norm", "maxnorm"}, {"MinMaxNorm", "minmaxnorm"},
+      {"min_max_norm", "minmaxnorm"}, {"NonNeg", "nonneg"}, {"non_neg", "nonneg"},
+      {"UnitNorm", "unitnorm"}, {"unit_norm", "unitnorm"}};
+  // tf.keras 2.x also keeps the Keras 1 lowercase aliases.
+  static const std::map<std::string, std::string> kTfKeras2Extra = {
+      {"maxnorm", "maxnorm"}, {"nonneg", "nonneg"}, {"unitnorm", "unitnorm"}};
+  const std::string* found = lookup_name(kKeras3, s.class_name);
+  if (!found && flavor == Flavor::kTfKeras2) found = lookup_name(kTfKeras2Extra, s.class_name);
+  const std::string key = found ? *found : std::string();
   Constraint k;
   const json& c = s.config;
   auto num = [&](const char* name, double& field) {
@@ -312,27 +364,33 @@ LayerConfig config_from_json(const json& input, std::optional<Flavor> forced_fla
   config.kernel_size = triple_value(c["kernel_size"], "kernel_size");
   if (c.contains("strides") && !c["strides"].is_null()) config.strides = triple_value(c["strides"], "strides");
   if (c.contains("padding") && !c["padding"].is_null()) {
-    if (!c["padding"].is_string())
-      throw Error("padding", "The `padding` argument must be a list/tuple or one of {'valid', 'same'}. Received: " +
-                                 c["padding"].dump());
-    const std::string p = lower(c["padding"].get<std::string>());
+    const std::string text = c["padding"].is_string() ? c["padding"].get<std::string>() : c["padding"].dump();
+    const std::string p = c["padding"].is_string() ? lower(text) : "";
+    const bool tf_keras2 = config.flavor == Flavor::kTfKeras2;
     if (p == "valid") config.padding = Padding::kValid;
     else if (p == "same") config.padding = Padding::kSame;
-    else if (p == "causal" && config.flavor == Flavor::kTfKeras2)
-      throw Error("padding", "Causal padding is only supported for `Conv1D` and `SeparableConv1D`.");
+    else if (p == "causal" && tf_keras2)
+      throw Error("padding", "Causal padding is only supported for `Conv1D` and `SeparableConv1D`. Received: causal");
+    else if (tf_keras2)
+      throw Error("padding", "The `padding` argument must be a list/tuple or one of \"valid\", \"same\" (or "
+                             "\"causal\", only for `Conv1D). Received: " + text);
     else
-      throw Error("padding", "The `padding` argument must be a list/tuple or one of {'valid', 'same'}. Received: " +
-                                 c["padding"].get<std::string>());
+      throw Error("padding", "The `padding` argument must be a list/tuple or one of {'valid', 'same'}. Received: " + text);
   }
   if (c.contains("output_padding") && !c["output_padding"].is_null())
     config.output_padding = triple_value(c["output_padding"], "output_padding");
   if (c.contains("data_format") && !c["data_format"].is_null()) {
-    const std::string f = c["data_format"].is_string() ? lower(c["data_format"].get<std::string>()) : "";
+    const std::string text =
+        c["data_format"].is_string() ? c["data_format"].get<std::string>() : c["data_format"].dump();
+    const std::string f = c["data_format"].is_string() ? lower(text) : "";
     if (f == "channels_last") config.data_format = DataFormat::kChannelsLast;
     else if (f == "channels_first") config.data_format = DataFormat::kChannelsFirst;
+    else if (config.flavor == Flavor::kTfKeras2)
+      throw Error("data_format", "The `data_format` argument must be one of \"channels_first\", "
+                                 "\"channels_last\". Received: " + text);
     else
       throw Error("data_format", "The `data_format` argument must be one of {'channels_first', 'channels_last'}. "
-                                 "Received: data_format=" + c["data_format"].dump());
+                                 "Received: data_format=" + text);
   }
   if (c.contains("dilation_rate") && !c["dilation_rate"].is_null())
     config.dilation_rate = triple_value(c["dilation_rate"], "dilation_rate");
@@ -342,19 +400,19 @@ LayerConfig config_from_json(const json& input, std::optional<Flavor> forced_fla
     config.use_bias = c["use_bias"].get<bool>();
   }
   if (c.contains("kernel_initializer") && !c["kernel_initializer"].is_null())
-    config.kernel_initializer = initializer_from_json(c["kernel_initializer"], "kernel_initializer");
+    config.kernel_initializer = initializer_from_json(c["kernel_initializer"], "kernel_initializer", config.flavor);
   if (c.contains("bias_initializer") && !c["bias_initializer"].is_null())
-    config.bias_initializer = initializer_from_json(c["bias_initializer"], "bias_initializer");
+    config.bias_initializer = initializer_from_json(c["bias_initializer"], "bias_initializer", config.flavor);
   if (c.contains("kernel_regularizer"))
-    config.kernel_regularizer = regularizer_from_json(c["kernel_regularizer"], "kernel_regularizer");
+    config.kernel_regularizer = regularizer_from_json(c["kernel_regularizer"], "kernel_regularizer", config.flavor);
   if (c.contains("bias_regularizer"))
-    config.bias_regularizer = regularizer_from_json(c["bias_regularizer"], "bias_regularizer");
+    config.bias_regularizer = regularizer_from_json(c["bias_regularizer"], "bias_regularizer", config.flavor);
   if (c.contains("activity_regularizer"))
-    config.activity_regularizer = regularizer_from_json(c["activity_regularizer"], "activity_regularizer");
+    config.activity_regularizer = regularizer_from_json(c["activity_regularizer"], "activity_regularizer", config.flavor);
   if (c.contains("kernel_constraint"))
-    config.kernel_constraint = constraint_from_json(c["kernel_constraint"], "kernel_constraint");
+    config.kernel_constraint = constraint_from_json(c["kernel_constraint"], "kernel_constraint", config.flavor);
   if (c.contains("bias_constraint"))
-    config.bias_constraint = constraint_from_json(c["bias_constraint"], "bias_constraint");
+    config.bias_constraint = constraint_from_json(c["bias_constraint"], "bias_constraint", config.flavor);
   validate(config);
   return config;
 }

@@ -96,6 +96,52 @@ Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int
                 config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{}, options);
 }
 
+Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation& activation,
+                                  const ConstTensor& kernel, const ConstTensor& bias, const LayerOptions& options) {
+  validate_geometry(geometry);
+  auto state = std::make_unique<State>();
+  state->options = options;
+  state->geometry = geometry;
+  const ConvGeometry& g = state->geometry;
+  // A config that tells what it can: the crops live only in the geometry.
+  LayerConfig& c = state->config;
+  c.filters = g.out_channels;
+  for (int a = 0; a < 3; ++a) {
+    c.kernel_size[a] = g.axes[a].kernel;
+    c.strides[a] = g.axes[a].stride;
+    c.dilation_rate[a] = g.axes[a].dilation;
+  }
+  c.data_format = g.data_format;
+  c.activation = activation;
+  c.use_bias = bias.data != nullptr;
+
+  const std::vector<int64_t> expected_kernel = kernel_shape_of(g);
+  if (!kernel.data) throw Error("kernel", "no kernel given");
+  if (kernel.shape != expected_kernel)
+    throw Error("kernel", "shape " + shape_to_string(kernel.shape) + " does not match the geometry: expected " +
+                              shape_to_string(expected_kernel));
+  if (bias.data && bias.shape != std::vector<int64_t>{g.out_channels})
+    throw Error("bias", "shape " + shape_to_string(bias.shape) + " does not match the geometry: expected (" +
+                            std::to_string(g.out_channels) + ",)");
+  if (activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2 != 0)
+    throw Error("activation", "glu needs an even last axis, got " + std::to_string(g.output_shape()[4]));
+  if (options.threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(options.threads));
+  check_allocatable(4.0 * (3.0 * double(g.kernel_elements()) + double(g.output_elements())), "layer");
+  try {
+    state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
+    if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
+    Problem problem;
+    problem.geometry = g;
+    problem.has_bias = c.use_bias;
+    if (activation.is_elementwise()) problem.fused_activation = activation;
+    state->executor = make_executor(problem, state->kernel.data(), c.use_bias ? state->bias.data() : nullptr, options);
+  } catch (const std::bad_alloc&) {
+    throw Error("layer", "out of memory while creating the layer");
+  }
+  state->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  return Layer(std::move(state));
+}
+
 void Layer::forward(const float* input, float* output) const {
   const State& s = *state_;
   const Activation& act = s.config.activation;

@@ -1,30 +1,156 @@
 #include "runtime/npy.hpp"
 
 #include <cstdio>
+#include <cctype>
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include "runtime/memory_guard.hpp"
 #include "tconv3d/error.hpp"
+#include "tconv3d/geometry.hpp"
 
 namespace tconv3d {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
+// Shapes whose element count exceeds this are refused before anything is
+// allocated (4 TiB of float32).
+constexpr int64_t kMaxElements = int64_t{1} << 40;
 
-std::string header_field(const std::string& header, const std::string& key, const std::string& name) {
-  const std::regex pattern("['\"]" + key + "['\"]\\s*:\\s*([^,}]*\\)|[^,}]*)");
-  std::smatch match;
-  if (!std::regex_search(header, match, pattern)) {
-    throw Error(name, "not a valid .npy file: header has no '" + key + "'");
+// The header is a Python dict literal, e.g.
+//   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+// parsed strictly: exactly NumPy's three keys, each once, nothing else.
+class HeaderParser {
+ public:
+  HeaderParser(const std::string& text, const std::string& name) : text_(text), name_(name) {}
+
+  struct Header {
+    std::string descr;
+    bool fortran_order = false;
+    std::vector<int64_t> shape;
+  };
+
+  Header parse() {
+    Header h;
+    bool have_descr = false, have_order = false, have_shape = false;
+    expect('{');
+    while (true) {
+      skip_space();
+      if (peek() == '}') break;
+      const std::string key = string_literal();
+      expect(':');
+      if (key == "descr" && !have_descr) {
+        h.descr = string_literal();
+        have_descr = true;
+      } else if (key == "fortran_order" && !have_order) {
+        h.fortran_order = boolean();
+        have_order = true;
+      } else if (key == "shape" && !have_shape) {
+        h.shape = shape_tuple();
+        have_shape = true;
+      } else {
+        fail("unexpected or repeated key '" + key + "'");
+      }
+      skip_space();
+      if (peek() == ',') {
+        ++pos_;
+      } else if (peek() != '}') {
+        fail("expected ',' or '}'");
+      }
+    }
+    ++pos_;
+    skip_space();
+    if (pos_ != text_.size()) fail("unexpected text after the header dict");
+    if (!have_descr) fail("header has no 'descr'");
+    if (!have_order) fail("header has no 'fortran_order'");
+    if (!have_shape) fail("header has no 'shape'");
+    return h;
   }
-  std::string value = match[1].str();
-  while (!value.empty() && (value.back() == ' ')) value.pop_back();
-  while (!value.empty() && (value.front() == ' ')) value.erase(value.begin());
-  return value;
-}
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw Error(name_, "not a valid .npy file: " + what + " in header " + printable_header());
+  }
+
+  std::string printable_header() const {
+    std::string out;
+    for (char c : text_.substr(0, 200)) out += (c >= 32 && c < 127) ? c : '?';
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+  }
+
+  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+
+  void skip_space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\t')) ++pos_;
+  }
+
+  void expect(char c) {
+    skip_space();
+    if (peek() != c) fail(std::string("expected '") + c + "'");
+    ++pos_;
+  }
+
+  std::string string_literal() {
+    skip_space();
+    const char quote = peek();
+    if (quote != '\'' && quote != '"') fail("expected a quoted string");
+    const size_t close = text_.find(quote, pos_ + 1);
+    if (close == std::string::npos) fail("unterminated string");
+    std::string value = text_.substr(pos_ + 1, close - pos_ - 1);
+    pos_ = close + 1;
+    return value;
+  }
+
+  bool boolean() {
+    skip_space();
+    if (text_.compare(pos_, 4, "True") == 0) {
+      pos_ += 4;
+      return true;
+    }
+    if (text_.compare(pos_, 5, "False") == 0) {
+      pos_ += 5;
+      return false;
+    }
+    fail("fortran_order must be True or False");
+  }
+
+  // "()", "(4,)", "(2, 3)", legacy "(2L, 3L)"; non-negative decimal integers.
+  std::vector<int64_t> shape_tuple() {
+    std::vector<int64_t> shape;
+    skip_space();
+    if (peek() != '(') fail("shape must be a tuple of integers");
+    ++pos_;
+    while (true) {
+      skip_space();
+      if (peek() == ')') break;
+      if (peek() == '-') fail("negative dimension in shape");
+      if (!std::isdigit(static_cast<unsigned char>(peek()))) fail("shape must be a tuple of integers");
+      int64_t dim = 0;
+      while (std::isdigit(static_cast<unsigned char>(peek()))) {
+        dim = dim * 10 + (text_[pos_++] - '0');
+        if (dim > kMaxElements) throw Error(name_, "dimension in shape is too large (over 2^40)");
+      }
+      if (peek() == 'L') ++pos_;
+      shape.push_back(dim);
+      skip_space();
+      if (peek() == ',') {
+        ++pos_;
+      } else if (peek() != ')') {
+        fail("shape must be a tuple of integers");
+      }
+    }
+    ++pos_;
+    return shape;
+  }
+
+  const std::string& text_;
+  const std::string& name_;
+  size_t pos_ = 0;
+};
 
 }  // namespace
 
@@ -45,45 +171,40 @@ NpyArray parse_npy(const std::string& bytes, const std::string& name) {
   } else {
     throw Error(name, "unsupported .npy format version " + std::to_string(major));
   }
-  if (offset + header_len > bytes.size()) throw Error(name, "truncated .npy header");
-  const std::string header = bytes.substr(offset, header_len);
-  const std::string descr = header_field(header, "descr", name);
-  const std::string fortran = header_field(header, "fortran_order", name);
-  const std::string shape_text = header_field(header, "shape", name);
-  if (descr != "'<f4'" && descr != "\"<f4\"") {
-    throw Error(name, "dtype " + descr + " is not float32 ('<f4'); convert it explicitly, e.g. "
+  if (header_len > bytes.size() - offset) throw Error(name, "truncated .npy header");
+  const std::string header_text = bytes.substr(offset, header_len);
+  const HeaderParser::Header header = HeaderParser(header_text, name).parse();
+  const std::string shape_text = shape_to_string(header.shape);
+  if (header.descr != "<f4") {
+    throw Error(name, "dtype '" + header.descr + "' is not float32 ('<f4'); convert it explicitly, e.g. "
                       "numpy.asarray(x, dtype=numpy.float32)");
   }
-  if (fortran != "False") throw Error(name, "array is in Fortran order; only C order is accepted");
-  NpyArray array;
-  static const std::regex number("-?[0-9]+");
-  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), number); it != std::sregex_iterator(); ++it) {
-    const std::string text = it->str();
-    if (text.size() > 15) throw Error(name, "dimension " + text + " is too large");
-    const int64_t dim = std::stoll(text);
-    if (dim < 0) throw Error(name, "negative dimension in shape " + shape_text);
-    array.shape.push_back(dim);
-  }
-  if (shape_text.front() != '(') throw Error(name, "malformed shape " + shape_text);
+  if (header.fortran_order) throw Error(name, "array is in Fortran order; only C order is accepted");
   int64_t count = 1;
-  for (int64_t d : array.shape) {
-    if (d != 0 && count > (int64_t{1} << 40) / d) throw Error(name, "shape " + shape_text + " is too large");
+  for (int64_t d : header.shape) {
+    if (d != 0 && count > kMaxElements / d) throw Error(name, "shape " + shape_text + " is too large");
     count *= d;
   }
   const size_t data_offset = offset + header_len;
   const size_t expected = size_t(count) * 4;
   if (bytes.size() - data_offset != expected) {
     throw Error(name, "data size " + std::to_string(bytes.size() - data_offset) + " bytes does not match shape " +
-                          shape_text + " (" + std::to_string(expected) + " bytes expected): file truncated or corrupt");
+                          shape_text + " (" + std::to_string(expected) + " bytes expected): file " +
+                          (bytes.size() - data_offset < expected ? "truncated" : "has trailing bytes") +
+                          " or corrupt");
   }
+  NpyArray array;
+  array.shape = header.shape;
   array.data.resize(size_t(count));
   if (count) std::memcpy(array.data.data(), bytes.data() + data_offset, expected);
   return array;
 }
 
 NpyArray read_npy(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path, "is a directory, not a .npy file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "cannot open for reading");
+  if (!in) throw Error(path, "cannot open for reading (" + std::string(std::strerror(errno)) + ")");
   in.seekg(0, std::ios::end);
   const std::streamoff size = in.tellg();
   if (size < 0) throw Error(path, "cannot read");
@@ -112,7 +233,7 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(path, "cannot open for writing");
+    if (!out) throw Error(path, "cannot open for writing (" + std::string(std::strerror(errno)) + ")");
     out.write(kMagic, 6);
     const char version[2] = {1, 0};
     out.write(version, 2);
@@ -121,15 +242,17 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
     out.write(len_bytes, 2);
     out.write(header.data(), std::streamsize(header.size()));
     out.write(reinterpret_cast<const char*>(data), std::streamsize(count * 4));
+    // close() flushes: a full disk may only show up here.
+    out.close();
     if (!out) {
-      out.close();
       std::remove(tmp.c_str());
       throw Error(path, "write failed (disk full?)");
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string reason = std::strerror(errno);
     std::remove(tmp.c_str());
-    throw Error(path, "cannot write");
+    throw Error(path, "cannot write (" + reason + ")");
   }
 }
 

@@ -47,6 +47,10 @@ std::string Args::require(const std::string& flag) const {
   return *value;
 }
 
+void Args::reject_positional() const {
+  if (!positional_.empty()) throw Error(positional_.front(), "unexpected argument (options start with --)");
+}
+
 bool Args::has(const std::string& flag) const { return switches_.count(flag) > 0; }
 
 int Args::get_int(const std::string& flag, int fallback) const {

@@ -21,6 +21,8 @@ class Args {
   bool has(const std::string& flag) const;
   int get_int(const std::string& flag, int fallback) const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // For commands that take only flags: a stray word is an error, not ignored.
+  void reject_positional() const;
 
  private:
   std::map<std::string, std::string> values_;

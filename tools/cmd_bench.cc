@@ -1,5 +1,6 @@
 // tconv3d bench: times a layer (or a suite of layers) on random data.
 #include <cstdio>
+#include <filesystem>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -53,6 +54,7 @@ int bench_command(const std::vector<std::string>& argv) {
                   {"--layer", "--input-shape", "--suite", "--backend", "--isa", "--threads", "--keras-flavor",
                    "--min-time"},
                   {"--json"});
+  args.reject_positional();
   const LayerOptions options = layer_options(args);
   double min_seconds = 0.5;
   if (auto text = args.get("--min-time")) {
@@ -66,6 +68,8 @@ int bench_command(const std::vector<std::string>& argv) {
   const bool json = args.has("--json");
   if (auto suite_path = args.get("--suite")) {
     if (args.get("--layer")) throw Error("--suite", "give either --suite or --layer, not both");
+    std::error_code ec;
+    if (std::filesystem::is_directory(*suite_path, ec)) throw Error(*suite_path, "is a directory, not a file");
     const std::vector<SuiteLayer> suite = load_suite(*suite_path);
     for (size_t i = 0; i < suite.size(); ++i) {
       std::fprintf(stderr, "[%zu/%zu] %s\n", i + 1, suite.size(), suite[i].name.c_str());

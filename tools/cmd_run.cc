@@ -23,6 +23,7 @@ std::set<std::string> with(std::set<std::string> base, std::initializer_list<std
 
 int run_command(const std::vector<std::string>& argv) {
   const Args args(argv, with(kLayerFlags, {"--input", "--kernel", "--bias", "--output", "--seed"}), {"--losses"});
+  args.reject_positional();
   std::vector<std::string> warnings;
   const LayerConfig config = load_layer_config(args.require("--layer"), flavor_option(args), &warnings);
   const std::string output_path = args.require("--output");
@@ -77,6 +78,7 @@ int run_command(const std::vector<std::string>& argv) {
 
 int shape_command(const std::vector<std::string>& argv) {
   const Args args(argv, {"--layer", "--input-shape", "--keras-flavor"}, {});
+  args.reject_positional();
   std::vector<std::string> warnings;
   const LayerConfig config = load_layer_config(args.require("--layer"), flavor_option(args), &warnings);
   const std::vector<int64_t> input_shape = parse_shape(args.require("--input-shape"), "--input-shape");
@@ -93,6 +95,7 @@ int shape_command(const std::vector<std::string>& argv) {
 
 int constrain_command(const std::vector<std::string>& argv) {
   const Args args(argv, {"--layer", "--kernel", "--bias", "--output-kernel", "--output-bias", "--keras-flavor"}, {});
+  args.reject_positional();
   std::vector<std::string> warnings;
   const LayerConfig config = load_layer_config(args.require("--layer"), flavor_option(args), &warnings);
   print_warnings(warnings);
@@ -118,7 +121,15 @@ int constrain_command(const std::vector<std::string>& argv) {
   if (config.kernel_constraint) apply_constraint(*config.kernel_constraint, kernel.data.data(), kernel.shape);
   if (bias && config.bias_constraint) apply_constraint(*config.bias_constraint, bias->data.data(), bias->shape);
   write_npy(out_kernel, kernel.shape, kernel.data.data());
-  if (bias) write_npy(*args.get("--output-bias"), bias->shape, bias->data.data());
+  if (bias) {
+    try {
+      write_npy(*args.get("--output-bias"), bias->shape, bias->data.data());
+    } catch (const Error&) {
+      // Leave no half-done pair: a constrained kernel without its bias.
+      std::remove(out_kernel.c_str());
+      throw;
+    }
+  }
   return 0;
 }
 

@@ -16,6 +16,11 @@ int run_command(const std::vector<std::string>& argv);
 int shape_command(const std::vector<std::string>& argv);
 int constrain_command(const std::vector<std::string>& argv);
 int bench_command(const std::vector<std::string>& argv);
+int model_command(const std::vector<std::string>& argv);  // inspect | run | bench a model file
+int plan_command(const std::vector<std::string>& argv);
+int demo_command(const std::vector<std::string>& argv);
+int peak_command(const std::vector<std::string>& argv);  // measured FMA ceiling
+int aot_command(const std::vector<std::string>& argv);   // relocatable object + C header
 
 // Shared by the commands.
 std::string read_text_file(const std::string& path);

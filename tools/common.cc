@@ -1,4 +1,7 @@
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -8,8 +11,10 @@
 namespace tconv3d::cli {
 
 std::string read_text_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw Error(path, "is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path, "cannot open for reading");
+  if (!in) throw Error(path, "cannot open for reading (" + std::string(std::strerror(errno)) + ")");
   std::ostringstream text;
   text << in.rdbuf();
   return text.str();
@@ -25,15 +30,32 @@ LayerConfig load_layer_config(const std::string& path, std::optional<Flavor> fla
   }
 }
 
+namespace {
+
+// Parses a flag's value with the library's parser, naming the flag as the
+// user typed it in the error.
+template <typename Parse>
+auto parse_flag(const std::string& flag, const std::string& value, Parse&& parse) {
+  try {
+    return parse(value);
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    const std::string prefix = e.argument() + ": ";
+    throw Error(flag, what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what);
+  }
+}
+
+}  // namespace
+
 std::optional<Flavor> flavor_option(const Args& args) {
-  if (auto text = args.get("--keras-flavor")) return parse_flavor(*text);
+  if (auto text = args.get("--keras-flavor")) return parse_flag("--keras-flavor", *text, parse_flavor);
   return std::nullopt;
 }
 
 LayerOptions layer_options(const Args& args) {
   LayerOptions options;
-  if (auto text = args.get("--backend")) options.backend = parse_backend(*text);
-  if (auto text = args.get("--isa")) options.isa = parse_isa(*text);
+  if (auto text = args.get("--backend")) options.backend = parse_flag("--backend", *text, parse_backend);
+  if (auto text = args.get("--isa")) options.isa = parse_flag("--isa", *text, parse_isa);
   options.threads = args.get_int("--threads", 0);
   return options;
 }

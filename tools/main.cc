@@ -20,6 +20,15 @@ constexpr const char* kUsage =
     "  constrain  --layer L.json --kernel K.npy [--bias B.npy] --output-kernel K2.npy [--output-bias B2.npy]\n"
     "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
     "             [--threads N] [--json] [--min-time SECONDS]\n"
+    "  plan       --layer L.json --input-shape N,D,H,W,C [--isa auto|avx2|avx512] [--keras-flavor ...]\n"
+    "             prints the xbyak kernel plan (phases, register tile, border tiles, cache key)\n"
+    "  demo       [EXAMPLE.json] [--threads N]   specialize a bundled model's layers, check, time\n"
+    "  peak       [--threads N] [--json]   measured fp32 FMA peak (ymm, and zmm with AVX-512), 1 and N threads\n"
+    "  aot        --layer L.json --input-shape N,D,H,W,C --symbol NAME -o NAME.o [--header NAME.h]\n"
+    "             [--kernel K.npy [--bias B.npy]] [--backend llvm|xbyak] [--isa avx2|avx512] [--target TRIPLE]\n"
+    "             relocatable ELF object defining the layer as the C function NAME (see the header)\n"
+    "  model      inspect|run|bench FILE   Keras .keras/.h5 or ONNX: every 3D transposed convolution,\n"
+    "             specialized at load (tconv3d model --help)\n"
     "\n"
     "Exit codes: 0 success, 2 bad input (the error is on stderr), 1 internal failure.\n";
 
@@ -38,6 +47,11 @@ int main(int argc, char** argv) {
     if (command == "shape") return tconv3d::cli::shape_command(rest);
     if (command == "constrain") return tconv3d::cli::constrain_command(rest);
     if (command == "bench") return tconv3d::cli::bench_command(rest);
+    if (command == "peak") return tconv3d::cli::peak_command(rest);
+    if (command == "model") return tconv3d::cli::model_command(rest);
+    if (command == "plan") return tconv3d::cli::plan_command(rest);
+    if (command == "demo") return tconv3d::cli::demo_command(rest);
+    if (command == "aot") return tconv3d::cli::aot_command(rest);
     std::fprintf(stderr, "tconv3d: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const tconv3d::Error& e) {

@@ -10,6 +10,7 @@
 
 #include <xbyak/xbyak.h>
 
+#include "codegen/x64/vector_math.hpp"
 #include "tconv3d/config.hpp"
 
 namespace tconv3d::x64 {
@@ -37,6 +38,7 @@ class ActivationEmitter {
   Xbyak::CodeGenerator& gen_;
   Activation activation_;
   Xbyak::Label constants_;
+  ConstantTable table_{VectorMath<Vmm>::kAvx512 ? 1 : VectorMath<Vmm>::kLanes};
   bool used_ = false;
 };
 

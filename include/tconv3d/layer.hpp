@@ -64,6 +64,13 @@ class Layer {
   // Same, with weights drawn from the config's initializers (seeded).
   static Layer create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape,
                                   uint64_t seed, const LayerOptions& options = {});
+  // From an explicit geometry (ONNX, PyTorch: crops no Keras padding can
+  // express). kernel in Keras layout (kd, kh, kw, filters, in_channels); bias
+  // (filters,) or none (data == nullptr). config() then describes the
+  // geometry's kernel, strides, dilation and data format with padding valid.
+  static Layer create_from_geometry(const ConvGeometry& geometry, const Activation& activation,
+                                    const ConstTensor& kernel, const ConstTensor& bias,
+                                    const LayerOptions& options = {});
 
   Layer(Layer&&) noexcept;
   Layer& operator=(Layer&&) noexcept;

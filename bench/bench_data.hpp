@@ -1,0 +1,40 @@
+// The data every benchmark of one suite layer shares: geometry, random
+// weights and input (the same for every implementation), one output buffer,
+// and the reference output (computed once, on one thread, and timed).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/suite.hpp"
+#include "tconv3d/layer.hpp"
+
+namespace tconv3d::bench {
+
+struct LayerData {
+  SuiteLayer entry;
+  ConvGeometry geometry;
+  std::vector<float> kernel, bias, input, output;
+  double flops = 0;
+
+  // The reference output and how long computing it took on one thread.
+  const std::vector<float>& reference();
+  double reference_seconds();
+
+  // A Layer over this data's weights with the given backend and threads.
+  Layer make_layer(Backend backend, int threads) const;
+
+ private:
+  void compute_reference();
+  std::vector<float> reference_;
+  double reference_seconds_ = 0;
+};
+
+// The suite loaded once, with deterministic random data per layer.
+std::vector<std::unique_ptr<LayerData>> load_layers(const std::string& path);
+
+// max |a - b| / max(1, max |b|): error relative to the output's scale.
+double scaled_max_error(const float* actual, const std::vector<float>& expected);
+
+}  // namespace tconv3d::bench

@@ -1,0 +1,43 @@
+// oneDNN's deconvolution_forward on one suite layer, set up the way a user
+// would call it for a fair side-by-side: f32, the layer's own activation
+// layout in and out (ndhwc for channels_last, ncdhw for channels_first),
+// weights reordered once into the layout oneDNN picks (format_tag::any),
+// bias, and the activation as an eltwise post-op. Only in builds with oneDNN.
+#pragma once
+
+#ifdef TCONV3D_HAVE_ONEDNN
+
+#include <memory>
+#include <string>
+
+#include "tconv3d/config.hpp"
+#include "tconv3d/geometry.hpp"
+
+namespace tconv3d::bench {
+
+class OneDnnDeconv {
+ public:
+  // kernel: Keras layout (kd, kh, kw, filters, in_channels); bias may be null.
+  // Throws std::runtime_error saying why when the layer cannot be expressed
+  // (an activation with no eltwise post-op, a crop oneDNN rejects...).
+  OneDnnDeconv(const ConvGeometry& geometry, const Activation& activation, const float* kernel,
+               const float* bias);
+  ~OneDnnDeconv();
+
+  // Runs with `threads` OpenMP threads (Debian's oneDNN uses OpenMP).
+  void run(const float* input, float* output, int threads) const;
+
+  std::string impl() const;  // oneDNN's implementation name, e.g. jit:avx512_core
+  bool uses_zmm() const;     // the CPU ISA oneDNN dispatches to has 512-bit vectors
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The effective ISA oneDNN will use (honours ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA).
+std::string onednn_isa_name();
+
+}  // namespace tconv3d::bench
+
+#endif  // TCONV3D_HAVE_ONEDNN

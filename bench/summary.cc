@@ -1,0 +1,130 @@
+#include "bench/summary.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tconv3d::bench {
+
+void CollectingReporter::ReportRuns(const std::vector<Run>& runs) {
+  display_->ReportRuns(runs);
+  for (const Run& run : runs) {
+    if (run.error_occurred || run.iterations <= 0) continue;
+    const auto key = keys_.find(run.run_name.function_name);
+    if (key == keys_.end()) continue;
+    const double seconds = run.real_accumulated_time / double(run.iterations);
+    if (run.run_type == Run::RT_Iteration) {
+      seconds_[key->second].push_back(seconds);
+    } else if (run.aggregate_name == "median") {
+      median_aggregate_[key->second] = seconds;
+    }
+  }
+}
+
+std::map<MeasurementKey, std::vector<double>> CollectingReporter::seconds() const {
+  std::map<MeasurementKey, std::vector<double>> result = seconds_;
+  for (const auto& [key, value] : median_aggregate_)
+    if (!result.count(key)) result[key] = {value};
+  return result;
+}
+
+namespace {
+
+double median(std::vector<double> values) {
+  if (values.empty()) return NAN;
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+// Median GFLOP/s, or NaN when the implementation did not run.
+double gflops_of(const SummaryInput& in, const MeasurementKey& key) {
+  const auto found = in.seconds.find(key);
+  if (found == in.seconds.end()) return NAN;
+  return in.flops.at(key.layer) / median(found->second) / 1e9;
+}
+
+double peak_for(const SummaryInput& in, const MeasurementKey& key) {
+  const auto info = in.info.find(key);
+  const bool zmm = info != in.info.end() && info->second.uses_zmm;
+  const auto& table = zmm ? in.peaks.zmm : in.peaks.ymm;
+  const auto found = table.find(key.threads);
+  return found == table.end() ? NAN : found->second;
+}
+
+std::string cell(double gflops, double peak) {
+  char text[48];
+  if (std::isnan(gflops)) return "-";
+  if (std::isnan(peak)) {
+    std::snprintf(text, sizeof text, "%.1f", gflops);
+  } else {
+    std::snprintf(text, sizeof text, "%.1f (%2.0f%%)", gflops, 100.0 * gflops / peak);
+  }
+  return text;
+}
+
+std::string ratio(double a, double b) {
+  if (std::isnan(a) || std::isnan(b) || b <= 0) return "-";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2fx", a / b);
+  return text;
+}
+
+}  // namespace
+
+void print_summary(std::FILE* out, const SummaryInput& in) {
+  std::fprintf(out, "\n== tconv3d summary: median GFLOP/s over interleaved repetitions (%% of measured FMA peak) ==\n");
+  std::fprintf(out, "FMA peak (GFLOP/s):");
+  for (const auto& [t, v] : in.peaks.ymm) std::fprintf(out, " ymm %dt %.1f;", t, v);
+  for (const auto& [t, v] : in.peaks.zmm) std::fprintf(out, " zmm %dt %.1f;", t, v);
+  std::fprintf(out, "\n(generic/xbyak rated against the peak of the vectors they use; oneDNN against the peak of the ISA it dispatches to)\n\n");
+  std::fprintf(out, "%-16s %2s %9s %16s %16s %16s %9s %9s\n", "layer", "t", "reference", "generic", "xbyak", "onednn",
+               "xb/gen", "xb/onednn");
+  std::map<int, std::pair<double, int>> log_vs_generic, log_vs_onednn;
+  for (int t : in.threads) {
+    for (const std::string& layer : in.layers) {
+      const MeasurementKey ref{layer, "reference", 1};
+      const MeasurementKey gen{layer, "generic", t}, xb{layer, "xbyak", t}, dn{layer, "onednn", t};
+      const double g = gflops_of(in, gen), x = gflops_of(in, xb), o = gflops_of(in, dn);
+      if (std::isnan(g) && std::isnan(x) && std::isnan(o) && std::isnan(gflops_of(in, ref))) continue;  // filtered out
+      std::fprintf(out, "%-16s %2d %9s %16s %16s %16s %9s %9s\n", layer.c_str(), t,
+                   t == in.threads.front() ? cell(gflops_of(in, ref), NAN).c_str() : "",
+                   cell(g, peak_for(in, gen)).c_str(), cell(x, peak_for(in, xb)).c_str(),
+                   cell(o, peak_for(in, dn)).c_str(), ratio(x, g).c_str(), ratio(x, o).c_str());
+      if (!std::isnan(x) && !std::isnan(g)) {
+        log_vs_generic[t].first += std::log(x / g);
+        ++log_vs_generic[t].second;
+      }
+      if (!std::isnan(x) && !std::isnan(o)) {
+        log_vs_onednn[t].first += std::log(x / o);
+        ++log_vs_onednn[t].second;
+      }
+    }
+  }
+  for (int t : in.threads) {
+    const auto g = log_vs_generic[t], o = log_vs_onednn[t];
+    if (g.second || o.second)
+      std::fprintf(out, "geomean %d thread(s): xbyak/generic %s over %d layers, xbyak/onednn %s over %d layers\n", t,
+                   g.second ? ratio(std::exp(g.first / g.second), 1).c_str() : "-", g.second,
+                   o.second ? ratio(std::exp(o.first / o.second), 1).c_str() : "-", o.second);
+  }
+  bool jit_header = false;
+  for (const auto& [key, values] : in.seconds) {
+    if (key.impl.rfind("jit_", 0) != 0) continue;
+    if (!jit_header) std::fprintf(out, "\nJIT (median per call):\n");
+    jit_header = true;
+    std::fprintf(out, "  %-16s %-16s %10.2f us\n", key.layer.c_str(), key.impl.c_str() + 4, 1e6 * median(values));
+  }
+  std::fprintf(out, "\nChecks against the reference (max |error| / max(1, max |reference|)) and what ran:\n");
+  for (const auto& [key, info] : in.info) {
+    if (key.threads != in.threads.front() && info.skipped.empty() && key.impl != "onednn") continue;
+    if (!info.skipped.empty()) {
+      std::fprintf(out, "  %-16s %-8s t=%d  skipped: %s\n", key.layer.c_str(), key.impl.c_str(), key.threads,
+                   info.skipped.c_str());
+    } else if (key.threads == in.threads.front()) {
+      std::fprintf(out, "  %-16s %-8s max error %.2e  %s\n", key.layer.c_str(), key.impl.c_str(), info.max_error,
+                   info.label.c_str());
+    }
+  }
+}
+
+}  // namespace tconv3d::bench

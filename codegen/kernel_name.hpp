@@ -1,0 +1,15 @@
+// Deterministic kernel names that say what a kernel computes and how, in the
+// XNNPACK style "what__how": the same name is used for the cache entry, the
+// TCONV3D_DUMP_DIR file and the perf symbol. Example:
+//   tconv3d_f32_k3x3x3_s2x2x2_d1x1x1_c64to32_w16to32c1_cl_relu__avx2_4x3
+#pragma once
+
+#include <string>
+
+namespace tconv3d::codegen {
+
+struct KernelPlan;
+
+std::string kernel_name(const KernelPlan& plan);
+
+}  // namespace tconv3d::codegen

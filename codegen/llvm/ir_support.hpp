@@ -1,0 +1,63 @@
+// Small IRBuilder helpers shared by the LLVM emitters: counted loops that
+// LLVM will not unroll (the plan already decided the unrolling), vector
+// constants, splats, FMAs and masked memory operations.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Module.h>
+
+namespace tconv3d::llvm_backend {
+
+class IrSupport {
+ public:
+  IrSupport(llvm::IRBuilder<>& builder, llvm::Module& module, int lanes);
+
+  llvm::IRBuilder<>& b() { return b_; }
+  int lanes() const { return lanes_; }
+  llvm::Type* f32() const { return b_.getFloatTy(); }
+  llvm::Type* i64() const { return b_.getInt64Ty(); }
+  llvm::FixedVectorType* vec() const { return vec_; }
+  llvm::PointerType* f32_ptr() const { return llvm::PointerType::getUnqual(b_.getFloatTy()); }
+
+  llvm::Value* i64c(int64_t v) { return b_.getInt64(static_cast<uint64_t>(v)); }
+  llvm::Value* splat(float v);
+  llvm::Value* splat(llvm::Value* scalar);
+  llvm::Value* int_splat(int32_t v);
+
+  // ptr + index floats.
+  llvm::Value* at(llvm::Value* float_ptr, llvm::Value* index);
+  llvm::Value* at(llvm::Value* float_ptr, int64_t index) { return at(float_ptr, i64c(index)); }
+  llvm::Value* load_vector(llvm::Value* float_ptr);
+  void store_vector(llvm::Value* value, llvm::Value* float_ptr);
+  // Lanes [0, valid) only; the others read as zero and are not written.
+  llvm::Value* masked_load(llvm::Value* float_ptr, int valid);
+  void masked_store(llvm::Value* value, llvm::Value* float_ptr, int valid);
+  llvm::Value* load_scalar(llvm::Value* float_ptr);
+
+  llvm::Value* fma(llvm::Value* a, llvm::Value* b, llvm::Value* c);  // a*b + c, fused
+  llvm::Value* unary(llvm::Intrinsic::ID id, llvm::Value* x);         // fabs, sqrt, rint...
+  // std::min/std::max semantics: min(a, b) = b < a ? b : a.
+  llvm::Value* min(llvm::Value* a, llvm::Value* b);
+  llvm::Value* max(llvm::Value* a, llvm::Value* b);
+
+  // An alloca in the function's entry block (so SROA turns it into registers).
+  llvm::AllocaInst* entry_alloca(llvm::Type* type, const char* name);
+
+  // for (i = 0; i < count; ++i) body(i); count is an i64 value (may be 0).
+  void loop(llvm::Value* count, const std::function<void(llvm::Value*)>& body, const char* name = "loop");
+  void loop(int64_t count, const std::function<void(llvm::Value*)>& body, const char* name = "loop") {
+    if (count > 0) loop(i64c(count), body, name);
+  }
+
+ private:
+  llvm::IRBuilder<>& b_;
+  llvm::Module& module_;
+  int lanes_;
+  llvm::FixedVectorType* vec_;
+  llvm::MDNode* no_unroll_ = nullptr;
+};
+
+}  // namespace tconv3d::llvm_backend

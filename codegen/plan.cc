@@ -1,0 +1,284 @@
+#include "codegen/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "codegen/kernel_name.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d::codegen {
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+
+std::vector<AxisPhase> axis_phases(const AxisGeometry& ax) {
+  std::vector<AxisPhase> phases(static_cast<size_t>(ax.stride));
+  for (int64_t r = 0; r < ax.stride; ++r) {
+    AxisPhase& p = phases[static_cast<size_t>(r)];
+    p.residue = r;
+    p.first_out = floor_mod(r - ax.crop_begin, ax.stride);
+    p.count = p.first_out < ax.out ? (ax.out - p.first_out + ax.stride - 1) / ax.stride : 0;
+    p.first_q = floor_div(p.first_out + ax.crop_begin - r, ax.stride);
+    for (int64_t a = 0; a < ax.kernel; ++a) {
+      if ((a * ax.dilation) % ax.stride == r) p.taps.push_back({a, (a * ax.dilation - r) / ax.stride});
+    }
+  }
+  return phases;
+}
+
+// Splits the voxels of one W phase into border tiles (straight-line code with
+// the valid taps of each voxel fixed) and interior tiles (one loop).
+std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int tile_w) {
+  std::vector<WSegment> segments;
+  const int64_t n = phase.count;
+  int64_t lo = 0, hi = n;  // interior: every tap valid
+  for (const PhaseTap& t : phase.taps) {
+    lo = std::max(lo, t.offset - phase.first_q);
+    hi = std::min(hi, in_w + t.offset - phase.first_q);
+  }
+  auto add_border = [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; j += tile_w) {
+      segments.push_back({j, 1, static_cast<int>(std::min<int64_t>(tile_w, end - j)), false});
+    }
+  };
+  if (lo >= hi) {
+    add_border(0, n);
+    return segments;
+  }
+  add_border(0, lo);
+  const int64_t tiles = (hi - lo) / tile_w;
+  if (tiles > 0) segments.push_back({lo, tiles, tile_w, true});
+  add_border(lo + tiles * tile_w, n);
+  return segments;
+}
+
+struct Blocking {
+  int oc_block = 1;
+  int tile_w = 1;
+};
+
+// Picks the register tile: enough independent accumulators to hide the FMA
+// latency, at least ~1.5 FMAs per load, few idle voxels or channel vectors.
+Blocking choose_blocking(int registers, int oc_vectors, int64_t max_phase_voxels) {
+  Blocking best;
+  double best_score = -1;
+  const int max_block = std::min(oc_vectors, 8);
+  for (int nv = 1; nv <= max_block; ++nv) {
+    const int room = (registers - nv - 1) / nv;
+    const int max_w = static_cast<int>(std::min<int64_t>({room, std::max<int64_t>(max_phase_voxels, 1), 16}));
+    for (int w = 1; w <= max_w; ++w) {
+      const int acc = w * nv;
+      const double latency = std::min(1.0, acc / 10.0);
+      const double loads = std::min(1.0, (double(acc) / (w + nv)) / 1.5);
+      const int64_t vox = std::max<int64_t>(max_phase_voxels, 1);
+      const double voxel_use = double(vox) / double(((vox + w - 1) / w) * w);
+      const double vector_use = double(oc_vectors) / double(((oc_vectors + nv - 1) / nv) * nv);
+      const double score = latency * loads * voxel_use * vector_use + 1e-4 * acc;
+      if (score > best_score) {
+        best_score = score;
+        best = {nv, w};
+      }
+    }
+  }
+  return best;
+}
+
+void check_displacement(double bytes, const char* what) {
+  if (bytes >= double(std::numeric_limits<int32_t>::max()) / 2)
+    throw Error("layer", std::string("too large for the xbyak kernel: ") + what + " needs a " +
+                             std::to_string(int64_t(bytes)) + "-byte displacement");
+}
+
+std::string phases_text(const std::vector<AxisPhase>& phases) {
+  std::ostringstream out;
+  for (const AxisPhase& p : phases) {
+    out << "\n      r" << p.residue << ": first out " << p.first_out << ", " << p.count << " outputs, q0 "
+        << p.first_q << ", taps [";
+    for (size_t i = 0; i < p.taps.size(); ++i)
+      out << (i ? " " : "") << "a" << p.taps[i].tap << "@-" << p.taps[i].offset;
+    out << "]" << (p.taps.empty() ? " (no taps: bias + activation only)" : "");
+  }
+  return out.str();
+}
+
+}  // namespace
+
+KernelPlan make_plan(const Problem& problem, Isa isa) {
+  if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
+    throw Error("isa", "the plan needs a resolved ISA (avx2 or avx512), got " + to_string(isa));
+  if (!problem.fused_activation.is_elementwise())
+    throw Error("activation", problem.fused_activation.name + " is not elementwise and cannot be fused");
+  const ConvGeometry& g = problem.geometry;
+  KernelPlan plan;
+  plan.isa = isa;
+  plan.lanes = isa == Isa::kAvx512 ? 16 : 8;
+  plan.vector_registers = isa == Isa::kAvx512 ? 32 : 16;
+  plan.geometry = g;
+  plan.has_bias = problem.has_bias;
+  plan.activation = problem.fused_activation;
+  for (int axis = 0; axis < 3; ++axis) plan.phases[axis] = axis_phases(g.axes[axis]);
+
+  plan.oc_vectors = static_cast<int>((g.out_channels + plan.lanes - 1) / plan.lanes);
+  plan.tail_lanes = static_cast<int>(g.out_channels % plan.lanes);
+  int64_t max_voxels = 0;
+  for (const AxisPhase& p : plan.phases[2]) max_voxels = std::max(max_voxels, p.count);
+  const Blocking b = choose_blocking(plan.vector_registers, plan.oc_vectors, max_voxels);
+  plan.oc_block = b.oc_block;
+  plan.tile_w = b.tile_w;
+  plan.oc_groups = (plan.oc_vectors + plan.oc_block - 1) / plan.oc_block;
+  plan.last_group_vectors = plan.oc_vectors - (plan.oc_groups - 1) * plan.oc_block;
+
+  size_t max_w_taps = 0;
+  for (const AxisPhase& p : plan.phases[2]) max_w_taps = std::max(max_w_taps, p.taps.size());
+  const int64_t per_ci = int64_t(max_w_taps) * (plan.oc_block + plan.tile_w * (1 + plan.oc_block));
+  plan.cin_unroll = 1;
+  for (int u : {8, 4, 2}) {
+    if (u <= g.in_channels && per_ci * u <= 320) {
+      plan.cin_unroll = u;
+      break;
+    }
+  }
+  for (const AxisPhase& p : plan.phases[2]) plan.w_segments.push_back(w_segments_of(p, g.axes[2].in, plan.tile_w));
+  // The weights one row touches (all groups, every D/H tap of its phase
+  // class): above ~half of a 2 MB L2, split the groups.
+  int64_t max_dh_taps = 0;
+  for (const AxisPhase& pd : plan.phases[0])
+    for (const AxisPhase& ph : plan.phases[1])
+      max_dh_taps = std::max<int64_t>(max_dh_taps, int64_t(pd.taps.size() * ph.taps.size()));
+  const double row_weight_bytes = 4.0 * double(max_dh_taps) * double(plan.weights_per_dh_tap());
+  plan.split_groups = plan.oc_groups > 1 && row_weight_bytes > 1024.0 * 1024.0;
+  plan.activation_row_pass = plan.activation.kind != ActivationKind::kLinear;
+  plan.transpose_channels_first = g.data_format == DataFormat::kChannelsFirst;
+
+  // Every displacement the emitter encodes must fit a signed 32-bit field.
+  const AxisGeometry& w = g.axes[2];
+  check_displacement(4.0 * double(w.in + w.kernel * w.dilation) * double(g.in_channels), "an input row");
+  check_displacement(4.0 * double(w.out + w.stride) * double(plan.padded_out_channels()), "an output row");
+  check_displacement(4.0 * double(plan.weights_per_dh_tap()), "a weight block");
+  return plan;
+}
+
+KernelPlan KernelPlan::for_group(int group) const {
+  if (group < 0 || group >= oc_groups)
+    throw Error("group", "channel group " + std::to_string(group) + " outside 0.." + std::to_string(oc_groups - 1));
+  KernelPlan plan = *this;
+  plan.only_group = group;
+  return plan;
+}
+
+int64_t KernelPlan::weights_per_dh_tap() const {
+  return int64_t(geometry.axes[2].kernel) * geometry.in_channels * padded_out_channels();
+}
+
+int64_t KernelPlan::weights_phase_offset(int rw) const {
+  int64_t taps = 0;
+  for (int r = 0; r < rw; ++r) taps += w_taps(r);
+  return taps * geometry.in_channels * padded_out_channels();
+}
+
+int64_t KernelPlan::weights_group_stride(int rw) const {
+  return w_taps(rw) * geometry.in_channels * oc_block * lanes;
+}
+
+int64_t KernelPlan::packed_weight_count() const {
+  return geometry.axes[0].kernel * geometry.axes[1].kernel * weights_per_dh_tap();
+}
+
+bool KernelPlan::w_tap_valid(int rw, int64_t j, size_t widx) const {
+  const AxisPhase& p = phases[2][rw];
+  const int64_t i = p.first_q + j - p.taps[widx].offset;
+  return i >= 0 && i < geometry.axes[2].in;
+}
+
+std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int axis, int64_t o) {
+  const AxisGeometry& ax = plan.geometry.axes[axis];
+  const AxisPhase& p = plan.phases[axis][static_cast<size_t>(floor_mod(o + ax.crop_begin, ax.stride))];
+  const int64_t q = floor_div(o + ax.crop_begin, ax.stride);
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  for (const PhaseTap& t : p.taps) {
+    const int64_t i = q - t.offset;
+    if (i >= 0 && i < ax.in) pairs.emplace_back(t.tap, i);
+  }
+  return pairs;
+}
+
+int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh) {
+  const int64_t dh = int64_t(valid_taps(plan, 0, od).size() * valid_taps(plan, 1, oh).size());
+  int64_t w_work = 0;
+  for (size_t rw = 0; rw < plan.phases[2].size(); ++rw)
+    w_work += plan.phases[2][rw].count * int64_t(plan.phases[2][rw].taps.size());
+  // FMAs for the reduction plus one store per voxel and vector.
+  return (dh * w_work * plan.geometry.in_channels + plan.geometry.axes[2].out) * plan.oc_vectors;
+}
+
+std::string KernelPlan::to_string() const {
+  const ConvGeometry& g = geometry;
+  static const char* kAxis[3] = {"D", "H", "W"};
+  std::ostringstream out;
+  out << "kernel " << kernel_name(*this) << "\n";
+  out << "  isa " << tconv3d::to_string(isa) << ": " << lanes << " fp32 lanes, " << vector_registers
+      << " vector registers\n";
+  out << "  input  " << shape_to_string(g.input_shape()) << ", output " << shape_to_string(g.output_shape()) << " ("
+      << tconv3d::to_string(g.data_format) << ")"
+      << (transpose_channels_first ? ": transposed to channels_last around the kernel" : "") << "\n";
+  out << "  channels: " << g.in_channels << " in, " << g.out_channels << " out = " << oc_vectors << " vectors in "
+      << oc_groups << " group(s) of " << oc_block << " (last group " << last_group_vectors << " vectors";
+  if (tail_lanes) out << ", last vector " << tail_lanes << " of " << lanes << " lanes, masked";
+  out << ")\n";
+  for (int a = 0; a < 3; ++a) {
+    const AxisGeometry& ax = g.axes[a];
+    out << "  axis " << kAxis[a] << ": in " << ax.in << " kernel " << ax.kernel << " stride " << ax.stride
+        << " dilation " << ax.dilation << " crop_begin " << ax.crop_begin << " out " << ax.out << "; "
+        << phases[a].size() << " phase(s)" << phases_text(phases[a]) << "\n";
+  }
+  out << "  register tile: " << tile_w << " W voxels x " << oc_block << " vectors = " << tile_w * oc_block
+      << " accumulators, " << oc_block << " weight + 1-2 broadcast registers; Cin unrolled x" << cin_unroll << "\n";
+  out << "  loops: per output row (n, od, oh) one call; D/H taps valid for the row come at run time;"
+         " per W phase, channel group, W tile: row taps x Cin x W taps in registers\n";
+  for (size_t rw = 0; rw < w_segments.size(); ++rw) {
+    out << "  W phase " << rw << ":";
+    for (const WSegment& s : w_segments[rw]) {
+      out << " [" << (s.interior ? "loop" : "edge") << " j=" << s.first << ": ";
+      if (s.interior) out << s.tiles << " tiles x ";
+      out << s.width << " voxels]";
+    }
+    if (w_segments[rw].empty()) out << " (no outputs)";
+    out << "\n";
+  }
+  out << "  epilogue: " << (has_bias ? "bias loaded as the accumulators' start" : "no bias (accumulators start at 0)")
+      << "; activation " << activation.name
+      << (activation_row_pass ? " in a load-activate-store pass over each finished row" : " (none)") << "\n";
+  if (only_group >= 0)
+    out << "  this kernel: channel group " << only_group << " only\n";
+  out << "  threads: " << (split_groups ? "(channel group, n, D/H phase class, od, oh)" : "(n, D/H phase class, od, oh)")
+      << " work items in contiguous chunks of equal tap cost\n";
+  out << "  packed weights: " << packed_weight_count()
+      << " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n";
+  out << "  cache key: " << cache_key() << "\n";
+  return out.str();
+}
+
+std::string KernelPlan::cache_key() const {
+  // The code depends on the W axis, the channels, the kernel's tap structure,
+  // the blocking and the activation; D/H sizes and the batch only change the
+  // row list the executor passes in.
+  const ConvGeometry& g = geometry;
+  std::ostringstream key;
+  key << "xbyak/" << tconv3d::to_string(isa) << "/ci" << g.in_channels << "/co" << g.out_channels;
+  for (int a = 0; a < 3; ++a) {
+    const AxisGeometry& ax = g.axes[a];
+    key << "/k" << ax.kernel << "s" << ax.stride << "d" << ax.dilation;
+  }
+  const AxisGeometry& w = g.axes[2];
+  key << "/w" << w.in << "c" << w.crop_begin << "o" << w.out << "/" << tconv3d::to_string(g.data_format);
+  key.precision(17);
+  key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
+      << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
+  key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group;
+  return key.str();
+}
+
+}  // namespace tconv3d::codegen

@@ -1,0 +1,65 @@
+// The Xbyak code generator for tconv3d: reads a KernelPlan, writes the machine
+// code of one layer's row kernel (see codegen/plan.hpp for what a call
+// computes and codegen/kernel_args.hpp for its argument). One template serves
+// AVX2 and AVX-512 through the ISA traits. The bytes are position-independent
+// (relative jumps, rip-relative constants after the final ret), ready to be
+// copied into W^X memory by runtime/exec_memory.hpp.
+#pragma once
+
+#include <vector>
+
+#include <xbyak/xbyak.h>
+
+#include "codegen/plan.hpp"
+#include "codegen/x64/activation_emitter.hpp"
+#include "runtime/kernel_cache.hpp"
+
+namespace tconv3d::x64 {
+
+template <typename Traits>
+class TConvEmitter : public Xbyak::CodeGenerator {
+ public:
+  using Vmm = typename Traits::Vmm;
+
+  explicit TConvEmitter(const codegen::KernelPlan& plan);
+  // Emits the whole kernel; call once.
+  CompiledCode generate();
+
+ private:
+  // valid[widx][p]: W tap widx contributes to voxel p of the tile.
+  using TapMask = std::vector<std::vector<bool>>;
+
+  void preamble();
+  void postamble();
+  void emit_w_phase(int rw);
+  void emit_channel_group(int rw, int vectors, bool masked);
+  void emit_interior_segment(int rw, const codegen::WSegment& segment, int vectors, bool masked);
+  void emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked);
+  void emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors);
+  void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
+  void store_tile(int width, int vectors, bool masked);
+  void emit_activation_pass();
+  void emit_group_activation_pass();
+  void emit_constants();
+  void activate(const Vmm& x, const std::vector<Vmm>& scratch);
+
+  TapMask tap_mask(int rw, int64_t first, int width, bool interior) const;
+  Vmm accumulator(int p, int v, int vectors) const { return Vmm(p * vectors + v); }
+  Vmm weight(int v) const { return Vmm(plan_.tile_w * plan_.oc_block + v); }
+  Vmm broadcast(int i) const;
+
+  // Byte offsets of the layer's fixed strides.
+  int64_t input_voxel_bytes() const { return 4 * plan_.geometry.in_channels; }
+  int64_t output_voxel_bytes() const { return 4 * plan_.geometry.out_channels; }
+
+  const codegen::KernelPlan& plan_;
+  ActivationEmitter<Vmm> activation_;
+  Xbyak::Label tail_mask_;  // AVX2: lanes of the last output vector
+  Xbyak::Label row_mask_;   // AVX2: lanes of the activation pass's last vector
+  int broadcast_turn_ = 0;
+};
+
+// Emits the kernel for plan.isa (kAvx2 or kAvx512).
+CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan);
+
+}  // namespace tconv3d::x64

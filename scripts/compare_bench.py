@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Summarizes one machine's benchmark run: tconv3d bench/peak JSON lines and,
+optionally, scripts/torch_anchor.py lines, into per-layer GFLOP/s, share of
+the measured FMA peak, and speed-ups (all measured in the same run).
+
+usage: compare_bench.py BENCH.jsonl [TORCH.jsonl]
+"""
+import json
+import math
+import sys
+from collections import defaultdict
+
+
+def read_lines(path):
+    rows = []
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    rows.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return rows
+
+
+def geomean(values):
+    values = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def main():
+    rows = read_lines(sys.argv[1])
+    torch_rows = read_lines(sys.argv[2]) if len(sys.argv) > 2 else []
+    peaks = {(r["isa"], r["threads"]): r["gflops"] for r in rows if "vector" in r}
+    layers = defaultdict(dict)
+    order = []
+    for r in rows:
+        if "name" not in r:
+            continue
+        if r["name"] not in order:
+            order.append(r["name"])
+        layers[r["name"]][(r["backend"], r["isa"], r["threads"])] = r["gflops"]
+    torch_best = defaultdict(float)
+    for r in torch_rows:
+        key = (r["name"], r["threads"])
+        torch_best[key] = max(torch_best[key], r["gflops"])
+    thread_counts = sorted({k[2] for layer in layers.values() for k in layer})
+    for p in sorted(peaks):
+        print(f"FMA peak {p[0]} threads={p[1]}: {peaks[p]:.1f} GFLOP/s")
+    for t in thread_counts:
+        print(f"\n== threads={t}")
+        print(f"{'layer':18} {'isa':7} {'xbyak':>8} {'%peak':>6} {'generic':>8} {'x/gen':>6} {'torch':>8} {'x/torch':>7}")
+        vs_generic, vs_torch = [], []
+        for name in order:
+            entries = layers[name]
+            for (backend, isa, threads), gf in sorted(entries.items()):
+                if backend != "xbyak" or threads != t:
+                    continue
+                peak = peaks.get((isa, t))
+                generic = next((g for (b, _, th), g in entries.items() if b == "generic" and th == t), None)
+                torch_gf = torch_best.get((name, t))
+                ratio_g = gf / generic if generic else None
+                ratio_t = gf / torch_gf if torch_gf else None
+                if isa == "avx512" or len({k[1] for k in entries if k[0] == "xbyak"}) == 1:
+                    if ratio_g:
+                        vs_generic.append(ratio_g)
+                    if ratio_t:
+                        vs_torch.append(ratio_t)
+                fmt = lambda v, spec: format(v, spec) if v is not None else "-"
+                print(f"{name:18} {isa:7} {gf:8.1f} {fmt(100 * gf / peak if peak else None, '6.1f')} "
+                      f"{fmt(generic, '8.1f')} {fmt(ratio_g, '6.2f')} {fmt(torch_gf, '8.1f')} {fmt(ratio_t, '7.2f')}")
+        print(f"geomean speed-up (best ISA): vs generic {geomean(vs_generic):.2f}x, vs torch {geomean(vs_torch):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

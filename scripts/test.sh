@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: installs dependencies, builds Release and the
+# sanitize configuration (ASan + UBSan), and runs the whole suite in both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+jobs=$(nproc)
+run_suite() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  ctest --test-dir "$dir" -j "$jobs" --output-on-failure --timeout 1200
+}
+
+echo "== Release build and tests" >&2
+run_suite build -DCMAKE_BUILD_TYPE=Release
+
+echo "== Sanitize build (AddressSanitizer + UndefinedBehaviorSanitizer) and tests" >&2
+# libgomp keeps its thread pool alive at exit, which LeakSanitizer reports as a leak.
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCONV3D_SANITIZE=ON -DTCONV3D_BUILD_BENCH=OFF
+
+if [ -d examples/aot ] && [ -x examples/aot/run.sh ]; then
+  echo "== Ahead-of-time example" >&2
+  examples/aot/run.sh build
+fi

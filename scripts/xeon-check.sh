@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The AVX-512 check for a machine without our Debian packages (the 16-core
+# Xeon lent by the device tool): builds from what travels with the repository
+# (.device/: xbyak and nlohmann headers, GoogleTest sources; see
+# scripts/prepare-device.sh), without LLVM, model loading or oneDNN; runs the
+# whole test suite with AVX-512 forced and with AVX2 forced; then the layer
+# suite benchmark (xbyak and generic) at 1 and all threads, the FMA peak, and
+# PyTorch's conv_transpose3d on the same layers. Results go to $1 (or $OUT).
+# It runs on our own machines too.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-xeon-out}}
+mkdir -p "$out"
+threads=$(nproc)
+deps=${TCONV3D_DEVICE_DEPS:-.device}
+{
+  echo "date: $(date -u)"; nproc; grep -m1 'model name' /proc/cpuinfo
+  grep -o -w 'avx512[a-z0-9_]*\|amx[a-z0-9_]*\|fma\|avx2' /proc/cpuinfo | sort -u | tr '\n' ' '; echo
+  g++ --version | head -1; cmake --version | head -1
+} > "$out/machine.txt" 2>&1
+cat "$out/machine.txt"
+
+gtest_args=()
+[ -d "$deps/googletest" ] && gtest_args=(-DTCONV3D_GTEST_SOURCE_DIR="$PWD/$deps/googletest")
+generator=(); command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S . -B build-xeon "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DTCONV3D_XBYAK_DIR="$PWD/$deps/include" \
+  "${gtest_args[@]}" -DTCONV3D_WITH_LLVM=OFF -DTCONV3D_WITH_MODELS=OFF -DTCONV3D_WITH_ONEDNN=OFF \
+  -DTCONV3D_BUILD_BENCH=OFF > "$out/build.log" 2>&1
+cmake --build build-xeon -j "$threads" >> "$out/build.log" 2>&1 || { tail -50 "$out/build.log"; exit 1; }
+echo "build ok"
+
+for isa in avx512 avx2; do
+  TCONV3D_ISA=$isa ctest --test-dir build-xeon -j "$threads" --timeout 600 > "$out/tests-$isa.log" 2>&1
+  echo "tests with TCONV3D_ISA=$isa: exit $?"; grep -E 'tests passed|tests failed|Failed|\*\*\*' "$out/tests-$isa.log" | head -20
+done
+
+cli=build-xeon/bin/tconv3d
+{
+  $cli peak --threads "$threads" --json
+  for t in 1 "$threads"; do
+    for backend in xbyak generic; do
+      $cli bench --suite bench/layers.json --backend "$backend" --threads "$t" --json --min-time 0.4 2>/dev/null
+    done
+    $cli bench --suite bench/layers.json --backend xbyak --isa avx2 --threads "$t" --json --min-time 0.4 2>/dev/null
+  done
+} > "$out/bench.jsonl" 2> "$out/bench.err"
+echo "bench rows: $(wc -l < "$out/bench.jsonl")"
+if python3 -c 'import torch' 2>/dev/null; then
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_anchor.py bench/layers.json "1,$threads" > "$out/torch.jsonl" 2> "$out/torch.err"
+  echo "torch rows: $(wc -l < "$out/torch.jsonl")"
+fi
+python3 scripts/compare_bench.py "$out/bench.jsonl" "$out/torch.jsonl" > "$out/summary.txt" 2>&1 || true
+cat "$out/summary.txt"

@@ -1,0 +1,196 @@
+// The xbyak backend against the reference: random layers, the benchmark
+// suite's layers at reduced size, both data formats, every elementwise
+// activation, bitwise identity across thread counts, and the forced-ISA error.
+// Each test runs once per ISA; an ISA this CPU lacks is skipped with a message.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/activation.hpp"
+#include "runtime/cpu_features.hpp"
+#include "runtime/suite.hpp"
+#include "tconv3d/error.hpp"
+#include "tests/test_support.hpp"
+
+namespace tconv3d {
+namespace {
+
+#ifdef TCONV3D_HAVE_XBYAK
+
+constexpr double kTolerance = 2e-5;
+
+class JitKernelTest : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    const CpuFeatures& cpu = cpu_features();
+    if (GetParam() == Isa::kAvx512 && !cpu.avx512)
+      GTEST_SKIP() << "this CPU (" << cpu.brand << ") cannot run AVX-512 F/BW/VL/DQ: avx512 kernels not tested here";
+    if (GetParam() == Isa::kAvx2 && !cpu.avx2_fma)
+      GTEST_SKIP() << "this CPU (" << cpu.brand << ") cannot run AVX2+FMA: avx2 kernels not tested here";
+  }
+  LayerOptions options(int threads = 1) const {
+    LayerOptions o;
+    o.backend = Backend::kXbyak;
+    o.isa = GetParam();
+    o.threads = threads;
+    return o;
+  }
+};
+
+TEST_P(JitKernelTest, MatchesReferenceOnRandomConfigs) {
+  std::mt19937_64 rng(777 + static_cast<int>(GetParam()));
+  constexpr int kCases = 520;
+  for (int i = 0; i < kCases; ++i) {
+    const testing::RandomCase c = testing::random_case(rng, /*elementwise_activation_only=*/i % 4 != 0);
+    const double error = testing::compare_with_reference(c, options(1 + i % 2), 5000 + i);
+    ASSERT_LE(error, kTolerance) << "case " << i << ": " << c.describe();
+  }
+}
+
+// Every suite layer with its spatial size cut down (so the reference stays
+// quick), in both data formats.
+TEST_P(JitKernelTest, MatchesReferenceOnSuiteLayersBothFormats) {
+  const std::vector<SuiteLayer> suite = load_suite(std::string(TCONV3D_SOURCE_DIR) + "/bench/layers.json");
+  ASSERT_FALSE(suite.empty());
+  int index = 0;
+  for (const SuiteLayer& layer : suite) {
+    for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
+      testing::RandomCase c;
+      c.config = layer.config;
+      const bool was_last = layer.config.data_format == DataFormat::kChannelsLast;
+      const int64_t n = layer.input_shape[0];
+      const int64_t channels = was_last ? layer.input_shape[4] : layer.input_shape[1];
+      std::vector<int64_t> spatial(layer.input_shape.begin() + (was_last ? 1 : 2),
+                                   layer.input_shape.begin() + (was_last ? 4 : 5));
+      for (int64_t& s : spatial) s = std::min<int64_t>(s, 5);
+      c.config.data_format = format;
+      if (format == DataFormat::kChannelsLast)
+        c.input_shape = {std::min<int64_t>(n, 2), spatial[0], spatial[1], spatial[2], channels};
+      else
+        c.input_shape = {std::min<int64_t>(n, 2), channels, spatial[0], spatial[1], spatial[2]};
+      const double error = testing::compare_with_reference(c, options(2), 900 + index++);
+      EXPECT_LE(error, kTolerance) << layer.name << " (" << to_string(format) << "): " << c.describe();
+    }
+  }
+}
+
+TEST_P(JitKernelTest, EveryElementwiseActivation) {
+  static const char* kNames[] = {"linear",      "relu",        "leaky_relu",   "relu6",      "elu",
+                                 "celu",        "selu",        "softplus",     "softsign",   "squareplus",
+                                 "soft_shrink", "hard_shrink", "sparse_plus",  "silu",       "hard_silu",
+                                 "gelu",        "tanh",        "tanh_shrink",  "hard_tanh",  "sigmoid",
+                                 "hard_sigmoid", "sparse_sigmoid", "log_sigmoid", "exponential", "mish"};
+  int index = 0;
+  for (const char* name : kNames) {
+    testing::RandomCase c;
+    c.config.filters = 19;  // two full AVX2 vectors and a tail; one AVX-512 vector and a tail
+    c.config.kernel_size = {3, 2, 3};
+    c.config.strides = {2, 1, 2};
+    c.config.padding = Padding::kSame;
+    c.config.activation = parse_activation_name(name, Flavor::kKeras3);
+    c.input_shape = {1, 3, 4, 5, 6};
+    const double error = testing::compare_with_reference(c, options(2), 300 + index++);
+    EXPECT_LE(error, kTolerance) << "activation " << name;
+  }
+  // tf.keras 2.x's own hard_sigmoid (slope 0.2).
+  testing::RandomCase c;
+  c.config.filters = 5;
+  c.config.kernel_size = {2, 2, 2};
+  c.config.strides = {2, 2, 2};
+  c.config.flavor = Flavor::kTfKeras2;
+  c.config.activation = parse_activation_name("hard_sigmoid", Flavor::kTfKeras2);
+  c.input_shape = {1, 2, 3, 4, 3};
+  EXPECT_LE(testing::compare_with_reference(c, options(1), 299), kTolerance) << "tf.keras 2.x hard_sigmoid";
+}
+
+TEST_P(JitKernelTest, BitwiseIdenticalAcrossThreadCounts) {
+  std::mt19937_64 rng(4242);
+  for (int i = 0; i < 13; ++i) {
+    testing::RandomCase c = testing::random_case(rng);
+    if (i == 12) {  // big enough weights for one kernel per channel group
+      c.config = LayerConfig();
+      c.config.filters = 70;
+      c.config.kernel_size = {4, 4, 4};
+      c.config.strides = {2, 2, 2};
+      c.config.padding = Padding::kSame;
+      c.input_shape = {1, 3, 4, 5, 250};
+    }
+    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
+    const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
+                                         g.in_channels};
+    const std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
+    const std::vector<float> bias = testing::random_tensor(g.out_channels, rng);
+    const std::vector<float> input = testing::random_tensor(g.input_elements(), rng);
+    const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
+    std::vector<std::vector<float>> outputs;
+    for (int threads : {1, 2, 3}) {
+      const Layer layer = Layer::create(c.config, c.input_shape, {kernel.data(), kshape}, b, options(threads));
+      outputs.emplace_back(static_cast<size_t>(layer.output_elements()));
+      layer.forward(input.data(), outputs.back().data());
+    }
+    for (size_t t = 1; t < outputs.size(); ++t)
+      ASSERT_EQ(0, std::memcmp(outputs[0].data(), outputs[t].data(), outputs[0].size() * sizeof(float)))
+          << "threads 1 vs " << t + 1 << ": " << c.describe();
+  }
+}
+
+TEST_P(JitKernelTest, ReportsWhatRuns) {
+  testing::RandomCase c;
+  c.config.filters = 8;
+  c.config.kernel_size = {3, 3, 3};
+  c.config.strides = {2, 2, 2};
+  c.input_shape = {1, 4, 4, 4, 8};
+  const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
+  EXPECT_EQ(layer.executor().backend(), Backend::kXbyak);
+  EXPECT_EQ(layer.executor().isa(), to_string(GetParam()));
+  EXPECT_NE(layer.executor().kernel_name().find("tconv3d_f32_k3x3x3_s2x2x2"), std::string::npos);
+  EXPECT_NE(layer.executor().kernel_name().find("__" + to_string(GetParam())), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, JitKernelTest, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
+                         [](const ::testing::TestParamInfo<Isa>& info) { return to_string(info.param); });
+
+TEST(JitKernel, ForcingAvx512WithoutItIsAClearError) {
+  if (cpu_features().avx512) GTEST_SKIP() << "this CPU runs AVX-512, so forcing it is not an error here";
+  LayerConfig config;
+  config.filters = 4;
+  config.kernel_size = {2, 2, 2};
+  LayerOptions o;
+  o.backend = Backend::kXbyak;
+  o.isa = Isa::kAvx512;
+  try {
+    Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
+    FAIL() << "forcing avx512 on a CPU without it was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "isa");
+    EXPECT_NE(std::string(e.what()).find("avx512"), std::string::npos) << e.what();
+  }
+}
+
+TEST(JitKernel, AutoPicksXbyakWhereTheCpuRunsIt) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "no AVX2+FMA here: auto falls back to the generic kernel";
+  LayerConfig config;
+  config.filters = 4;
+  config.kernel_size = {2, 2, 2};
+  LayerOptions o;  // auto
+  const Layer layer = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
+  EXPECT_EQ(layer.executor().backend(), Backend::kXbyak);
+}
+
+#else
+
+TEST(JitKernel, XbyakBackendIsAClearErrorWithoutXbyak) {
+  LayerConfig config;
+  config.filters = 4;
+  config.kernel_size = {2, 2, 2};
+  LayerOptions o;
+  o.backend = Backend::kXbyak;
+  EXPECT_THROW(Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o), Error);
+}
+
+#endif
+
+}  // namespace
+}  // namespace tconv3d

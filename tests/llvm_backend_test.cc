@@ -1,0 +1,326 @@
+// The LLVM IR backend: against the reference on random layers and the suite
+// layers, every fused activation over a wide input range, bitwise identity
+// across thread counts, and the on-disk object cache (hits, a second process,
+// corrupt and truncated entries, hash collisions).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <filesystem>
+#include <fstream>
+
+#include "codegen/llvm/llvm_backend.hpp"
+#include "codegen/llvm/llvm_target.hpp"
+#include "codegen/llvm/object_cache.hpp"
+#include "runtime/activation.hpp"
+#include "runtime/cpu_features.hpp"
+#include "runtime/suite.hpp"
+#include "tconv3d/error.hpp"
+#include "tests/test_support.hpp"
+
+namespace tconv3d {
+namespace {
+
+namespace fs = std::filesystem;
+using llvm_backend::ObjectDiskCache;
+
+std::vector<Isa> isas_to_test() {
+  std::vector<Isa> isas;
+  if (cpu_features().avx2_fma) isas.push_back(Isa::kAvx2);
+  if (cpu_features().avx512) isas.push_back(Isa::kAvx512);
+  return isas;
+}
+
+#define SKIP_WITHOUT_AVX2()                                                     \
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512"
+
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_) setenv(name_, old_->c_str(), 1);
+    else unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+fs::path fresh_dir(const std::string& tag) {
+  const fs::path dir = fs::temp_directory_path() / ("tconv3d_llvm_" + tag + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+TEST(LlvmBackend, MatchesReferenceOnRandomConfigs) {
+  SKIP_WITHOUT_AVX2();
+  std::mt19937_64 rng(6060);
+  const std::vector<Isa> isas = isas_to_test();
+  constexpr int kCases = 240;
+  for (int i = 0; i < kCases; ++i) {
+    const testing::RandomCase c = testing::random_case(rng, /*elementwise_activation_only=*/false);
+    LayerOptions options;
+    options.backend = Backend::kLlvm;
+    options.isa = isas[static_cast<size_t>(i) % isas.size()];
+    options.threads = 1 + i % 2;
+    const double error = testing::compare_with_reference(c, options, 7000 + i);
+    ASSERT_LE(error, 1e-5) << "case " << i << " isa " << to_string(options.isa) << ": " << c.describe();
+  }
+}
+
+TEST(LlvmBackend, SuiteLayersAtReducedSizeMatchReference) {
+  SKIP_WITHOUT_AVX2();
+  const std::vector<SuiteLayer> suite = load_suite(std::string(TCONV3D_SOURCE_DIR) + "/bench/layers.json");
+  ASSERT_FALSE(suite.empty());
+  for (const SuiteLayer& layer : suite) {
+    // The suite's configs at small spatial sizes, so the reference stays quick.
+    testing::RandomCase c;
+    c.config = layer.config;
+    c.input_shape = layer.input_shape;
+    const bool last = c.config.data_format == DataFormat::kChannelsLast;
+    for (int a = 0; a < 3; ++a) c.input_shape[static_cast<size_t>(last ? 1 + a : 2 + a)] = 3 + a;
+    for (Isa isa : isas_to_test()) {
+      LayerOptions options;
+      options.backend = Backend::kLlvm;
+      options.isa = isa;
+      EXPECT_LE(testing::compare_with_reference(c, options, 99), 1e-5) << layer.name << " " << to_string(isa);
+    }
+  }
+}
+
+// A 1x1x1 kernel of ones over one input channel makes the layer the bare
+// activation: output = activation(input), tested far outside [-1, 1].
+TEST(LlvmBackend, EveryFusedActivationMatchesItsDefinition) {
+  SKIP_WITHOUT_AVX2();
+  const char* names[] = {"linear", "relu", "leaky_relu", "relu6", "elu", "celu", "selu", "softplus", "softsign",
+                         "squareplus", "soft_shrink", "hard_shrink", "sparse_plus", "silu", "hard_silu", "gelu",
+                         "tanh", "tanh_shrink", "hard_tanh", "sigmoid", "hard_sigmoid", "sparse_sigmoid",
+                         "log_sigmoid", "exponential", "mish"};
+  const int64_t filters = 19, voxels = 5 * 6 * 7;
+  std::vector<float> input(static_cast<size_t>(voxels));
+  for (int64_t i = 0; i < voxels; ++i) input[static_cast<size_t>(i)] = -12.0f + 24.0f * float(i) / float(voxels - 1);
+  input[7] = 0.0f;
+  input[8] = 1e-4f;
+  input[9] = -3e-3f;
+  const std::vector<float> kernel(static_cast<size_t>(filters), 1.0f);
+  for (const char* name : names) {
+    LayerConfig config;
+    config.filters = filters;
+    config.kernel_size = {1, 1, 1};
+    config.use_bias = false;
+    config.activation = parse_activation_name(name, Flavor::kKeras3);
+    if (config.activation.kind == ActivationKind::kExponential) {
+      for (float& x : input) x = std::min(x, 10.0f);  // keep exp's output scale comparable
+    }
+    for (Isa isa : isas_to_test()) {
+      LayerOptions options;
+      options.backend = Backend::kLlvm;
+      options.isa = isa;
+      const Layer layer = Layer::create(config, {1, 5, 6, 7, 1}, ConstTensor{kernel.data(), {1, 1, 1, filters, 1}},
+                                        ConstTensor{}, options);
+      std::vector<float> output(static_cast<size_t>(layer.output_elements()));
+      layer.forward(input.data(), output.data());
+      double worst = 0;
+      for (int64_t v = 0; v < voxels; ++v) {
+        const double expected = apply_elementwise(config.activation, double(input[static_cast<size_t>(v)]));
+        for (int64_t f = 0; f < filters; ++f) {
+          const double got = output[static_cast<size_t>(v * filters + f)];
+          const double error = std::abs(got - expected) / std::max(1.0, std::abs(expected));
+          worst = std::max(worst, error);
+          ASSERT_FALSE(std::isnan(got)) << name << " at x=" << input[static_cast<size_t>(v)];
+        }
+      }
+      EXPECT_LE(worst, 2e-6) << name << " " << to_string(isa);
+    }
+  }
+}
+
+TEST(LlvmBackend, BitwiseIdenticalForAnyThreadCount) {
+  SKIP_WITHOUT_AVX2();
+  std::mt19937_64 rng(77);
+  for (int i = 0; i < 6; ++i) {
+    const testing::RandomCase c = testing::random_case(rng);
+    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
+    const std::vector<float> input = testing::random_tensor(g.input_elements(), rng);
+    std::vector<float> first;
+    for (int threads : {1, 2, 3, 5}) {
+      LayerOptions options;
+      options.backend = Backend::kLlvm;
+      options.threads = threads;
+      const Layer layer = Layer::create_initialized(c.config, c.input_shape, 5, options);
+      std::vector<float> out(static_cast<size_t>(layer.output_elements()));
+      layer.forward(input.data(), out.data());
+      if (first.empty()) first = out;
+      ASSERT_EQ(0, std::memcmp(first.data(), out.data(), out.size() * sizeof(float)))
+          << threads << " threads: " << c.describe();
+    }
+  }
+}
+
+TEST(LlvmBackend, ReportsItsBackendAndKernel) {
+  SKIP_WITHOUT_AVX2();
+  LayerConfig config;
+  config.filters = 8;
+  config.kernel_size = {2, 2, 2};
+  config.strides = {2, 2, 2};
+  LayerOptions options;
+  options.backend = Backend::kLlvm;
+  const Layer layer = Layer::create_initialized(config, {1, 3, 3, 3, 4}, 1, options);
+  EXPECT_EQ(layer.executor().backend(), Backend::kLlvm);
+  EXPECT_NE(layer.executor().kernel_name().find("__llvm"), std::string::npos);
+}
+
+codegen::KernelPlan small_plan(int64_t filters) {
+  Problem problem;
+  LayerConfig config;
+  config.filters = filters;
+  config.kernel_size = {3, 3, 3};
+  config.strides = {2, 2, 2};
+  config.activation = parse_activation_name("gelu", Flavor::kKeras3);
+  problem.geometry = resolve_geometry(config, {1, 4, 4, 4, 5});
+  problem.fused_activation = config.activation;
+  return codegen::make_plan(problem, Isa::kAvx2);
+}
+
+TEST(LlvmObjectCache, SecondCompileAndSecondProcessSkipLlvm) {
+  SKIP_WITHOUT_AVX2();
+  const fs::path dir = fresh_dir("cache");
+  const ScopedEnv env("TCONV3D_CACHE_DIR", dir.string());
+  const codegen::KernelPlan plan = small_plan(13);
+  const auto before = llvm_backend::llvm_stats();
+  const CompiledCode first = llvm_backend::compile_row_kernel(plan);
+  const auto after_first = llvm_backend::llvm_stats();
+  EXPECT_EQ(after_first.compiles, before.compiles + 1);
+  EXPECT_EQ(after_first.disk_stores, before.disk_stores + 1);
+  ASSERT_TRUE(fs::exists(ObjectDiskCache(dir.string()).path_for(llvm_backend::llvm_kernel_key(plan))));
+
+  const CompiledCode second = llvm_backend::compile_row_kernel(plan);
+  const auto after_second = llvm_backend::llvm_stats();
+  EXPECT_EQ(after_second.compiles, after_first.compiles) << "the disk cache should have skipped LLVM";
+  EXPECT_EQ(after_second.disk_hits, after_first.disk_hits + 1);
+  EXPECT_EQ(first.bytes, second.bytes);
+
+  // Another process, with fresh in-memory state, finds the object on disk.
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const auto start = llvm_backend::llvm_stats();
+    const CompiledCode code = llvm_backend::compile_row_kernel(plan);
+    const auto end = llvm_backend::llvm_stats();
+    const bool ok = end.compiles == start.compiles && end.disk_hits == start.disk_hits + 1 && code.bytes == first.bytes;
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the second process compiled instead of loading";
+  fs::remove_all(dir);
+}
+
+TEST(LlvmObjectCache, CorruptOrTruncatedEntriesAreIgnoredAndRebuilt) {
+  SKIP_WITHOUT_AVX2();
+  const fs::path dir = fresh_dir("corrupt");
+  const ScopedEnv env("TCONV3D_CACHE_DIR", dir.string());
+  const codegen::KernelPlan plan = small_plan(21);
+  const std::string path = ObjectDiskCache(dir.string()).path_for(llvm_backend::llvm_kernel_key(plan));
+  const CompiledCode good = llvm_backend::compile_row_kernel(plan);
+  const auto size = fs::file_size(path);
+
+  auto damage = [&](const std::function<void(std::string&)>& edit) {
+    std::ifstream in(path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    in.close();
+    edit(bytes);
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  };
+  const std::vector<std::function<void(std::string&)>> damages = {
+      [](std::string& b) { b.resize(b.size() / 2); },              // truncated
+      [](std::string& b) { b[b.size() - 100] ^= 0x40; },           // a flipped bit in the object
+      [](std::string& b) { b[3] = 'X'; },                          // bad magic
+      [](std::string& b) { b.clear(); },                           // empty
+      [](std::string& b) { b += "trailing garbage"; },             // wrong size
+  };
+  for (size_t i = 0; i < damages.size(); ++i) {
+    damage(damages[i]);
+    const auto before = llvm_backend::llvm_stats();
+    const CompiledCode rebuilt = llvm_backend::compile_row_kernel(plan);
+    const auto after = llvm_backend::llvm_stats();
+    EXPECT_EQ(after.disk_corrupt, before.disk_corrupt + 1) << "damage " << i;
+    EXPECT_EQ(after.compiles, before.compiles + 1) << "damage " << i;
+    EXPECT_EQ(rebuilt.bytes, good.bytes) << "damage " << i;
+    EXPECT_EQ(fs::file_size(path), size) << "damage " << i << ": the entry should have been rewritten";
+  }
+  fs::remove_all(dir);
+}
+
+TEST(LlvmObjectCache, FileFormatChecksKeyAndChecksum) {
+  const fs::path dir = fresh_dir("format");
+  const ObjectDiskCache cache(dir.string());
+  const std::vector<uint8_t> payload = {1, 2, 3, 4, 5};
+  ASSERT_TRUE(cache.store("key-a", payload));
+  bool corrupt = true;
+  EXPECT_EQ(cache.load("key-a", &corrupt), payload);
+  EXPECT_FALSE(corrupt);
+  EXPECT_FALSE(cache.load("key-b").has_value());
+
+  // An intact entry under another key at the same path (a hash collision) is a miss, not corrupt.
+  fs::copy_file(cache.path_for("key-a"), cache.path_for("key-b"), fs::copy_options::overwrite_existing);
+  EXPECT_FALSE(cache.load("key-b", &corrupt).has_value());
+  EXPECT_FALSE(corrupt);
+
+  const ObjectDiskCache disabled("");
+  EXPECT_FALSE(disabled.enabled());
+  EXPECT_FALSE(disabled.store("key-a", payload));
+  EXPECT_FALSE(disabled.load("key-a").has_value());
+
+  // No temporary files left behind.
+  for (const auto& entry : fs::directory_iterator(dir))
+    EXPECT_EQ(entry.path().extension(), ".tc3dobj") << entry.path();
+  fs::remove_all(dir);
+}
+
+TEST(LlvmObjectCache, UnwritableDirectoryOnlyDisablesTheCache) {
+  SKIP_WITHOUT_AVX2();
+  const ScopedEnv env("TCONV3D_CACHE_DIR", "/proc/tconv3d-cannot-exist");
+  const CompiledCode code = llvm_backend::compile_row_kernel(small_plan(3));
+  EXPECT_FALSE(code.bytes.empty());
+}
+
+TEST(LlvmTarget, KeysNameEverythingThatChangesTheCode) {
+  SKIP_WITHOUT_AVX2();
+  const llvm_backend::LlvmTarget host = llvm_backend::host_target(Isa::kAvx2);
+  EXPECT_NE(host.key().find(llvm_backend::llvm_version_string()), std::string::npos);
+  EXPECT_NE(host.key().find(host.triple), std::string::npos);
+  EXPECT_NE(host.key().find(host.cpu), std::string::npos);
+  EXPECT_NE(host.key().find("-avx512f"), std::string::npos);
+  EXPECT_EQ(host.vector_floats, 8);
+  if (cpu_features().avx512) {
+    const llvm_backend::LlvmTarget wide = llvm_backend::host_target(Isa::kAvx512);
+    EXPECT_EQ(wide.vector_floats, 16);
+    EXPECT_NE(wide.key(), host.key());
+  }
+  const codegen::KernelPlan plan = small_plan(8);
+  EXPECT_NE(llvm_backend::llvm_kernel_key(plan).find(plan.cache_key()), std::string::npos);
+}
+
+TEST(LlvmTarget, AotTargetsAreCheckedWithClearErrors) {
+  EXPECT_EQ(llvm_backend::aot_target("x86_64-linux-gnu", Isa::kAvx512).vector_floats, 16);
+  EXPECT_EQ(llvm_backend::aot_target("x86_64-linux-gnu", Isa::kAuto).isa_name, "avx2");
+  EXPECT_EQ(llvm_backend::aot_target("aarch64-linux-gnu", Isa::kAuto).isa_name, "neon");
+  EXPECT_THROW(llvm_backend::aot_target("not-a-triple", Isa::kAuto), Error);
+  EXPECT_THROW(llvm_backend::aot_target("riscv64-linux-gnu", Isa::kAuto), Error);
+  EXPECT_THROW(llvm_backend::aot_target("x86_64-apple-darwin", Isa::kAuto), Error);
+  EXPECT_THROW(llvm_backend::aot_target("aarch64-linux-gnu", Isa::kAvx2), Error);
+}
+
+}  // namespace
+}  // namespace tconv3d

@@ -1,0 +1,186 @@
+// The kernel plan: the polyphase split matches the definition of the
+// transposed convolution, the W tiles cover every voxel once with the right
+// taps, the register tile fits the ISA, and names and cache keys are stable.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "codegen/kernel_name.hpp"
+#include "codegen/plan.hpp"
+#include "tconv3d/error.hpp"
+#include "tests/test_support.hpp"
+
+namespace tconv3d::codegen {
+namespace {
+
+Problem problem_of(const LayerConfig& config, const std::vector<int64_t>& input_shape) {
+  Problem p;
+  p.geometry = resolve_geometry(config, input_shape);
+  p.has_bias = config.use_bias;
+  if (config.activation.is_elementwise()) p.fused_activation = config.activation;
+  return p;
+}
+
+LayerConfig k3s2_same(int64_t filters) {
+  LayerConfig c;
+  c.filters = filters;
+  c.kernel_size = {3, 3, 3};
+  c.strides = {2, 2, 2};
+  c.padding = Padding::kSame;
+  return c;
+}
+
+TEST(Plan, PhasesOfK3S2) {
+  const KernelPlan plan = make_plan(problem_of(k3s2_same(32), {1, 8, 8, 8, 64}), Isa::kAvx2);
+  for (int axis = 0; axis < 3; ++axis) {
+    ASSERT_EQ(plan.phases[axis].size(), 2u);
+    size_t taps = 0;
+    int64_t outputs = 0;
+    for (const AxisPhase& p : plan.phases[axis]) {
+      taps += p.taps.size();
+      outputs += p.count;
+    }
+    EXPECT_EQ(taps, 3u);  // every tap in exactly one phase
+    EXPECT_EQ(outputs, 16);
+  }
+}
+
+// valid_taps() must list exactly the (tap, input) pairs with
+// o + crop_begin = i*stride + a*dilation, on many random geometries.
+TEST(Plan, ValidTapsMatchTheDefinition) {
+  std::mt19937_64 rng(99);
+  for (int i = 0; i < 300; ++i) {
+    const testing::RandomCase c = testing::random_case(rng);
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), i % 2 ? Isa::kAvx2 : Isa::kAvx512);
+    for (int axis = 0; axis < 3; ++axis) {
+      const AxisGeometry& ax = plan.geometry.axes[axis];
+      for (int64_t o = 0; o < ax.out; ++o) {
+        std::vector<std::pair<int64_t, int64_t>> expected;
+        for (int64_t a = 0; a < ax.kernel; ++a)
+          for (int64_t in = 0; in < ax.in; ++in)
+            if (o + ax.crop_begin == in * ax.stride + a * ax.dilation) expected.emplace_back(a, in);
+        ASSERT_EQ(valid_taps(plan, axis, o), expected) << "axis " << axis << " o " << o << ": " << c.describe();
+      }
+    }
+  }
+}
+
+// W segments: every voxel of every phase exactly once; interior tiles only
+// where every tap is valid; tiles never wider than the register tile.
+TEST(Plan, WSegmentsCoverEveryVoxelOnce) {
+  std::mt19937_64 rng(7);
+  for (int i = 0; i < 300; ++i) {
+    const testing::RandomCase c = testing::random_case(rng);
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), i % 2 ? Isa::kAvx2 : Isa::kAvx512);
+    ASSERT_EQ(plan.w_segments.size(), plan.phases[2].size());
+    for (size_t rw = 0; rw < plan.phases[2].size(); ++rw) {
+      std::vector<int> seen(static_cast<size_t>(plan.phases[2][rw].count), 0);
+      for (const WSegment& s : plan.w_segments[rw]) {
+        ASSERT_GE(s.width, 1);
+        ASSERT_LE(s.width, plan.tile_w);
+        for (int64_t t = 0; t < s.tiles; ++t)
+          for (int p = 0; p < s.width; ++p) {
+            const int64_t j = s.first + t * s.width + p;
+            ASSERT_LT(j, int64_t(seen.size())) << c.describe();
+            ++seen[static_cast<size_t>(j)];
+            if (s.interior)
+              for (size_t tap = 0; tap < plan.phases[2][rw].taps.size(); ++tap)
+                ASSERT_TRUE(plan.w_tap_valid(static_cast<int>(rw), j, tap)) << c.describe();
+          }
+      }
+      for (int count : seen) ASSERT_EQ(count, 1) << c.describe();
+    }
+  }
+}
+
+TEST(Plan, RegisterTileFitsTheIsa) {
+  std::mt19937_64 rng(3);
+  for (int i = 0; i < 200; ++i) {
+    const testing::RandomCase c = testing::random_case(rng);
+    for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+      const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), isa);
+      // accumulators + one weight register per vector + at least one broadcast
+      EXPECT_LE(plan.tile_w * plan.oc_block + plan.oc_block + 1, plan.vector_registers) << c.describe();
+      EXPECT_EQ(plan.oc_vectors, (plan.geometry.out_channels + plan.lanes - 1) / plan.lanes);
+      EXPECT_EQ((plan.oc_groups - 1) * plan.oc_block + plan.last_group_vectors, plan.oc_vectors);
+      EXPECT_EQ(plan.tail_lanes, plan.geometry.out_channels % plan.lanes);
+      const ConvGeometry& g = plan.geometry;
+      EXPECT_EQ(plan.packed_weight_count(), g.axes[0].kernel * g.axes[1].kernel * g.axes[2].kernel *
+                                                g.in_channels * plan.padded_out_channels());
+    }
+  }
+}
+
+TEST(Plan, BigChannelLayersGetEnoughAccumulators) {
+  LayerConfig c = k3s2_same(128);
+  c.kernel_size = {4, 4, 4};
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    const KernelPlan plan = make_plan(problem_of(c, {1, 8, 8, 8, 256}), isa);
+    EXPECT_GE(plan.tile_w * plan.oc_block, 8) << to_string(isa);  // hides the 4-cycle FMA latency
+    EXPECT_GE(plan.oc_block, 2) << to_string(isa);                // each broadcast feeds several FMAs
+  }
+}
+
+TEST(Plan, LargeWeightSetsSplitTheChannelGroups) {
+  LayerConfig c = k3s2_same(128);
+  c.kernel_size = {4, 4, 4};
+  const KernelPlan big = make_plan(problem_of(c, {1, 8, 8, 8, 256}), Isa::kAvx512);  // 2 MB per row
+  EXPECT_TRUE(big.split_groups);
+  const KernelPlan last = big.for_group(big.oc_groups - 1);
+  EXPECT_EQ(last.only_group, big.oc_groups - 1);
+  EXPECT_NE(last.cache_key(), big.for_group(0).cache_key());
+  EXPECT_NE(kernel_name(last).find("_g"), std::string::npos);
+  EXPECT_THROW(big.for_group(big.oc_groups), Error);
+  EXPECT_FALSE(make_plan(problem_of(k3s2_same(32), {1, 8, 8, 8, 64}), Isa::kAvx512).split_groups);
+}
+
+TEST(Plan, StrideLargerThanKernelLeavesPhasesWithoutTaps) {
+  LayerConfig c;
+  c.filters = 3;
+  c.kernel_size = {1, 2, 2};
+  c.strides = {3, 3, 3};
+  const KernelPlan plan = make_plan(problem_of(c, {1, 2, 2, 2, 4}), Isa::kAvx2);
+  int empty = 0;
+  for (const AxisPhase& p : plan.phases[2]) empty += p.taps.empty();
+  EXPECT_EQ(empty, 1);
+  EXPECT_NE(plan.to_string().find("no taps"), std::string::npos);
+}
+
+TEST(Plan, NameAndCacheKey) {
+  LayerConfig c = k3s2_same(32);
+  c.activation.kind = ActivationKind::kRelu;
+  c.activation.name = "relu";
+  const KernelPlan a = make_plan(problem_of(c, {1, 16, 16, 16, 64}), Isa::kAvx2);
+  const std::string name = kernel_name(a);
+  EXPECT_EQ(name.rfind("tconv3d_f32_k3x3x3_s2x2x2_d1x1x1_c64to32_w16to32c", 0), 0u) << name;
+  EXPECT_NE(name.find("_cl_relu__avx2_"), std::string::npos) << name;
+  EXPECT_EQ(a.cache_key(), make_plan(problem_of(c, {1, 16, 16, 16, 64}), Isa::kAvx2).cache_key());
+  // Batch and the D/H sizes only change the row list, not the code.
+  EXPECT_EQ(a.cache_key(), make_plan(problem_of(c, {3, 9, 5, 16, 64}), Isa::kAvx2).cache_key());
+  std::set<std::string> keys = {a.cache_key()};
+  keys.insert(make_plan(problem_of(c, {1, 16, 16, 17, 64}), Isa::kAvx2).cache_key());  // W size
+  keys.insert(make_plan(problem_of(c, {1, 16, 16, 16, 64}), Isa::kAvx512).cache_key());  // ISA
+  keys.insert(make_plan(problem_of(c, {1, 16, 16, 16, 63}), Isa::kAvx2).cache_key());  // Cin
+  LayerConfig other = c;
+  other.activation.kind = ActivationKind::kLeakyRelu;
+  other.activation.alpha = 0.2;
+  keys.insert(make_plan(problem_of(other, {1, 16, 16, 16, 64}), Isa::kAvx2).cache_key());
+  other.activation.alpha = 0.3;
+  keys.insert(make_plan(problem_of(other, {1, 16, 16, 16, 64}), Isa::kAvx2).cache_key());
+  EXPECT_EQ(keys.size(), 6u);
+  const std::string text = a.to_string();
+  for (const char* part : {"register tile", "axis D", "axis W", "W phase 1", "cache key", "threads"})
+    EXPECT_NE(text.find(part), std::string::npos) << part << " missing from:\n" << text;
+}
+
+TEST(Plan, RejectsAnUnresolvedIsaAndAxisActivations) {
+  const Problem p = problem_of(k3s2_same(8), {1, 4, 4, 4, 8});
+  EXPECT_THROW(make_plan(p, Isa::kAuto), Error);
+  Problem softmax = p;
+  softmax.fused_activation.kind = ActivationKind::kSoftmax;
+  softmax.fused_activation.name = "softmax";
+  EXPECT_THROW(make_plan(softmax, Isa::kAvx2), Error);
+}
+
+}  // namespace
+}  // namespace tconv3d::codegen

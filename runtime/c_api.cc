@@ -83,22 +83,33 @@ std::vector<int64_t> shape_argument(const int64_t* shape, int rank, const char* 
   return std::vector<int64_t>(shape, shape + rank);
 }
 
+// A C caller may store any int in an enum field; in C++ loading an enum
+// outside its declared values is undefined, so the fields are read as ints.
+static_assert(sizeof(tconv3d_backend) == sizeof(int) && sizeof(tconv3d_isa) == sizeof(int) &&
+              sizeof(tconv3d_flavor) == sizeof(int));
+template <typename Enum>
+int enum_bits(const Enum& field) {
+  int value = 0;
+  std::memcpy(&value, &field, sizeof value);
+  return value;
+}
+
 tconv3d::LayerOptions layer_options(const tconv3d_options* options) {
   tconv3d::LayerOptions out;
   if (!options) return out;
-  switch (options->backend) {
+  switch (enum_bits(options->backend)) {
     case TCONV3D_BACKEND_AUTO: out.backend = tconv3d::Backend::kAuto; break;
     case TCONV3D_BACKEND_REFERENCE: out.backend = tconv3d::Backend::kReference; break;
     case TCONV3D_BACKEND_GENERIC: out.backend = tconv3d::Backend::kGeneric; break;
     case TCONV3D_BACKEND_XBYAK: out.backend = tconv3d::Backend::kXbyak; break;
     case TCONV3D_BACKEND_LLVM: out.backend = tconv3d::Backend::kLlvm; break;
-    default: throw Error("options.backend", "unknown value " + std::to_string(int(options->backend)));
+    default: throw Error("options.backend", "unknown value " + std::to_string(enum_bits(options->backend)));
   }
-  switch (options->isa) {
+  switch (enum_bits(options->isa)) {
     case TCONV3D_ISA_AUTO: out.isa = tconv3d::Isa::kAuto; break;
     case TCONV3D_ISA_AVX2: out.isa = tconv3d::Isa::kAvx2; break;
     case TCONV3D_ISA_AVX512: out.isa = tconv3d::Isa::kAvx512; break;
-    default: throw Error("options.isa", "unknown value " + std::to_string(int(options->isa)));
+    default: throw Error("options.isa", "unknown value " + std::to_string(enum_bits(options->isa)));
   }
   if (options->threads < 0) {
     throw Error("options.threads", "must be >= 0, got " + std::to_string(options->threads));
@@ -109,12 +120,12 @@ tconv3d::LayerOptions layer_options(const tconv3d_options* options) {
 
 std::optional<tconv3d::Flavor> flavor_option(const tconv3d_options* options) {
   if (!options) return std::nullopt;
-  switch (options->flavor) {
+  switch (enum_bits(options->flavor)) {
     case TCONV3D_FLAVOR_DETECT: return std::nullopt;
     case TCONV3D_FLAVOR_KERAS3: return tconv3d::Flavor::kKeras3;
     case TCONV3D_FLAVOR_TF_KERAS2: return tconv3d::Flavor::kTfKeras2;
   }
-  throw Error("options.flavor", "unknown value " + std::to_string(int(options->flavor)));
+  throw Error("options.flavor", "unknown value " + std::to_string(enum_bits(options->flavor)));
 }
 
 // Parses the config and options, then lets `make` build the tconv3d::Layer.
@@ -160,7 +171,7 @@ void tconv3d_options_init(tconv3d_options* options) {
 }
 
 const char* tconv3d_status_name(tconv3d_status status) {
-  switch (status) {
+  switch (enum_bits(status)) {
     case TCONV3D_OK: return "OK";
     case TCONV3D_INVALID_ARGUMENT: return "INVALID_ARGUMENT";
     case TCONV3D_UNSUPPORTED: return "UNSUPPORTED";

@@ -32,7 +32,11 @@ def geomean(values):
 def main():
     rows = read_lines(sys.argv[1])
     torch_rows = read_lines(sys.argv[2]) if len(sys.argv) > 2 else []
-    peaks = {(r["isa"], r["threads"]): r["gflops"] for r in rows if "vector" in r}
+    peaks = {}
+    for r in rows:
+        if "vector" in r:
+            key = (r["isa"], r["threads"])
+            peaks[key] = max(peaks.get(key, 0.0), r["gflops"])
     layers = defaultdict(dict)
     order = []
     for r in rows:
@@ -40,7 +44,8 @@ def main():
             continue
         if r["name"] not in order:
             order.append(r["name"])
-        layers[r["name"]][(r["backend"], r["isa"], r["threads"])] = r["gflops"]
+        key = (r["backend"], r["isa"], r["threads"])
+        layers[r["name"]][key] = max(layers[r["name"]].get(key, 0.0), r["gflops"])  # best of rounds
     torch_best = defaultdict(float)
     for r in torch_rows:
         key = (r["name"], r["threads"])

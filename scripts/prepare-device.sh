@@ -3,7 +3,9 @@
 # packages into .device/ (ignored by git; the device tool carries it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf .device && mkdir -p .device/include
-cp -r /usr/include/xbyak /usr/include/nlohmann .device/include/
+rm -rf .device && mkdir -p .device/xbyak .device/json
+# Separate folders, so the carried json headers never shadow an installed copy.
+cp -r /usr/include/xbyak .device/xbyak/
+cp -r /usr/include/nlohmann .device/json/
 cp -r /usr/src/googletest .device/googletest
 du -sh .device

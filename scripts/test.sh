@@ -22,7 +22,9 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCONV3D_SANITIZE=ON -DTCONV3D_BUILD_BENCH=OFF
 
-if [ -d examples/aot ] && [ -x examples/aot/run.sh ]; then
-  echo "== Ahead-of-time example" >&2
-  examples/aot/run.sh build
-fi
+echo "== Ahead-of-time example: x86-64 objects, then aarch64 objects under qemu" >&2
+examples/aot/run.sh build
+examples/aot/run.sh build aarch64-linux-gnu
+
+echo "== Fuzzing the model parsers briefly (libFuzzer, fork mode)" >&2
+FUZZ_BUILD_DIR=build-fuzz bash fuzz/run.sh 15

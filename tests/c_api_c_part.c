@@ -75,6 +75,22 @@ int tconv3d_c_api_smoke_from_c(char* why, size_t why_size) {
   }
   tconv3d_layer_destroy(layer);
 
+  /* In C any int may sit in an enum: unknown values are refused, not undefined. */
+  if (strcmp(tconv3d_status_name((tconv3d_status)77), "UNKNOWN_STATUS") != 0) {
+    snprintf(why, why_size, "status 77 named '%s'", tconv3d_status_name((tconv3d_status)77));
+    return 1;
+  }
+  tconv3d_options_init(&opts);
+  opts.backend = (tconv3d_backend)42;
+  layer = NULL;
+  status = tconv3d_layer_create_from_json(config, input_shape, 5, kernel, kernel_shape, 5, bias, 2, &opts, &layer,
+                                          err, sizeof err);
+  if (status != TCONV3D_INVALID_ARGUMENT || layer != NULL || strstr(err, "options.backend") == NULL) {
+    snprintf(why, why_size, "backend 42: got %s '%s'", tconv3d_status_name(status), err);
+    tconv3d_layer_destroy(layer);
+    return 1;
+  }
+
   /* An error path from C: a bias with use_bias false. */
   layer = NULL;
   status = tconv3d_layer_create_from_json("{\"filters\": 2, \"kernel_size\": 1, \"use_bias\": false}", input_shape,

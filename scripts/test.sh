@@ -17,8 +17,8 @@ echo "== Release build and tests" >&2
 run_suite build -DCMAKE_BUILD_TYPE=Release
 
 echo "== Sanitize build (AddressSanitizer + UndefinedBehaviorSanitizer) and tests" >&2
-# libgomp keeps its thread pool alive at exit, which LeakSanitizer reports as a leak.
-export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCONV3D_SANITIZE=ON -DTCONV3D_BUILD_BENCH=OFF
 
@@ -27,4 +27,4 @@ examples/aot/run.sh build
 examples/aot/run.sh build aarch64-linux-gnu
 
 echo "== Fuzzing the model parsers briefly (libFuzzer, fork mode)" >&2
-FUZZ_BUILD_DIR=build-fuzz bash fuzz/run.sh 15
+env -u ASAN_OPTIONS FUZZ_BUILD_DIR=build-fuzz bash fuzz/run.sh 15

@@ -68,7 +68,8 @@ TEST(KerasTestCases, OutputShapesInBothFlavors) {
 }
 
 TEST(KerasTestCases, ErrorCases) {
-  for (const json& c : spec_cases()["error_cases"]) {
+  const json spec = spec_cases();  // the range-for below must not iterate a dead temporary
+  for (const json& c : spec["error_cases"]) {
     SCOPED_TRACE(c.dump());
     const std::regex message(c["message_regex"].get<std::string>());
     if (c.contains("ctor")) {
@@ -99,7 +100,8 @@ TEST(KerasTestCases, ErrorCases) {
 }
 
 TEST(KerasTestCases, JaxPaddingAndOutputSizes) {
-  for (const json& c : spec_cases()["padding_cases"]) {
+  const json spec = spec_cases();
+  for (const json& c : spec["padding_cases"]) {
     SCOPED_TRACE(c.dump());
     const int64_t k = c["kernel_size"], s = c["stride"];
     const int64_t d = c.value("dilation_rate", int64_t{1});

@@ -53,7 +53,8 @@ AxisPhases::AxisPhases(const AxisGeometry& axis) {
       input_index.push_back(i >= 0 && i < axis.in ? i : -1);
       inside = inside && i >= 0 && i < axis.in;
     }
-    all_slots_inside[size_t(o)] = inside;
+    // A class without taps has no slot 0 to base the fast path on.
+    all_slots_inside[size_t(o)] = inside && !taps[size_t(c)].empty();
   }
 }
 

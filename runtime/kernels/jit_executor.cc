@@ -5,6 +5,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "codegen/kernel_args.hpp"
@@ -12,28 +14,14 @@
 #include "codegen/plan.hpp"
 #include "codegen/x64/tconv_emitter.hpp"
 #include "runtime/kernel_cache.hpp"
+#include "runtime/kernels/channel_transpose.hpp"
 #include "runtime/weight_pack.hpp"
 
 namespace tconv3d {
 namespace {
 
-// out[n][c][r] = in[n][r][c] for `batch` matrices of rows x cols, in cache-sized
-// tiles spread over the threads: the channels_first layout change around the
-// channels_last kernel.
-void transpose_batched(const float* in, float* out, int64_t batch, int64_t rows, int64_t cols, int threads) {
-  constexpr int64_t kTile = 32;
-  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
-  const int64_t tiles = batch * row_tiles * col_tiles;
-#pragma omp parallel for num_threads(threads) schedule(static)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t n = t / (row_tiles * col_tiles), rt = t / col_tiles % row_tiles, ct = t % col_tiles;
-    const float* src = in + n * rows * cols;
-    float* dst = out + n * rows * cols;
-    const int64_t r1 = std::min(rows, (rt + 1) * kTile), c1 = std::min(cols, (ct + 1) * kTile);
-    for (int64_t c = ct * kTile; c < c1; ++c)
-      for (int64_t r = rt * kTile; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-  }
-}
+constexpr int64_t kStreamOutputBytes = int64_t(2) << 20;
+constexpr int64_t kSlabBytes = int64_t(256) << 10;  // channels_first scratch per thread: in L2
 
 class JitExecutor final : public Executor {
  public:
@@ -54,23 +42,29 @@ class JitExecutor final : public Executor {
   }
 
   void run(const float* input, float* output, int threads) const override {
-    const ConvGeometry& g = plan_.geometry;
-    std::vector<float> input_cl, output_cl;
-    const float* x = input;
-    float* y = output;
     threads = threads > 0 ? threads : omp_get_max_threads();
-    const int64_t in_voxels = g.axes[0].in * g.axes[1].in * g.axes[2].in;
-    const int64_t out_voxels = g.axes[0].out * g.axes[1].out * g.axes[2].out;
-    if (plan_.transpose_channels_first) {
-      input_cl.resize(static_cast<size_t>(g.input_elements()));
-      transpose_batched(input, input_cl.data(), g.batch, g.in_channels, in_voxels, threads);
-      output_cl.resize(static_cast<size_t>(g.output_elements()));
-      x = input_cl.data();
-      y = output_cl.data();
+    if (!plan_.transpose_channels_first) {
+      run_rows(input, output, threads);
+      return;
     }
-    run_channels_last(x, y, threads);
-    if (plan_.transpose_channels_first)
-      transpose_batched(output_cl.data(), output, g.batch, out_voxels, g.out_channels, threads);
+    // channels_first: the input goes through one channels_last copy; the
+    // output is computed in blocks of rows into a cache-resident slab and
+    // transposed straight into place, so it never makes an extra memory pass.
+    const ConvGeometry& g = plan_.geometry;
+    // The channels_last copy is kept between calls (fresh pages cost a fault
+    // each); a concurrent caller that finds it taken uses its own.
+    std::unique_lock<std::mutex> lock(input_cl_mutex_, std::try_to_lock);
+    std::unique_ptr<float[]> own;
+    float* input_cl = nullptr;
+    if (lock.owns_lock()) {
+      if (!input_cl_) input_cl_.reset(new float[static_cast<size_t>(g.input_elements())]);
+      input_cl = input_cl_.get();
+    } else {
+      own.reset(new float[static_cast<size_t>(g.input_elements())]);
+      input_cl = own.get();
+    }
+    transpose_input(input, input_cl, threads);
+    run_blocks_channels_first(input_cl, output, threads);
   }
 
   Backend backend() const override { return Backend::kXbyak; }
@@ -110,6 +104,9 @@ class JitExecutor final : public Executor {
           for (int64_t oh = 0; oh < out_h; ++oh)
             if (phase(od, g.axes[0]) == rd && phase(oh, g.axes[1]) == rh)
               row_order_.push_back(od * out_h + oh);
+    for (int64_t rd = 0; rd < sd; ++rd)
+      for (int64_t od = 0; od < out_d; ++od)
+        if (phase(od, g.axes[0]) == rd) d_order_.push_back(od);
   }
 
   // First item of each of `parts` chunks: contiguous items of about equal cost.
@@ -129,8 +126,22 @@ class JitExecutor final : public Executor {
     return first;
   }
 
+  // NCDHW -> NDHWC, one (n, id, ih) input row per work item.
+  void transpose_input(const float* input, float* input_cl, int threads) const {
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t in_w = g.axes[2].in, rows = g.axes[0].in * g.axes[1].in, channels = g.in_channels;
+    const int64_t plane = rows * in_w, items = g.batch * rows;
+#pragma omp parallel for num_threads(static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(items, 1)))) \
+    schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t n = item / rows, row = item % rows;
+      transpose_block(input + n * channels * plane + row * in_w, plane,
+                      input_cl + (n * plane + row * in_w) * channels, channels, channels, in_w, false);
+    }
+  }
+
   // Work items: (kernel, n, row in run order), kernels (channel groups) outermost.
-  void run_channels_last(const float* input, float* output, int threads) const {
+  void run_rows(const float* input, float* output, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t per_item = g.axes[0].out * g.axes[1].out;
     const int64_t rows = g.batch * per_item;
@@ -167,6 +178,59 @@ class JitExecutor final : public Executor {
     }
   }
 
+  // channels_first output. Work items: blocks of consecutive H rows of one
+  // (kernel, n, od), channel groups outermost, D rows in phase order. A block
+  // is computed into a scratch slab and transposed in one go, so each
+  // channel's destination is one long run (whole cache lines, streamed when
+  // large) instead of one short, line-straddling run per row.
+  void run_blocks_channels_first(const float* input, float* output, int threads) const {
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t out_d = g.axes[0].out, out_h = g.axes[1].out, out_w = g.axes[2].out;
+    const int64_t out_row = out_w * g.out_channels, out_plane = out_d * out_h * out_w;
+    const int64_t kernels = static_cast<int64_t>(kernels_.size()), d_rows = kernels * g.batch * out_d;
+    if (d_rows == 0 || out_h == 0 || out_row == 0) return;
+    // As many rows as the slab holds, but enough blocks to keep every thread busy.
+    const int64_t wanted_blocks = (4 * int64_t(threads) + d_rows - 1) / d_rows;
+    const int64_t block_rows =
+        std::max<int64_t>(1, std::min<int64_t>(kSlabBytes / (4 * out_row), out_h / std::min(out_h, wanted_blocks)));
+    const int64_t blocks_per_d = (out_h + block_rows - 1) / block_rows;
+    const int64_t items = d_rows * blocks_per_d, per_kernel = g.batch * out_d * blocks_per_d;
+    threads = static_cast<int>(std::min<int64_t>(threads, items));
+    const int64_t in_item = g.input_elements() / g.batch;
+    const int64_t group_channels = int64_t(plan_.oc_block) * plan_.lanes;
+    // An output beyond the L2 is not read back soon: bypass the caches.
+    const bool stream_output = 4 * g.output_elements() > kStreamOutputBytes;
+#pragma omp parallel num_threads(threads)
+    {
+      AlignedFloats slab(static_cast<size_t>(block_rows * out_row));
+      codegen::KernelArgs args{};
+      args.weights = weights_.data();
+      args.bias = bias_.data();
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t k = item / per_kernel, rest = item % per_kernel;
+        const int64_t n = rest / (out_d * blocks_per_d), block = rest % (out_d * blocks_per_d);
+        const int64_t od = d_order_[static_cast<size_t>(block / blocks_per_d)];
+        const int64_t oh0 = block % blocks_per_d * block_rows, oh1 = std::min(out_h, oh0 + block_rows);
+        const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(k)];
+        args.input = input + n * in_item;
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int64_t dh = od * out_h + oh, begin = row_begin_[static_cast<size_t>(dh)];
+          args.row_taps = row_taps_.data() + begin;
+          args.row_tap_count = (row_begin_[static_cast<size_t>(dh) + 1] - begin) / 2;
+          args.output = slab.data() + (oh - oh0) * out_row;
+          kernel(&args);
+        }
+        // This kernel's channels [c0, c1) of the block: voxels x C -> C x voxels.
+        const int64_t c0 = plan_.split_groups ? k * group_channels : 0;
+        const int64_t c1 = plan_.split_groups ? std::min<int64_t>(g.out_channels, c0 + group_channels) : g.out_channels;
+        transpose_block(slab.data() + c0, g.out_channels,
+                        output + (n * g.out_channels + c0) * out_plane + (od * out_h + oh0) * out_w, out_plane,
+                        (oh1 - oh0) * out_w, c1 - c0, stream_output);
+      }
+    }
+  }
+
   codegen::KernelPlan plan_;
   AlignedFloats weights_;
   AlignedFloats bias_;
@@ -177,6 +241,9 @@ class JitExecutor final : public Executor {
   std::vector<int64_t> row_begin_;  // per (od, oh) row: index into row_taps_, plus the end
   std::vector<int64_t> row_cost_;   // per (od, oh) row
   std::vector<int64_t> row_order_;  // (od, oh) rows in the order they run
+  std::vector<int64_t> d_order_;    // od in D phase order (channels_first blocks)
+  mutable std::mutex input_cl_mutex_;           // guards input_cl_
+  mutable std::unique_ptr<float[]> input_cl_;  // channels_first only: the input, channels_last
 };
 
 }  // namespace

@@ -1,10 +1,14 @@
 #include "bench/onednn_deconv.hpp"
 
+#include "runtime/activation.hpp"
+
 #ifdef TCONV3D_HAVE_ONEDNN
 
 #include <omp.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -51,6 +55,9 @@ struct OneDnnDeconv::State {
   memory weights, bias;
   memory::desc src_md, dst_md;
   bool has_bias = false;
+  // Set when the activation runs as a plain loop after oneDNN instead of as its post-op.
+  std::optional<Activation> separate_activation;
+  int64_t output_elements = 0;
 };
 
 OneDnnDeconv::OneDnnDeconv(const ConvGeometry& g, const Activation& activation, const float* kernel,
@@ -77,7 +84,14 @@ OneDnnDeconv::OneDnnDeconv(const ConvGeometry& g, const Activation& activation, 
   }
   s.has_bias = bias != nullptr;
   dnnl::primitive_attr attr;
-  if (activation.kind != ActivationKind::kLinear) {
+  // oneDNN 2.6 runs deconvolution post-ops through a slow path; with
+  // TCONV3D_BENCH_ONEDNN_NO_POSTOPS=1 oneDNN computes conv + bias and a plain
+  // OpenMP loop applies the activation afterwards, as a user avoiding it would.
+  const char* no_postops = std::getenv("TCONV3D_BENCH_ONEDNN_NO_POSTOPS");
+  s.output_elements = g.output_elements();
+  if (activation.kind != ActivationKind::kLinear && no_postops && std::string(no_postops) == "1") {
+    s.separate_activation = activation;
+  } else if (activation.kind != ActivationKind::kLinear) {
     dnnl::algorithm alg;
     float alpha = 0;
     if (!eltwise_for(activation, &alg, &alpha))
@@ -127,6 +141,11 @@ void OneDnnDeconv::run(const float* input, float* output, int threads) const {
   if (s.has_bias) args.emplace(DNNL_ARG_BIAS, s.bias);
   s.primitive.execute(s.stream, args);
   s.stream.wait();
+  if (s.separate_activation) {
+    const Activation& act = *s.separate_activation;
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t i = 0; i < s.output_elements; ++i) output[i] = apply_elementwise(act, output[i]);
+  }
 }
 
 std::string OneDnnDeconv::impl() const { return state_->pd.impl_info_str(); }

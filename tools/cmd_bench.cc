@@ -13,14 +13,6 @@
 namespace tconv3d::cli {
 namespace {
 
-std::vector<float> random_values(int64_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<size_t>(count));
-  for (auto& v : values) v = dist(rng);
-  return values;
-}
-
 void bench_one(const std::string& name, const LayerConfig& config, const std::vector<int64_t>& input_shape,
                const LayerOptions& options, double min_seconds, bool json) {
   std::vector<std::string> warnings;

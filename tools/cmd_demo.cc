@@ -27,14 +27,6 @@ constexpr const char* kDefaultModel = TCONV3D_SOURCE_DIR "/examples/models/unet3
 constexpr const char* kDefaultSuite = TCONV3D_SOURCE_DIR "/examples/unet3d_decoder.json";
 constexpr double kTolerance = 1e-5;
 
-std::vector<float> random_values(int64_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> values(static_cast<size_t>(count));
-  for (auto& v : values) v = dist(rng);
-  return values;
-}
-
 // Max absolute error over the output's scale (at least 1, so outputs near
 // zero, e.g. a sigmoid's, are not held to a tighter bound than float gives).
 double scaled_max_error(const std::vector<float>& actual, const std::vector<float>& expected) {

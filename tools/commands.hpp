@@ -29,5 +29,7 @@ LayerConfig load_layer_config(const std::string& path, std::optional<Flavor> fla
 std::optional<Flavor> flavor_option(const Args& args);
 LayerOptions layer_options(const Args& args);
 void print_warnings(const std::vector<std::string>& warnings);
+// Uniform values in [-1, 1) from a fixed seed: benchmark and demo inputs.
+std::vector<float> random_values(int64_t count, uint64_t seed);
 
 }  // namespace tconv3d::cli

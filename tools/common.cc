@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "tconv3d/error.hpp"
@@ -62,6 +63,14 @@ LayerOptions layer_options(const Args& args) {
 
 void print_warnings(const std::vector<std::string>& warnings) {
   for (const std::string& w : warnings) std::fprintf(stderr, "tconv3d: warning: %s\n", w.c_str());
+}
+
+std::vector<float> random_values(int64_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> values(static_cast<size_t>(count));
+  for (auto& v : values) v = dist(rng);
+  return values;
 }
 
 }  // namespace tconv3d::cli

@@ -36,6 +36,31 @@ Layer::Layer(Layer&&) noexcept = default;
 Layer& Layer::operator=(Layer&&) noexcept = default;
 Layer::~Layer() = default;
 
+// What every way of creating a layer ends with, once shapes are checked and
+// state->config / state->geometry are set: copy the weights and build the executor.
+Layer Layer::finish(std::unique_ptr<State> state, const ConstTensor& kernel, const ConstTensor& bias,
+                    const LayerOptions& options) {
+  const ConvGeometry& g = state->geometry;
+  const LayerConfig& config = state->config;
+  if (options.threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(options.threads));
+  // Weights (kept + packed) and one output-sized scratch for axis activations.
+  check_allocatable(4.0 * (3.0 * double(g.kernel_elements()) + double(g.output_elements())), "layer");
+  try {
+    state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
+    if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
+    Problem problem;
+    problem.geometry = g;
+    problem.has_bias = config.use_bias;
+    if (config.activation.is_elementwise()) problem.fused_activation = config.activation;
+    state->executor = make_executor(problem, state->kernel.data(),
+                                    config.use_bias ? state->bias.data() : nullptr, options);
+  } catch (const std::bad_alloc&) {
+    throw Error("layer", "out of memory while creating the layer");
+  }
+  state->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
+  return Layer(std::move(state));
+}
+
 Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input_shape,
                     const ConstTensor& kernel, const ConstTensor& bias, const LayerOptions& options) {
   validate(config);
@@ -62,24 +87,7 @@ Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input
     throw Error("activation", "glu splits the last axis in two halves, but the output's last axis has odd size " +
                                   std::to_string(g.output_shape()[4]));
   }
-  if (options.threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(options.threads));
-  // Weights (kept + packed) and one output-sized scratch for axis activations.
-  check_allocatable(4.0 * (3.0 * double(g.kernel_elements()) + double(g.output_elements())), "layer");
-
-  try {
-    state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
-    if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
-    Problem problem;
-    problem.geometry = g;
-    problem.has_bias = config.use_bias;
-    if (config.activation.is_elementwise()) problem.fused_activation = config.activation;
-    state->executor = make_executor(problem, state->kernel.data(),
-                                    config.use_bias ? state->bias.data() : nullptr, options);
-  } catch (const std::bad_alloc&) {
-    throw Error("layer", "out of memory while creating the layer");
-  }
-  state->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  return Layer(std::move(state));
+  return finish(std::move(state), kernel, bias, options);
 }
 
 Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape,
@@ -125,21 +133,7 @@ Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation
                             std::to_string(g.out_channels) + ",)");
   if (activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2 != 0)
     throw Error("activation", "glu needs an even last axis, got " + std::to_string(g.output_shape()[4]));
-  if (options.threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(options.threads));
-  check_allocatable(4.0 * (3.0 * double(g.kernel_elements()) + double(g.output_elements())), "layer");
-  try {
-    state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
-    if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
-    Problem problem;
-    problem.geometry = g;
-    problem.has_bias = c.use_bias;
-    if (activation.is_elementwise()) problem.fused_activation = activation;
-    state->executor = make_executor(problem, state->kernel.data(), c.use_bias ? state->bias.data() : nullptr, options);
-  } catch (const std::bad_alloc&) {
-    throw Error("layer", "out of memory while creating the layer");
-  }
-  state->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
-  return Layer(std::move(state));
+  return finish(std::move(state), kernel, bias, options);
 }
 
 void Layer::forward(const float* input, float* output) const {

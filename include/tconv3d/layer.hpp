@@ -101,6 +101,8 @@ class Layer {
  private:
   struct State;
   explicit Layer(std::unique_ptr<State> state);
+  static Layer finish(std::unique_ptr<State> state, const ConstTensor& kernel, const ConstTensor& bias,
+                      const LayerOptions& options);
   std::unique_ptr<State> state_;
 };
 

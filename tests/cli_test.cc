@@ -25,24 +25,12 @@
 #include "tconv3d/layer.hpp"
 #include "tests/test_support.hpp"
 
-extern char** environ;
-
 namespace tconv3d {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using testing::CliResult;
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -63,39 +51,7 @@ class CliTest : public ::testing::Test {
 
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
-  // Runs the CLI with stdout and stderr captured to files (no shell involved).
-  CliResult run(const std::vector<std::string>& args) const {
-    const std::string out_path = path("stdout.txt"), err_path = path("stderr.txt");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    std::vector<std::string> storage = {TCONV3D_CLI_PATH};
-    storage.insert(storage.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (std::string& s : storage) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    CliResult result;
-    const int spawned = posix_spawn(&pid, TCONV3D_CLI_PATH, &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (spawned != 0) {
-      ADD_FAILURE() << "cannot start " << TCONV3D_CLI_PATH << ": " << std::strerror(spawned);
-      return result;
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status)) {
-      result.exit_code = WEXITSTATUS(status);
-    } else {
-      result.exit_code = 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);  // a crash
-    }
-    result.out = slurp(out_path);
-    result.err = slurp(err_path);
-    return result;
-  }
+  CliResult run(const std::vector<std::string>& args) const { return testing::run_cli(args, dir_.string()); }
 
   // Runs, expecting exit code 2 with `needle` on stderr (and nothing but the
   // error there: no sanitizer report, no crash), and no file at `output`.

@@ -15,60 +15,28 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "tests/test_support.hpp"
+
 
 namespace tconv3d {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string out, err;
-};
+using testing::CliResult;
 
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// Runs the CLI with stdout and stderr captured to files (no shell involved).
+// Runs `tconv3d demo ARGS` with its output captured in a fresh temporary folder.
 CliResult run_cli(const std::vector<std::string>& args) {
   std::string pattern = (fs::temp_directory_path() / "tconv3d_demo_XXXXXX").string();
-  CliResult result;
   if (mkdtemp(pattern.data()) == nullptr) {
     ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-    return result;
+    return {};
   }
-  const fs::path dir = pattern;
-  const std::string out_path = (dir / "stdout.txt").string(), err_path = (dir / "stderr.txt").string();
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  std::vector<std::string> storage = {TCONV3D_CLI_PATH, "demo"};
-  storage.insert(storage.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (std::string& s : storage) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, TCONV3D_CLI_PATH, &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (spawned != 0) {
-    ADD_FAILURE() << "cannot start " << TCONV3D_CLI_PATH << ": " << std::strerror(spawned);
-  } else {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    result.out = slurp(out_path);
-    result.err = slurp(err_path);
-  }
+  std::vector<std::string> demo_args = {"demo"};
+  demo_args.insert(demo_args.end(), args.begin(), args.end());
+  CliResult result = testing::run_cli(demo_args, pattern);
   std::error_code ec;
-  fs::remove_all(dir, ec);
+  fs::remove_all(pattern, ec);
   return result;
 }
 

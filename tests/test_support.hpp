@@ -29,6 +29,15 @@ struct RandomCase {
 // small so hundreds of cases run in seconds.
 RandomCase random_case(std::mt19937_64& rng, bool elementwise_activation_only = true);
 
+struct CliResult {
+  int exit_code = -1;  // 1000 + signal number when the CLI crashed
+  std::string out, err;
+};
+
+// Runs the tconv3d CLI (TCONV3D_CLI_PATH) with `args`, stdin from /dev/null and
+// stdout/stderr captured to files in `capture_dir` (no shell involved).
+CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir);
+
 // Runs `options` and the reference on the same random weights and input, and
 // returns the scaled max error.
 double compare_with_reference(const RandomCase& c, const LayerOptions& options, uint64_t seed);

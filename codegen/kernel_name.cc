@@ -15,6 +15,7 @@ std::string kernel_name(const KernelPlan& plan) {
        << "to" << g.out_channels << "_w" << w.in << "to" << w.out << "c" << w.crop_begin << "_"
        << (g.data_format == DataFormat::kChannelsLast ? "cl" : "cf") << "_" << plan.activation.name << "__"
        << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;
+  if (plan.w_pack > 1) name << "_p" << plan.w_pack;
   if (plan.only_group >= 0) name << "_g" << plan.only_group;
   return name.str();
 }

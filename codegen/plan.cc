@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <sstream>
 
 #include "codegen/kernel_name.hpp"
@@ -29,29 +30,57 @@ std::vector<AxisPhase> axis_phases(const AxisGeometry& ax) {
   return phases;
 }
 
-// Splits the voxels of one W phase into border tiles (straight-line code with
-// the valid taps of each voxel fixed) and interior tiles (one loop).
-std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int tile_w) {
+// The lane-packed W axis: one phase whose voxels are the super voxels q that
+// hold an output, with the distinct input offsets of all phases as taps.
+AxisPhase packed_w_phase(const AxisGeometry& ax) {
+  AxisPhase p;
+  p.first_q = floor_div(ax.crop_begin, ax.stride);
+  p.first_out = p.first_q * ax.stride - ax.crop_begin;
+  p.count = ax.out > 0 ? floor_div(ax.out - 1 + ax.crop_begin, ax.stride) - p.first_q + 1 : 0;
+  std::set<int64_t> offsets;
+  for (int64_t a = 0; a < ax.kernel; ++a) offsets.insert(a * ax.dilation / ax.stride);
+  for (int64_t t : offsets) p.taps.push_back({-1, t});
+  return p;
+}
+
+// Whether packing W phases into the lanes saves enough FMAs to pay for the
+// zero weights and the partial super voxels at the row's ends.
+bool worth_packing(const std::vector<AxisPhase>& phases, const AxisPhase& packed, const AxisGeometry& w,
+                   int64_t out_channels, int lanes) {
+  if (w.stride < 2 || w.stride * out_channels > lanes) return false;
+  int64_t unpacked_fmas = 0;
+  for (const AxisPhase& p : phases) unpacked_fmas += p.count * int64_t(p.taps.size());
+  const int64_t packed_fmas = packed.count * int64_t(packed.taps.size());
+  return 4 * packed_fmas <= 3 * unpacked_fmas;
+}
+
+// Splits the voxels of one W phase into tiles: as few as the register tile
+// allows, with widths differing by at most one, so no tile is left with too
+// few accumulators to hide the FMA latency (a lone border voxel would run at
+// a quarter of the FMA rate). Tiles where every tap is valid (and, lane-
+// packed, every lane stored: [full_lo, full_hi)) are interior and run in
+// loops; the others are straight-line code with each voxel's valid taps fixed.
+std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int tile_w, int64_t full_lo,
+                                    int64_t full_hi) {
   std::vector<WSegment> segments;
   const int64_t n = phase.count;
-  int64_t lo = 0, hi = n;  // interior: every tap valid
+  int64_t lo = full_lo, hi = full_hi;
   for (const PhaseTap& t : phase.taps) {
     lo = std::max(lo, t.offset - phase.first_q);
     hi = std::min(hi, in_w + t.offset - phase.first_q);
   }
-  auto add_border = [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; j += tile_w) {
-      segments.push_back({j, 1, static_cast<int>(std::min<int64_t>(tile_w, end - j)), false});
-    }
-  };
-  if (lo >= hi) {
-    add_border(0, n);
-    return segments;
+  const int64_t tiles = (n + tile_w - 1) / tile_w;
+  int64_t start = 0;
+  for (int64_t k = 0; k < tiles; ++k) {
+    const int width = static_cast<int>((n - start + (tiles - k) - 1) / (tiles - k));
+    const bool interior = start >= lo && start + width <= hi;
+    WSegment* last = segments.empty() ? nullptr : &segments.back();
+    if (interior && last && last->interior && last->width == width)
+      ++last->tiles;
+    else
+      segments.push_back({start, 1, width, interior});
+    start += width;
   }
-  add_border(0, lo);
-  const int64_t tiles = (hi - lo) / tile_w;
-  if (tiles > 0) segments.push_back({lo, tiles, tile_w, true});
-  add_border(lo + tiles * tile_w, n);
   return segments;
 }
 
@@ -104,9 +133,18 @@ std::string phases_text(const std::vector<AxisPhase>& phases) {
   return out.str();
 }
 
+std::string packed_phase_text(const AxisPhase& p) {
+  std::ostringstream out;
+  out << "\n      " << p.count << " super voxels, the first at output " << p.first_out << " (q0 " << p.first_q
+      << "), input offsets [";
+  for (size_t i = 0; i < p.taps.size(); ++i) out << (i ? " " : "") << p.taps[i].offset;
+  out << "]";
+  return out.str();
+}
+
 }  // namespace
 
-KernelPlan make_plan(const Problem& problem, Isa isa) {
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
   if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
     throw Error("isa", "the plan needs a resolved ISA (avx2 or avx512), got " + to_string(isa));
   if (!problem.fused_activation.is_elementwise())
@@ -120,9 +158,16 @@ KernelPlan make_plan(const Problem& problem, Isa isa) {
   plan.has_bias = problem.has_bias;
   plan.activation = problem.fused_activation;
   for (int axis = 0; axis < 3; ++axis) plan.phases[axis] = axis_phases(g.axes[axis]);
+  if (options.pack_w_phases) {
+    AxisPhase packed = packed_w_phase(g.axes[2]);
+    if (worth_packing(plan.phases[2], packed, g.axes[2], g.out_channels, plan.lanes)) {
+      plan.w_pack = static_cast<int>(g.axes[2].stride);
+      plan.phases[2] = {std::move(packed)};
+    }
+  }
 
-  plan.oc_vectors = static_cast<int>((g.out_channels + plan.lanes - 1) / plan.lanes);
-  plan.tail_lanes = static_cast<int>(g.out_channels % plan.lanes);
+  plan.oc_vectors = static_cast<int>((plan.vector_channels() + plan.lanes - 1) / plan.lanes);
+  plan.tail_lanes = static_cast<int>(plan.vector_channels() % plan.lanes);
   int64_t max_voxels = 0;
   for (const AxisPhase& p : plan.phases[2]) max_voxels = std::max(max_voxels, p.count);
   const Blocking b = choose_blocking(plan.vector_registers, plan.oc_vectors, max_voxels);
@@ -141,7 +186,15 @@ KernelPlan make_plan(const Problem& problem, Isa isa) {
       break;
     }
   }
-  for (const AxisPhase& p : plan.phases[2]) plan.w_segments.push_back(w_segments_of(p, g.axes[2].in, plan.tile_w));
+  for (const AxisPhase& p : plan.phases[2]) {
+    int64_t full_lo = 0, full_hi = p.count;
+    if (plan.w_pack > 1) {
+      const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
+      while (full_lo < full_hi && plan.w_pack_lane_mask(full_lo) != all) ++full_lo;
+      while (full_hi > full_lo && plan.w_pack_lane_mask(full_hi - 1) != all) --full_hi;
+    }
+    plan.w_segments.push_back(w_segments_of(p, g.axes[2].in, plan.tile_w, full_lo, full_hi));
+  }
   // The weights one row touches (all groups, every D/H tap of its phase
   // class): above ~half of a 2 MB L2, split the groups.
   int64_t max_dh_taps = 0;
@@ -170,7 +223,20 @@ KernelPlan KernelPlan::for_group(int group) const {
 }
 
 int64_t KernelPlan::weights_per_dh_tap() const {
-  return int64_t(geometry.axes[2].kernel) * geometry.in_channels * padded_out_channels();
+  int64_t taps = 0;
+  for (int rw = 0; rw < static_cast<int>(phases[2].size()); ++rw) taps += w_taps(rw);
+  return taps * geometry.in_channels * padded_out_channels();
+}
+
+int64_t KernelPlan::w_pack_lane_mask(int64_t j) const {
+  const AxisGeometry& w = geometry.axes[2];
+  const int64_t first = phases[2].front().first_out + j * w.stride;
+  int64_t mask = 0;
+  for (int64_t lane = 0; lane < std::min<int64_t>(vector_channels(), 63); ++lane) {
+    const int64_t o = first + lane / geometry.out_channels;
+    if (o >= 0 && o < w.out) mask |= int64_t(1) << lane;
+  }
+  return mask;
 }
 
 int64_t KernelPlan::weights_phase_offset(int rw) const {
@@ -194,13 +260,14 @@ bool KernelPlan::w_tap_valid(int rw, int64_t j, size_t widx) const {
 }
 
 std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int axis, int64_t o) {
+  // From the geometry, not the phases: a lane-packed W axis has no per-residue phases.
   const AxisGeometry& ax = plan.geometry.axes[axis];
-  const AxisPhase& p = plan.phases[axis][static_cast<size_t>(floor_mod(o + ax.crop_begin, ax.stride))];
-  const int64_t q = floor_div(o + ax.crop_begin, ax.stride);
   std::vector<std::pair<int64_t, int64_t>> pairs;
-  for (const PhaseTap& t : p.taps) {
-    const int64_t i = q - t.offset;
-    if (i >= 0 && i < ax.in) pairs.emplace_back(t.tap, i);
+  for (int64_t a = 0; a < ax.kernel; ++a) {
+    const int64_t reach = o + ax.crop_begin - a * ax.dilation;
+    if (floor_mod(reach, ax.stride) != 0) continue;
+    const int64_t i = reach / ax.stride;
+    if (i >= 0 && i < ax.in) pairs.emplace_back(a, i);
   }
   return pairs;
 }
@@ -231,8 +298,12 @@ std::string KernelPlan::to_string() const {
   for (int a = 0; a < 3; ++a) {
     const AxisGeometry& ax = g.axes[a];
     out << "  axis " << kAxis[a] << ": in " << ax.in << " kernel " << ax.kernel << " stride " << ax.stride
-        << " dilation " << ax.dilation << " crop_begin " << ax.crop_begin << " out " << ax.out << "; "
-        << phases[a].size() << " phase(s)" << phases_text(phases[a]) << "\n";
+        << " dilation " << ax.dilation << " crop_begin " << ax.crop_begin << " out " << ax.out << "; ";
+    if (a == 2 && w_pack > 1)
+      out << "lane-packed: each vector holds " << w_pack << " consecutive voxels (one per phase) x "
+          << g.out_channels << " channels;" << packed_phase_text(phases[a].front()) << "\n";
+    else
+      out << phases[a].size() << " phase(s)" << phases_text(phases[a]) << "\n";
   }
   out << "  register tile: " << tile_w << " W voxels x " << oc_block << " vectors = " << tile_w * oc_block
       << " accumulators, " << oc_block << " weight + 1-2 broadcast registers; Cin unrolled x" << cin_unroll << "\n";
@@ -277,7 +348,7 @@ std::string KernelPlan::cache_key() const {
   key.precision(17);
   key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
       << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
-  key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group;
+  key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
   return key.str();
 }
 

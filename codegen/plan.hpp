@@ -35,7 +35,7 @@ struct PhaseTap {
 // The outputs of one axis that share a phase: first_out, first_out + stride, ...
 struct AxisPhase {
   int64_t residue = 0;    // r = (o + crop_begin) mod stride
-  int64_t first_out = 0;  // smallest o >= 0 of this phase
+  int64_t first_out = 0;  // smallest o >= 0 of this phase (lane-packed W: may be < 0, see w_pack)
   int64_t count = 0;      // how many outputs have this phase
   int64_t first_q = 0;    // q of first_out
   std::vector<PhaseTap> taps;
@@ -49,6 +49,15 @@ struct WSegment {
   bool interior = false;  // every W tap valid for every voxel: emitted as a loop
 };
 
+// Choices a backend may decline: every field names a feature its emitter
+// implements. The Xbyak emitter takes the defaults; the LLVM IR emitter and
+// the ahead-of-time objects turn them off.
+struct PlanOptions {
+  bool pack_w_phases = true;
+  // Only what every emitter implements.
+  static PlanOptions baseline() { return PlanOptions{.pack_w_phases = false}; }
+};
+
 struct KernelPlan {
   Isa isa = Isa::kAvx2;
   int lanes = 8;              // fp32 lanes per vector register
@@ -60,12 +69,25 @@ struct KernelPlan {
 
   std::array<std::vector<AxisPhase>, 3> phases;  // D, H, W; one entry per residue
 
+  // Lane packing, for few output channels and a W stride > 1 (e.g. a 4-filter
+  // head: 4 of 8 or 16 lanes would idle). One vector then holds the channels
+  // of w_pack = stride consecutive output voxels, one of each W phase, which
+  // are adjacent in a channels_last row. phases[2] is then a single phase of
+  // such "super voxels" q: its taps are the distinct input offsets t of all W
+  // phases (PhaseTap::tap is unused), lane r * Cout + c of offset t holds
+  // tap a with a * dilation = t * stride + r, or zero. Super voxel j covers
+  // outputs first_out + j * stride + r; the first and last may reach outside
+  // 0..out-1, and their stores mask those lanes (w_pack_lane_mask).
+  int w_pack = 1;
+  int64_t w_pack_lane_mask(int64_t j) const;  // bit l: lane l of super voxel j is stored
+  int64_t vector_channels() const { return w_pack * geometry.out_channels; }  // channels the lanes hold
+
   // Output channels: oc_vectors vectors of `lanes`, in groups of oc_block.
   int oc_vectors = 0;
   int oc_block = 0;
   int oc_groups = 0;
   int last_group_vectors = 0;  // vectors in the last group (<= oc_block)
-  int tail_lanes = 0;          // valid lanes of the last vector; 0: all
+  int tail_lanes = 0;          // valid lanes of the last vector; 0: all (of vector_channels())
 
   int tile_w = 0;      // voxels per register tile along W
   int cin_unroll = 0;  // Cin steps per loop iteration
@@ -81,12 +103,15 @@ struct KernelPlan {
   // finished output row (L1-hot), which keeps every register free for tiles.
   bool activation_row_pass = false;
   // channels_first: transpose in and out around the channels_last kernel.
+  // (Reading the input in place was measured 1.9x slower on unet_up_k2s2_cf:
+  // its channel planes are 16 KB apart, so every channel of a tile maps to
+  // the same L1 set and the tile's input lines evict each other.)
   bool transpose_channels_first = false;
 
   // Derived sizes (floats) of the packed weight layout, see weight_pack.hpp.
   int64_t w_taps(int rw) const { return static_cast<int64_t>(phases[2][rw].taps.size()); }
-  int64_t padded_out_channels() const { return int64_t(oc_vectors) * lanes; }
-  int64_t weights_per_dh_tap() const;          // all W phases and channels of one (kd, kh) tap
+  int64_t padded_out_channels() const { return int64_t(oc_vectors) * lanes; }  // lanes per voxel (super voxel)
+  int64_t weights_per_dh_tap() const;          // all W phases (offsets) and channels of one (kd, kh) tap
   int64_t weights_phase_offset(int rw) const;  // start of W phase rw inside a (kd, kh) block
   int64_t weights_group_stride(int rw) const;  // between uniform channel groups of phase rw
   int64_t packed_weight_count() const;
@@ -101,7 +126,7 @@ struct KernelPlan {
 // isa must be kAvx2 or kAvx512 (resolved); the problem's activation must be
 // elementwise. Throws tconv3d::Error for shapes the generated code cannot
 // address (offsets beyond 32-bit displacements).
-KernelPlan make_plan(const Problem& problem, Isa isa);
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options = {});
 
 // Cost of one output row (n, od, oh) in FMA vector instructions, used to
 // balance threads: rows differ in how many D/H taps they see.

@@ -166,7 +166,7 @@ AotResult write_aot(const AotRequest& r) {
   // aarch64 takes the 8-lane plan: LLVM splits each vector into two NEON registers,
   // which keeps the register tile the plan sized (16 x 8 lanes = 32 x 4 lanes).
   const Isa plan_isa = target.vector_floats == 16 ? Isa::kAvx512 : Isa::kAvx2;
-  const codegen::KernelPlan plan = codegen::make_plan(p.problem, plan_isa);
+  const codegen::KernelPlan plan = codegen::make_plan(p.problem, plan_isa, codegen::PlanOptions::baseline());
 
   llvm_backend::AotModuleRequest module;
   module.plan = &plan;

@@ -3,7 +3,9 @@
 // channel group, for each input channel, for each W tap of the phase, the
 // group's channel vectors (zero-padded to full vectors):
 //   [kd][kh][W phase][group][ci][W tap][vector][lane]
-// so one Cin step of a tile reads consecutive vectors.
+// so one Cin step of a tile reads consecutive vectors. A lane-packed plan
+// (plan.w_pack > 1) has one W "phase" whose taps are input offsets, see
+// codegen/plan.hpp.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Times torch.nn.functional.conv_transpose3d on the layers of a suite file
 (bench/layers.json), as a PyTorch user would run the same Keras layer, and
-prints one JSON object per line: name, layout, threads, ms, gflops.
+prints one JSON object per line: name, layout, threads, ms, gflops, and
+layer_layout: whether that memory layout is the layer's own (a channels_first
+layer's data is NCDHW in memory, so only "contiguous" computes the same
+problem; channels_last_3d would skip both layout changes). No activation is
+applied (tconv3d's timings include it).
 
 Keras's crop (keras_semantics.md §3) maps to PyTorch's symmetric `padding`
 plus `output_padding` when the left crop P satisfies the output size; when it
@@ -92,7 +96,9 @@ def main():
                     ms = median_ms(run)
                 print(json.dumps({"name": layer["name"], "impl": "torch", "torch": torch.__version__, "layout": layout,
                                   "threads": threads, "ms": ms, "gflops": flops / (ms * 1e-3) / 1e9,
-                                  "sliced": sliced}), flush=True)
+                                  "sliced": sliced,
+                                  # the layer's own memory layout in and out (NCDHW for channels_first)
+                                  "layer_layout": (layout == "contiguous") == first}), flush=True)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,75 @@ TEST_P(JitKernelTest, EveryElementwiseActivation) {
   EXPECT_LE(testing::compare_with_reference(c, options(1), 299), kTolerance) << "tf.keras 2.x hard_sigmoid";
 }
 
+// Few output channels and a W stride > 1: the lanes hold several W phases
+// (lane packing). Random layers in that regime, W sizes that leave partial
+// super voxels at both ends of a row, every padding, output_padding.
+TEST_P(JitKernelTest, LanePackedFewChannels) {
+  std::mt19937_64 rng(31 + static_cast<int>(GetParam()));
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  const int64_t lanes = GetParam() == Isa::kAvx512 ? 16 : 8;
+  int packed = 0;
+  for (int i = 0; i < 120; ++i) {
+    testing::RandomCase c = testing::random_case(rng);
+    LayerConfig& config = c.config;
+    config.dilation_rate = {1, 1, 1};
+    config.strides[2] = pick(2, 4);
+    config.filters = pick(1, std::max<int64_t>(1, lanes / config.strides[2]));
+    config.kernel_size[2] = pick(1, 6);
+    if (config.output_padding) (*config.output_padding)[2] = pick(0, config.strides[2] - 1);
+    for (int a = 0; a < 2; ++a)
+      if (config.output_padding && (*config.output_padding)[a] >= config.strides[a]) (*config.output_padding)[a] = 0;
+    const bool last = config.data_format == DataFormat::kChannelsLast;
+    c.input_shape[last ? 3 : 4] = pick(1, 12);
+    try {
+      resolve_geometry(config, c.input_shape);
+    } catch (const Error&) {
+      continue;
+    }
+    const Layer layer = Layer::create_initialized(config, c.input_shape, 1, options());
+    packed += layer.executor().kernel_name().find("_p") != std::string::npos;
+    const double error = testing::compare_with_reference(c, options(1 + i % 2), 9000 + i);
+    ASSERT_LE(error, kTolerance) << "case " << i << ": " << c.describe();
+  }
+  EXPECT_GE(packed, 60) << "too few random layers took the lane-packed kernel";
+}
+
+// Strided and dilated W (ONNX allows it, Keras does not): lanes of a phase
+// without a tap at some input offset get zero weights, and whole phases with
+// no taps at all hold bias only.
+TEST_P(JitKernelTest, LanePackedStridedAndDilated) {
+  std::mt19937_64 rng(5);
+  struct WAxis {
+    int64_t stride, dilation, kernel, crop_begin;
+  };
+  for (const WAxis& w : {WAxis{4, 2, 4, 1}, WAxis{3, 2, 5, 2}, WAxis{3, 2, 5, 0}}) {
+    ConvGeometry g;
+    g.batch = 2;
+    g.in_channels = 5;
+    g.out_channels = 2;
+    for (int a = 0; a < 2; ++a) g.axes[a] = {.in = 4, .kernel = 3, .stride = 2, .dilation = 1, .crop_begin = 1};
+    g.axes[2] = {.in = 9, .kernel = w.kernel, .stride = w.stride, .dilation = w.dilation, .crop_begin = w.crop_begin};
+    for (AxisGeometry& ax : g.axes) ax.out = ax.full_out() - 2 * ax.crop_begin;
+    const std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
+    const std::vector<float> bias = testing::random_tensor(g.out_channels, rng);
+    const std::vector<float> input = testing::random_tensor(g.input_elements(), rng);
+    const std::vector<int64_t> kshape = {3, 3, w.kernel, g.out_channels, g.in_channels};
+    const ConstTensor b{bias.data(), {g.out_channels}};
+    Activation linear;
+    const Layer jit = Layer::create_from_geometry(g, linear, {kernel.data(), kshape}, b, options());
+    LayerOptions ref_options;
+    ref_options.backend = Backend::kReference;
+    const Layer ref = Layer::create_from_geometry(g, linear, {kernel.data(), kshape}, b, ref_options);
+    std::vector<float> actual(static_cast<size_t>(jit.output_elements())), expected(actual.size());
+    jit.forward(input.data(), actual.data());
+    ref.forward(input.data(), expected.data());
+    const std::string what = "W stride " + std::to_string(w.stride) + " dilation " + std::to_string(w.dilation);
+    EXPECT_NE(jit.executor().kernel_name().find("_p" + std::to_string(w.stride)), std::string::npos)
+        << what << ": " << jit.executor().kernel_name();
+    EXPECT_LE(testing::scaled_max_error(actual, expected), kTolerance) << what;
+  }
+}
+
 TEST_P(JitKernelTest, BitwiseIdenticalAcrossThreadCounts) {
   std::mt19937_64 rng(4242);
   for (int i = 0; i < 13; ++i) {

@@ -189,7 +189,7 @@ codegen::KernelPlan small_plan(int64_t filters) {
   config.activation = parse_activation_name("gelu", Flavor::kKeras3);
   problem.geometry = resolve_geometry(config, {1, 4, 4, 4, 5});
   problem.fused_activation = config.activation;
-  return codegen::make_plan(problem, Isa::kAvx2);
+  return codegen::make_plan(problem, Isa::kAvx2, codegen::PlanOptions::baseline());
 }
 
 TEST(LlvmObjectCache, SecondCompileAndSecondProcessSkipLlvm) {

@@ -3,6 +3,7 @@
 // taps, the register tile fits the ISA, and names and cache keys are stable.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "codegen/kernel_name.hpp"
@@ -101,14 +102,76 @@ TEST(Plan, RegisterTileFitsTheIsa) {
       const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), isa);
       // accumulators + one weight register per vector + at least one broadcast
       EXPECT_LE(plan.tile_w * plan.oc_block + plan.oc_block + 1, plan.vector_registers) << c.describe();
-      EXPECT_EQ(plan.oc_vectors, (plan.geometry.out_channels + plan.lanes - 1) / plan.lanes);
+      EXPECT_EQ(plan.vector_channels(), plan.w_pack * plan.geometry.out_channels);
+      EXPECT_EQ(plan.oc_vectors, (plan.vector_channels() + plan.lanes - 1) / plan.lanes);
       EXPECT_EQ((plan.oc_groups - 1) * plan.oc_block + plan.last_group_vectors, plan.oc_vectors);
-      EXPECT_EQ(plan.tail_lanes, plan.geometry.out_channels % plan.lanes);
+      EXPECT_EQ(plan.tail_lanes, plan.vector_channels() % plan.lanes);
       const ConvGeometry& g = plan.geometry;
-      EXPECT_EQ(plan.packed_weight_count(), g.axes[0].kernel * g.axes[1].kernel * g.axes[2].kernel *
-                                                g.in_channels * plan.padded_out_channels());
+      const int64_t w_taps = plan.w_pack > 1 ? plan.w_taps(0) : g.axes[2].kernel;
+      EXPECT_EQ(plan.packed_weight_count(),
+                g.axes[0].kernel * g.axes[1].kernel * w_taps * g.in_channels * plan.padded_out_channels());
     }
   }
+}
+
+// Lane packing: every output voxel of a row is stored by exactly one lane
+// group of one super voxel, and the W taps each lane's weights stand for
+// reach exactly the inputs the definition says.
+TEST(Plan, LanePackedSuperVoxelsCoverEveryOutputOnce) {
+  std::mt19937_64 rng(17);
+  int packed = 0;
+  for (int i = 0; i < 300; ++i) {
+    testing::RandomCase c = testing::random_case(rng);
+    c.config.filters = 1 + i % 4;
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), i % 2 ? Isa::kAvx2 : Isa::kAvx512);
+    if (plan.w_pack == 1) continue;
+    ++packed;
+    const AxisGeometry& w = plan.geometry.axes[2];
+    const int64_t cout = plan.geometry.out_channels;
+    ASSERT_EQ(plan.phases[2].size(), 1u);
+    const AxisPhase& p = plan.phases[2].front();
+    std::vector<int> stored(static_cast<size_t>(w.out), 0);
+    for (int64_t j = 0; j < p.count; ++j) {
+      const int64_t mask = plan.w_pack_lane_mask(j);
+      for (int64_t r = 0; r < plan.w_pack; ++r) {
+        const int64_t o = p.first_out + j * w.stride + r;
+        const bool on = (mask >> (r * cout)) & 1;
+        ASSERT_EQ(on, o >= 0 && o < w.out) << c.describe();
+        if (!on) continue;
+        ++stored[static_cast<size_t>(o)];
+        // The (tap, input) pairs the lanes of r reach, against valid_taps.
+        std::vector<std::pair<int64_t, int64_t>> reached;
+        for (size_t t = 0; t < p.taps.size(); ++t) {
+          const int64_t reach = p.taps[t].offset * w.stride + r;
+          const int64_t i_in = p.first_q + j - p.taps[t].offset;
+          if (reach % w.dilation == 0 && reach / w.dilation < w.kernel && plan.w_tap_valid(0, j, t))
+            reached.emplace_back(reach / w.dilation, i_in);
+        }
+        std::sort(reached.begin(), reached.end());
+        ASSERT_EQ(reached, valid_taps(plan, 2, o)) << "o " << o << ": " << c.describe();
+      }
+    }
+    for (int n : stored) ASSERT_EQ(n, 1) << c.describe();
+  }
+  EXPECT_GT(packed, 30);
+}
+
+TEST(Plan, FourFilterHeadIsLanePacked) {
+  LayerConfig c;
+  c.filters = 4;
+  c.kernel_size = {4, 4, 4};
+  c.strides = {2, 2, 2};
+  c.padding = Padding::kSame;
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    const KernelPlan plan = make_plan(problem_of(c, {1, 8, 8, 8, 32}), isa);
+    EXPECT_EQ(plan.w_pack, 2) << to_string(isa);
+    EXPECT_EQ(plan.tail_lanes, isa == Isa::kAvx2 ? 0 : 8);
+    EXPECT_NE(plan.to_string().find("lane-packed"), std::string::npos);
+    EXPECT_NE(kernel_name(plan).find("_p2"), std::string::npos);
+    EXPECT_EQ(make_plan(problem_of(c, {1, 8, 8, 8, 32}), isa, PlanOptions::baseline()).w_pack, 1);
+  }
+  c.filters = 16;  // fills the lanes already
+  EXPECT_EQ(make_plan(problem_of(c, {1, 8, 8, 8, 32}), Isa::kAvx2).w_pack, 1);
 }
 
 TEST(Plan, BigChannelLayersGetEnoughAccumulators) {

@@ -21,7 +21,7 @@ namespace {
 class LlvmExecutor final : public Executor {
  public:
   LlvmExecutor(const Problem& problem, const float* kernel, const float* bias, Isa isa)
-      : plan_(codegen::make_plan(problem, isa)),
+      : plan_(codegen::make_plan(problem, isa, codegen::PlanOptions::baseline())),
         weights_(pack_weights(plan_, kernel)),
         bias_(pack_bias(plan_, problem.has_bias ? bias : nullptr)),
         rows_(build_row_taps(plan_)),

@@ -33,6 +33,7 @@ const Xbyak::Reg64 callee_saved[] = {rbx, rbp, r12, r13, r14, r15};
 
 const Xbyak::Opmask tail_opmask = k4;  // k1-k3 belong to the activation emitter
 const Xbyak::Opmask row_opmask = k5;
+const Xbyak::Opmask partial_opmasks[2] = {k6, k7};
 
 }  // namespace
 
@@ -44,6 +45,25 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
   if (plan.isa != Traits::kIsa || plan.lanes != Traits::kLanes || plan.vector_registers != Traits::kRegisters)
     throw Error("isa", "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) +
                            " emitter");
+  if (plan.w_pack > 1) {
+    const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
+    const int64_t count = plan.phases[2].front().count;
+    for (int64_t j : {int64_t(0), count - 1}) {
+      const int64_t mask = j >= 0 ? plan.w_pack_lane_mask(j) : all;
+      if (mask != all && std::find(partial_masks_.begin(), partial_masks_.end(), mask) == partial_masks_.end())
+        partial_masks_.push_back(mask);
+    }
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::load_partial_masks() {
+  if constexpr (Traits::kHasOpmask) {
+    for (size_t i = 0; i < partial_masks_.size(); ++i) {
+      mov(eax, static_cast<uint32_t>(partial_masks_[i]));
+      kmovw(partial_opmasks[i], eax);
+    }
+  }
 }
 
 template <typename Traits>
@@ -62,6 +82,7 @@ CompiledCode TConvEmitter<Traits>::generate() {
       kmovw(tail_opmask, eax);
     }
   }
+  load_partial_masks();
   mov(reg_input, ptr[reg_args + off::kInput]);
   for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) emit_w_phase(rw);
   if (plan_.activation_row_pass) emit_activation_pass();
@@ -92,7 +113,9 @@ void TConvEmitter<Traits>::emit_w_phase(int rw) {
   if (phase.count == 0) return;
   const int64_t group_bytes = 4 * int64_t(plan_.oc_block) * plan_.lanes;
   mov(reg_out_group, ptr[reg_args + off::kOutput]);
-  if (phase.first_out) add(reg_out_group, static_cast<uint32_t>(phase.first_out * output_voxel_bytes()));
+  // Negative for a lane-packed row whose first super voxel starts before the
+  // row: only its stored lanes are ever written.
+  if (phase.first_out) lea(reg_out_group, ptr[reg_out_group + phase.first_out * output_voxel_bytes()]);
   mov(reg_bias, ptr[reg_args + off::kBias]);
   mov(reg_wgroup, ptr[reg_args + off::kWeights]);
   if (plan_.weights_phase_offset(rw)) add(reg_wgroup, static_cast<uint32_t>(4 * plan_.weights_phase_offset(rw)));
@@ -140,7 +163,7 @@ void TConvEmitter<Traits>::emit_channel_group(int rw, int vectors, bool masked) 
     }
     lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
     mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
-    emit_tile(rw, tap_mask(rw, s.first, s.width, false), s.width, vectors, masked);
+    emit_tile(rw, tap_mask(rw, s.first, s.width, false), s.width, vectors, masked, s.first);
   }
 }
 
@@ -156,7 +179,7 @@ void TConvEmitter<Traits>::emit_interior_segment(int rw, const codegen::WSegment
     mov(reg_tiles, s.tiles);
     L(next_tile);
   }
-  emit_tile(rw, valid, s.width, vectors, masked);
+  emit_tile(rw, valid, s.width, vectors, masked, -1);
   if (s.tiles > 1) {
     add(reg_out, static_cast<uint32_t>(s.width * stride * output_voxel_bytes()));
     add(reg_tile_in, static_cast<uint32_t>(s.width * input_voxel_bytes()));
@@ -177,13 +200,14 @@ typename TConvEmitter<Traits>::TapMask TConvEmitter<Traits>::tap_mask(int rw, in
 }
 
 template <typename Traits>
-void TConvEmitter<Traits>::emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked) {
+void TConvEmitter<Traits>::emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked,
+                                     int64_t first) {
   for (int p = 0; p < width; ++p)
     for (int v = 0; v < vectors; ++v) vmovups(accumulator(p, v, vectors), ptr[reg_bias + 4 * v * plan_.lanes]);
   bool any = false;
   for (const auto& row : valid) any = any || std::find(row.begin(), row.end(), true) != row.end();
   if (any) emit_row_tap_loop(rw, valid, width, vectors);
-  store_tile(width, vectors, masked);
+  store_tile(width, vectors, masked, first);
 }
 
 template <typename Traits>
@@ -230,7 +254,6 @@ void TConvEmitter<Traits>::emit_row_tap_loop(int rw, const TapMask& valid, int w
 template <typename Traits>
 void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps) {
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
-  const int64_t cin = plan_.geometry.in_channels;
   const int64_t taps = static_cast<int64_t>(phase.taps.size());
   for (int u = 0; u < steps; ++u) {
     for (int64_t t = 0; t < taps; ++t) {
@@ -241,7 +264,7 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
       for (int p = 0; p < width; ++p) {
         if (!use[static_cast<size_t>(p)]) continue;
         const Vmm b = broadcast(broadcast_turn_++);
-        vbroadcastss(b, ptr[reg_in + 4 * ((p - phase.taps[static_cast<size_t>(t)].offset) * cin + u)]);
+        vbroadcastss(b, ptr[reg_in + (p - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() + 4 * u]);
         for (int v = 0; v < vectors; ++v) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
       }
     }
@@ -249,12 +272,27 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
 }
 
 template <typename Traits>
-void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked) {
+void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64_t first) {
   const int64_t pitch = plan_.geometry.axes[2].stride * output_voxel_bytes();
   if constexpr (!Traits::kHasOpmask) {
     if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
   }
   for (int p = 0; p < width; ++p) {
+    // A lane-packed super voxel reaching outside the row (one vector).
+    const auto partial = first < 0 || partial_masks_.empty() ? partial_masks_.end()
+                                    : std::find(partial_masks_.begin(), partial_masks_.end(),
+                                                plan_.w_pack_lane_mask(first + p));
+    if (partial != partial_masks_.end()) {
+      const size_t which = static_cast<size_t>(partial - partial_masks_.begin());
+      if constexpr (Traits::kHasOpmask) {
+        vmovups(ptr[reg_out + p * pitch] | partial_opmasks[which], accumulator(p, 0, vectors));
+      } else {
+        vmovups(weight(0), ptr[rip + partial_mask_labels_[which]]);
+        vmaskmovps(ptr[reg_out + p * pitch], weight(0), accumulator(p, 0, vectors));
+        if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
+      }
+      continue;
+    }
     for (int v = 0; v < vectors; ++v) {
       const Xbyak::Address dst = ptr[reg_out + p * pitch + 4 * v * plan_.lanes];
       if (masked && v == vectors - 1) {
@@ -362,6 +400,10 @@ void TConvEmitter<Traits>::emit_constants() {
     for (int i = 0; i < plan_.lanes; ++i) dd(i < plan_.tail_lanes ? 0xFFFFFFFFu : 0u);
     L(row_mask_);
     for (int i = 0; i < plan_.lanes; ++i) dd(i < rest ? 0xFFFFFFFFu : 0u);
+    for (size_t m = 0; m < partial_masks_.size(); ++m) {
+      L(partial_mask_labels_[m]);
+      for (int i = 0; i < plan_.lanes; ++i) dd((partial_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
+    }
   }
   activation_.emit_constants();
 }

@@ -34,10 +34,13 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_w_phase(int rw);
   void emit_channel_group(int rw, int vectors, bool masked);
   void emit_interior_segment(int rw, const codegen::WSegment& segment, int vectors, bool masked);
-  void emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked);
+  // first: the tile's first voxel within the phase, for the lane masks of
+  // partial super voxels (lane-packed W); -1 in loops, which never hold one.
+  void emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked, int64_t first);
   void emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors);
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
-  void store_tile(int width, int vectors, bool masked);
+  void store_tile(int width, int vectors, bool masked, int64_t first);
+  void load_partial_masks();
   void emit_activation_pass();
   void emit_group_activation_pass();
   void emit_constants();
@@ -56,6 +59,10 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   ActivationEmitter<Vmm> activation_;
   Xbyak::Label tail_mask_;  // AVX2: lanes of the last output vector
   Xbyak::Label row_mask_;   // AVX2: lanes of the activation pass's last vector
+  // Lane-packed W: the lane masks of super voxels that reach outside the row
+  // (at most the first and the last), each with its AVX2 constant.
+  std::vector<int64_t> partial_masks_;
+  Xbyak::Label partial_mask_labels_[2];
   int broadcast_turn_ = 0;
 };
 

@@ -33,6 +33,7 @@ std::vector<std::unique_ptr<LayerData>> load_layers(const std::string& path) {
     data->input = uniform(g.input_elements(), 1.0f, seed++);
     data->output.assign(static_cast<size_t>(g.output_elements()), 0.0f);  // >= any activated output
     data->flops = g.flops();
+    data->useful_flops = g.useful_flops();
     layers.push_back(std::move(data));
   }
   return layers;

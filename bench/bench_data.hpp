@@ -17,6 +17,7 @@ struct LayerData {
   ConvGeometry geometry;
   std::vector<float> kernel, bias, input, output;
   double flops = 0;
+  double useful_flops = 0;  // ConvGeometry::useful_flops()
 
   // The reference output and how long computing it took on one thread.
   const std::vector<float>& reference();

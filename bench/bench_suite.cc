@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
     const std::string& layer = data->entry.name;
     summary.layers.push_back(layer);
     summary.flops[layer] = data->flops;
+    summary.useful_share[layer] = data->useful_flops / data->flops;
     const std::string ref_name = layer + "/reference/threads:1";
     reporter.name(ref_name, MeasurementKey{layer, "reference", 1});
     benchmark::RegisterBenchmark(ref_name.c_str(), bench_reference, data.get())

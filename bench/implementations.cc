@@ -23,15 +23,13 @@ class OneDnnImplementation final : public Implementation {
  public:
   OneDnnImplementation(const LayerData& data, int threads)
       : deconv_(data.geometry, data.entry.config.activation, data.kernel.data(),
-                data.bias.empty() ? nullptr : data.bias.data()),
-        threads_(threads) {}
-  void run(const float* input, float* output) const override { deconv_.run(input, output, threads_); }
+                data.bias.empty() ? nullptr : data.bias.data(), threads) {}
+  void run(const float* input, float* output) const override { deconv_.run(input, output); }
   std::string label() const override { return "onednn " + deconv_.impl() + " (" + onednn_isa_name() + ")"; }
   bool uses_zmm() const override { return deconv_.uses_zmm(); }
 
  private:
   OneDnnDeconv deconv_;
-  int threads_;
 };
 #endif
 

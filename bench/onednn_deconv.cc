@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <unordered_map>
 
 namespace tconv3d::bench {
@@ -45,6 +46,19 @@ bool eltwise_for(const Activation& act, dnnl::algorithm* alg, float* alpha) {
   }
 }
 
+// Sets this thread's OpenMP thread count (what oneDNN reads through
+// omp_get_max_threads()) for one scope and puts the caller's back after.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int threads) : saved_(omp_get_max_threads()) { omp_set_num_threads(threads); }
+  ~OmpThreadsScope() { omp_set_num_threads(saved_); }
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  int saved_;
+};
+
 }  // namespace
 
 struct OneDnnDeconv::State {
@@ -58,12 +72,17 @@ struct OneDnnDeconv::State {
   // Set when the activation runs as a plain loop after oneDNN instead of as its post-op.
   std::optional<Activation> separate_activation;
   int64_t output_elements = 0;
+  int threads = 1;
 };
 
 OneDnnDeconv::OneDnnDeconv(const ConvGeometry& g, const Activation& activation, const float* kernel,
-                           const float* bias)
+                           const float* bias, int threads)
     : state_(std::make_unique<State>()) {
+  if (threads < 1) throw std::runtime_error("oneDNN threads: expected at least 1, got " + std::to_string(threads));
+  // Everything below, the primitive descriptor above all, sees `threads`.
+  const OmpThreadsScope scope(threads);
   State& s = *state_;
+  s.threads = threads;
   const auto& [ad, ah, aw] = g.axes;
   const auto tag = g.data_format == DataFormat::kChannelsLast ? memory::format_tag::ndhwc
                                                               : memory::format_tag::ncdhw;
@@ -131,9 +150,10 @@ OneDnnDeconv::OneDnnDeconv(const ConvGeometry& g, const Activation& activation, 
 
 OneDnnDeconv::~OneDnnDeconv() = default;
 
-void OneDnnDeconv::run(const float* input, float* output, int threads) const {
+void OneDnnDeconv::run(const float* input, float* output) const {
   const State& s = *state_;
-  omp_set_num_threads(threads);
+  const int threads = s.threads;
+  const OmpThreadsScope scope(threads);
   memory src(s.src_md, s.engine, const_cast<float*>(input));
   memory dst(s.dst_md, s.engine, output);
   std::unordered_map<int, memory> args = {
@@ -147,6 +167,8 @@ void OneDnnDeconv::run(const float* input, float* output, int threads) const {
     for (int64_t i = 0; i < s.output_elements; ++i) output[i] = apply_elementwise(act, output[i]);
   }
 }
+
+int OneDnnDeconv::threads() const { return state_->threads; }
 
 std::string OneDnnDeconv::impl() const { return state_->pd.impl_info_str(); }
 

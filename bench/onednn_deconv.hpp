@@ -18,14 +18,20 @@ namespace tconv3d::bench {
 class OneDnnDeconv {
  public:
   // kernel: Keras layout (kd, kh, kw, filters, in_channels); bias may be null.
-  // Throws std::runtime_error saying why when the layer cannot be expressed
-  // (an activation with no eltwise post-op, a crop oneDNN rejects...).
+  // `threads` is fixed here, not per run: oneDNN's OpenMP build splits the work
+  // for omp_get_max_threads() threads when the primitive is created and runs
+  // that many whatever the caller's setting later (a "1 thread" primitive made
+  // under 2 threads ran on 2). Throws std::runtime_error saying why when the
+  // layer cannot be expressed (an activation with no eltwise post-op, a crop
+  // oneDNN rejects...) or threads < 1.
   OneDnnDeconv(const ConvGeometry& geometry, const Activation& activation, const float* kernel,
-               const float* bias);
+               const float* bias, int threads);
   ~OneDnnDeconv();
 
-  // Runs with `threads` OpenMP threads (Debian's oneDNN uses OpenMP).
-  void run(const float* input, float* output, int threads) const;
+  // Runs on the constructor's thread count; the caller's OpenMP setting is
+  // left as it was.
+  void run(const float* input, float* output) const;
+  int threads() const;
 
   std::string impl() const;  // oneDNN's implementation name, e.g. jit:avx512_core
   bool uses_zmm() const;     // the CPU ISA oneDNN dispatches to has 512-bit vectors

@@ -51,13 +51,15 @@ double peak_for(const SummaryInput& in, const MeasurementKey& key) {
   return found == table.end() ? NAN : found->second;
 }
 
-std::string cell(double gflops, double peak) {
+// GFLOP/s as counted (every input x kernel product), and the share of the
+// peak that the FMAs reaching the output (gflops * useful) keep busy.
+std::string cell(double gflops, double peak, double useful = 1.0) {
   char text[48];
   if (std::isnan(gflops)) return "-";
   if (std::isnan(peak)) {
     std::snprintf(text, sizeof text, "%.1f", gflops);
   } else {
-    std::snprintf(text, sizeof text, "%.1f (%2.0f%%)", gflops, 100.0 * gflops / peak);
+    std::snprintf(text, sizeof text, "%.1f (%2.0f%%)", gflops, 100.0 * gflops * useful / peak);
   }
   return text;
 }
@@ -73,6 +75,8 @@ std::string ratio(double a, double b) {
 
 void print_summary(std::FILE* out, const SummaryInput& in) {
   std::fprintf(out, "\n== tconv3d summary: median GFLOP/s over interleaved repetitions (%% of measured FMA peak) ==\n");
+  std::fprintf(out, "(GFLOP/s counts 2*N*D*H*W*Cin*filters*kd*kh*kw; %% of peak counts only the FMAs that reach the output,\n"
+                    " which 'same' padding makes fewer: the per-layer share is printed after the table)\n");
   std::fprintf(out, "FMA peak (GFLOP/s):");
   for (const auto& [t, v] : in.peaks.ymm) std::fprintf(out, " ymm %dt %.1f;", t, v);
   for (const auto& [t, v] : in.peaks.zmm) std::fprintf(out, " zmm %dt %.1f;", t, v);
@@ -85,11 +89,13 @@ void print_summary(std::FILE* out, const SummaryInput& in) {
       const MeasurementKey ref{layer, "reference", 1};
       const MeasurementKey gen{layer, "generic", t}, xb{layer, "xbyak", t}, dn{layer, "onednn", t};
       const double g = gflops_of(in, gen), x = gflops_of(in, xb), o = gflops_of(in, dn);
+      const auto share = in.useful_share.find(layer);
+      const double useful = share == in.useful_share.end() ? 1.0 : share->second;
       if (std::isnan(g) && std::isnan(x) && std::isnan(o) && std::isnan(gflops_of(in, ref))) continue;  // filtered out
       std::fprintf(out, "%-16s %2d %9s %16s %16s %16s %9s %9s\n", layer.c_str(), t,
                    t == in.threads.front() ? cell(gflops_of(in, ref), NAN).c_str() : "",
-                   cell(g, peak_for(in, gen)).c_str(), cell(x, peak_for(in, xb)).c_str(),
-                   cell(o, peak_for(in, dn)).c_str(), ratio(x, g).c_str(), ratio(x, o).c_str());
+                   cell(g, peak_for(in, gen), useful).c_str(), cell(x, peak_for(in, xb), useful).c_str(),
+                   cell(o, peak_for(in, dn), useful).c_str(), ratio(x, g).c_str(), ratio(x, o).c_str());
       if (!std::isnan(x) && !std::isnan(g)) {
         log_vs_generic[t].first += std::log(x / g);
         ++log_vs_generic[t].second;
@@ -107,6 +113,12 @@ void print_summary(std::FILE* out, const SummaryInput& in) {
                    g.second ? ratio(std::exp(g.first / g.second), 1).c_str() : "-", g.second,
                    o.second ? ratio(std::exp(o.first / o.second), 1).c_str() : "-", o.second);
   }
+  std::fprintf(out, "\nFMAs that reach the output, as a share of the counted GFLOP/s:");
+  for (const std::string& layer : in.layers) {
+    const auto share = in.useful_share.find(layer);
+    if (share != in.useful_share.end()) std::fprintf(out, " %s %.3f;", layer.c_str(), share->second);
+  }
+  std::fprintf(out, "\n");
   bool jit_header = false;
   for (const auto& [key, values] : in.seconds) {
     if (key.impl.rfind("jit_", 0) != 0) continue;

@@ -57,6 +57,7 @@ class CollectingReporter final : public benchmark::BenchmarkReporter {
 struct SummaryInput {
   std::vector<std::string> layers;           // in suite order
   std::map<std::string, double> flops;       // per layer
+  std::map<std::string, double> useful_share;  // per layer: useful_flops() / flops(), for % of peak
   std::vector<int> threads;
   std::map<MeasurementKey, std::vector<double>> seconds;
   std::map<MeasurementKey, ImplementationInfo> info;

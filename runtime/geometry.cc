@@ -56,6 +56,22 @@ double ConvGeometry::flops() const {
          static_cast<double>(axes[0].kernel * axes[1].kernel * axes[2].kernel);
 }
 
+double ConvGeometry::useful_flops() const {
+  double products = 2.0 * double(batch) * double(in_channels) * double(out_channels);
+  for (const AxisGeometry& ax : axes) {
+    // Per tap a, the inputs i with 0 <= i*stride + a*dilation - crop_begin < out.
+    int64_t pairs = 0;
+    for (int64_t a = 0; a < ax.kernel; ++a) {
+      const int64_t shift = a * ax.dilation - ax.crop_begin;  // o = i*stride + shift
+      const int64_t first = shift >= 0 ? 0 : (-shift + ax.stride - 1) / ax.stride;
+      const int64_t last = ax.out - 1 - shift < 0 ? -1 : std::min(ax.in - 1, (ax.out - 1 - shift) / ax.stride);
+      pairs += std::max<int64_t>(0, last - first + 1);
+    }
+    products *= double(pairs);
+  }
+  return products;
+}
+
 int64_t keras_output_length(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
                             Padding padding, std::optional<int64_t> output_padding) {
   const int64_t keff = (kernel - 1) * dilation + 1;

@@ -38,6 +38,7 @@ def main():
             key = (r["isa"], r["threads"])
             peaks[key] = max(peaks.get(key, 0.0), r["gflops"])
     layers = defaultdict(dict)
+    useful_share = {}  # FMAs that reach the output / counted FLOPs, for % of peak
     order = []
     for r in rows:
         if "name" not in r:
@@ -46,6 +47,8 @@ def main():
             order.append(r["name"])
         key = (r["backend"], r["isa"], r["threads"])
         layers[r["name"]][key] = max(layers[r["name"]].get(key, 0.0), r["gflops"])  # best of rounds
+        if "useful_gflops" in r:
+            useful_share[r["name"]] = r["useful_gflops"] / r["gflops"]
     # torch_same: PyTorch on the layer's own memory layout (the same bytes in
     # and out); torch_best: its faster layout, even where that skips the
     # layout changes a channels_first layer needs.
@@ -83,12 +86,13 @@ def main():
                     if ratio_any:
                         vs_torch_best.append(ratio_any)
                 fmt = lambda v, spec: format(v, spec) if v is not None else "-"
-                print(f"{name:18} {isa:7} {gf:8.1f} {fmt(100 * gf / peak if peak else None, '6.1f')} "
+                print(f"{name:18} {isa:7} {gf:8.1f} {fmt(100 * gf * useful_share.get(name, 1.0) / peak if peak else None, '6.1f')} "
                       f"{fmt(generic, '8.1f')} {fmt(ratio_g, '6.2f')} {fmt(torch_gf, '8.1f')} {fmt(ratio_t, '7.2f')}"
                       f" {fmt(torch_any, '8.1f')} {fmt(ratio_any, '8.2f')}")
         print(f"geomean speed-up (best ISA): vs generic {geomean(vs_generic):.2f}x, vs torch {geomean(vs_torch):.2f}x"
               f" (same memory layout), vs torch* {geomean(vs_torch_best):.2f}x (torch's faster layout)")
     print("\ntorch: the layer's own memory layout; torch*: PyTorch's faster of channels_last_3d and contiguous")
+    print("%peak: the FMAs that reach the output (the cropped border excluded) against the measured FMA peak")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "codegen/plan.hpp"
 #include "runtime/activation.hpp"
 #include "runtime/cpu_features.hpp"
 #include "runtime/suite.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
+
+#ifdef TCONV3D_HAVE_XBYAK
+#include "codegen/x64/tconv_emitter.hpp"
+#endif
 
 namespace tconv3d {
 namespace {
@@ -220,6 +225,27 @@ TEST_P(JitKernelTest, ReportsWhatRuns) {
 
 INSTANTIATE_TEST_SUITE_P(Isas, JitKernelTest, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
                          [](const ::testing::TestParamInfo<Isa>& info) { return to_string(info.param); });
+
+// A plan whose register tile needs more registers than the ISA has is
+// refused by the emitter (it once compiled and silently computed garbage).
+TEST(JitKernel, EmitterRefusesATileBeyondTheRegisters) {
+  LayerConfig config;
+  config.filters = 32;
+  config.kernel_size = {3, 3, 3};
+  Problem problem;
+  problem.geometry = resolve_geometry(config, {1, 4, 4, 40, 8});
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
+    codegen::KernelPlan plan = codegen::make_plan(problem, isa);
+    EXPECT_NO_THROW(x64::emit_tconv_kernel(plan));  // generating needs no CPU support
+    plan.tile_w = plan.vector_registers / plan.oc_block;
+    try {
+      x64::emit_tconv_kernel(plan);
+      ADD_FAILURE() << "a " << plan.tile_w << "x" << plan.oc_block << " tile was emitted for " << to_string(isa);
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("does not fit"), std::string::npos) << e.what();
+    }
+  }
+}
 
 TEST(JitKernel, ForcingAvx512WithoutItIsAClearError) {
   if (cpu_features().avx512) GTEST_SKIP() << "this CPU runs AVX-512, so forcing it is not an error here";

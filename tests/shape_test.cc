@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <optional>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -200,6 +201,40 @@ TEST(WorkedExamples, TfKeras2) {
       if (row.dilation == 1) EXPECT_EQ(axis.crop_begin, row.crop);
     }
   }
+}
+
+// useful_flops() counts exactly the (input, tap) products whose output lies
+// inside the cropped output, per axis, times the channel products.
+TEST(Flops, UsefulFlopsCountOnlyProductsInsideTheOutput) {
+  std::mt19937_64 rng(12);
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  for (int c = 0; c < 200; ++c) {
+    ConvGeometry g;
+    g.batch = pick(1, 3);
+    g.in_channels = pick(1, 5);
+    g.out_channels = pick(1, 5);
+    double expected = 2.0 * double(g.batch * g.in_channels * g.out_channels);
+    for (AxisGeometry& ax : g.axes) {
+      ax = {.in = pick(1, 9), .kernel = pick(1, 5), .stride = pick(1, 3), .dilation = pick(1, 3)};
+      ax.crop_begin = pick(0, ax.effective_kernel() - 1);
+      ax.out = std::max<int64_t>(1, ax.full_out() - ax.crop_begin - pick(0, ax.effective_kernel() - 1));
+      int64_t inside = 0;
+      for (int64_t i = 0; i < ax.in; ++i)
+        for (int64_t a = 0; a < ax.kernel; ++a) {
+          const int64_t o = i * ax.stride + a * ax.dilation - ax.crop_begin;
+          inside += o >= 0 && o < ax.out;
+        }
+      expected *= double(inside);
+    }
+    ASSERT_DOUBLE_EQ(g.useful_flops(), expected) << "case " << c;
+    ASSERT_LE(g.useful_flops(), g.flops());
+  }
+  LayerConfig valid;
+  valid.filters = 4;
+  valid.kernel_size = {2, 2, 2};
+  valid.strides = {2, 2, 2};
+  const ConvGeometry unet = resolve_geometry(valid, {1, 4, 4, 4, 3});
+  EXPECT_DOUBLE_EQ(unet.useful_flops(), unet.flops());  // valid padding crops nothing
 }
 
 TEST(Shapes, ChannelsFirstMovesOnlyTheChannelAxis) {

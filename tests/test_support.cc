@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -31,7 +34,14 @@ std::string slurp_file(const std::string& path) {
 }  // namespace
 
 CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir) {
-  const std::string out_path = capture_dir + "/stdout.txt", err_path = capture_dir + "/stderr.txt";
+  // A fresh folder per call: tests that share a capture_dir (the temp dir)
+  // run in parallel under ctest -j.
+  std::string folder = capture_dir + "/cli-XXXXXX";
+  if (!mkdtemp(folder.data())) {
+    ADD_FAILURE() << "cannot create a capture folder in " << capture_dir << ": " << std::strerror(errno);
+    return {};
+  }
+  const std::string out_path = folder + "/stdout.txt", err_path = folder + "/stderr.txt";
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -56,6 +66,9 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& captu
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 1000 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
   result.out = slurp_file(out_path);
   result.err = slurp_file(err_path);
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
+  rmdir(folder.c_str());
   return result;
 }
 

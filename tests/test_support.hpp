@@ -35,7 +35,8 @@ struct CliResult {
 };
 
 // Runs the tconv3d CLI (TCONV3D_CLI_PATH) with `args`, stdin from /dev/null and
-// stdout/stderr captured to files in `capture_dir` (no shell involved).
+// stdout/stderr captured to files in a fresh folder inside `capture_dir`
+// (no shell involved).
 CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir);
 
 // Runs `options` and the reference on the same random weights and input, and

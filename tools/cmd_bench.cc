@@ -29,6 +29,7 @@ void bench_one(const std::string& name, const LayerConfig& config, const std::ve
                            {"isa", ex.isa()},      {"kernel", ex.kernel_name()},
                            {"threads", layer.threads()}, {"ms", t.median_ms},
                            {"min_ms", t.min_ms},   {"gflops", gflops},
+                           {"useful_gflops", g.useful_flops() / (t.median_ms * 1e-3) / 1e9},
                            {"repetitions", t.repetitions}};
     std::printf("%s\n", line.dump().c_str());
   } else {

@@ -9,7 +9,7 @@
 #include "codegen/llvm/compile.hpp"
 #include "codegen/llvm/ir_kernel.hpp"
 #include "codegen/llvm/ir_support.hpp"
-#include "codegen/llvm/row_taps.hpp"
+#include "runtime/kernels/row_taps.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d::llvm_backend {

@@ -12,6 +12,7 @@
 
 #include <sstream>
 
+#include "codegen/llvm/ir_support.hpp"
 #include "codegen/llvm/llvm_init.hpp"
 #include "tconv3d/error.hpp"
 
@@ -57,6 +58,7 @@ std::unique_ptr<llvm::TargetMachine> make_target_machine(const LlvmTarget& targe
 std::vector<uint8_t> compile_to_object(llvm::Module& module, llvm::TargetMachine& machine) {
   module.setTargetTriple(machine.getTargetTriple().str());
   module.setDataLayout(machine.createDataLayout());
+  if (!machine.getTargetTriple().isX86()) lower_pins_to_barriers(module);
   std::string problems;
   llvm::raw_string_ostream problem_stream(problems);
   if (llvm::verifyModule(module, &problem_stream))

@@ -19,9 +19,10 @@ namespace tconv3d::llvm_backend {
 // function starts its own section), no unwind tables.
 std::unique_ptr<llvm::TargetMachine> make_target_machine(const LlvmTarget& target);
 
-// Sets the module's triple and data layout to the machine's; runs a short
-// cleanup pipeline (SROA, early CSE, instcombine, simplifycfg), then code
-// generation at -O3. Throws tconv3d::Error if the module does
+// Sets the module's triple and data layout to the machine's (on non-x86
+// targets the emitters' register pins become plain barriers, see
+// IrSupport::pin); runs a short cleanup pipeline (SROA, early CSE,
+// instcombine, simplifycfg), then code generation at -O3. Throws tconv3d::Error if the module does
 // not verify or LLVM fails.
 std::vector<uint8_t> compile_to_object(llvm::Module& module, llvm::TargetMachine& machine);
 

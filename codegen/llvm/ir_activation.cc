@@ -58,6 +58,27 @@ class VectorMath {
     return select(lt(abs(x), c(0.5)), small, sub(exp(x), c(1.0)));
   }
 
+  // expm1 where only x <= 0 (or NaN) matters: elu and selu select x itself
+  // elsewhere. One path and no conversions: x is clamped to [-30, 0] (below,
+  // expm1 rounds to -1), n = round(x / ln 2) comes out of the float's low
+  // bits after adding 1.5 * 2^23, and 2^n (1 + p) - 1 = 2^n p + (2^n - 1) with
+  // p = expm1(r) and 2^n - 1 exact for the n that matter.
+  llvm::Value* expm1_nonpositive(llvm::Value* x) {
+    constexpr double kMagic = 12582912.0;  // 1.5 * 2^23
+    llvm::Type* ivec = llvm::FixedVectorType::get(b_.getInt32Ty(), ir_.lanes());
+    llvm::Value* xc = min(max(x, c(-30.0)), c(0.0));
+    llvm::Value* t = ir_.fma(xc, c(1.4426950408889634), c(kMagic));
+    llvm::Value* n = sub(t, c(kMagic));
+    llvm::Value* r = ir_.fma(n, c(-0.693359375), xc);  // ln 2 = 0.693359375 - 2.12194440e-4 (exact split)
+    r = ir_.fma(n, c(2.12194440e-4), r);
+    llvm::Value* q = poly(r, {1.0 / 5040, 1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5});
+    llvm::Value* p = ir_.fma(mul(r, r), q, r);
+    // (bits(t) + 127) << 23: the magic's own bits shift out, n + 127 lands in the exponent.
+    llvm::Value* bits = b_.CreateShl(b_.CreateAdd(b_.CreateBitCast(t, ivec), ir_.int_splat(127)), ir_.int_splat(23));
+    llvm::Value* scale = b_.CreateBitCast(bits, ir_.vec());
+    return select(is_nan(x), x, ir_.fma(scale, p, sub(scale, c(1.0))));
+  }
+
   // log(1 + y) for y >= 0.
   llvm::Value* log1p(llvm::Value* y) {
     llvm::Type* ivec = llvm::FixedVectorType::get(b_.getInt32Ty(), ir_.lanes());
@@ -121,12 +142,13 @@ llvm::Value* emit_activation(IrSupport& ir, const Activation& act, llvm::Value* 
     }
     case ActivationKind::kLeakyRelu: return m.select(m.ge(x, m.c(0.0)), x, m.mul(m.c(alpha), x));
     case ActivationKind::kRelu6: return clamp(x, 0.0, 6.0);
-    case ActivationKind::kElu: return m.select(m.gt(x, m.c(0.0)), x, m.mul(m.c(alpha), m.expm1(x)));
+    case ActivationKind::kElu:
+      return m.select(m.gt(x, m.c(0.0)), x, m.mul(m.c(alpha), m.expm1_nonpositive(x)));
     case ActivationKind::kCelu:
       return m.add(m.max(x, m.c(0.0)),
                    m.min(m.c(0.0), m.mul(m.c(alpha), m.expm1(m.div(x, m.c(alpha))))));
     case ActivationKind::kSelu: {
-      llvm::Value* neg = m.mul(m.c(1.6732632423543772848170429916717), m.expm1(x));
+      llvm::Value* neg = m.mul(m.c(1.6732632423543772848170429916717), m.expm1_nonpositive(x));
       return m.mul(m.c(1.0507009873554804934193349852946), m.select(m.gt(x, m.c(0.0)), x, neg));
     }
     case ActivationKind::kSoftplus: return m.softplus(x);

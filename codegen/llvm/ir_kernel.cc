@@ -63,6 +63,13 @@ class RowKernelEmitter {
   void emit_w_phase(int rw) {
     const AxisPhase& phase = plan_.phases[2][rw];
     if (phase.count == 0) return;
+    if (plan_.only_group >= 0) {  // one kernel per channel group: the group is a constant
+      const int g = plan_.only_group;
+      const bool last = g == plan_.oc_groups - 1;
+      emit_channel_group(rw, ir_.i64c(g), last ? plan_.last_group_vectors : plan_.oc_block,
+                         last && plan_.tail_lanes != 0);
+      return;
+    }
     const bool last_differs = plan_.last_group_vectors != plan_.oc_block || plan_.tail_lanes != 0;
     const int uniform = plan_.oc_groups - (last_differs ? 1 : 0);
     ir_.loop(uniform, [&](llvm::Value* g) { emit_channel_group(rw, g, plan_.oc_block, false); }, "group");
@@ -76,7 +83,9 @@ class RowKernelEmitter {
     const int64_t group_floats = int64_t(plan_.oc_block) * plan_.lanes;
     llvm::Value* channel0 = b.CreateMul(group, ir_.i64c(group_floats));
     Group gr;
-    gr.out = ir_.at(output_, b.CreateAdd(channel0, ir_.i64c(phase.first_out * cout())));
+    // A lane-packed row's first super voxel may start before the row (its
+    // outside lanes are never stored): no inbounds promise for output pointers.
+    gr.out = ir_.at_any(output_, b.CreateAdd(channel0, ir_.i64c(phase.first_out * cout())));
     gr.bias = ir_.at(bias_, channel0);
     gr.weights = ir_.at(weights_, b.CreateAdd(ir_.i64c(plan_.weights_phase_offset(rw)),
                                                b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
@@ -84,17 +93,22 @@ class RowKernelEmitter {
     gr.masked = masked;
     for (const WSegment& s : plan_.w_segments[rw]) {
       const TapMask valid = tap_mask(rw, s.first, s.width, s.interior);
-      auto tile_at = [&](llvm::Value* j) {  // j: position of the tile's first voxel within the phase
-        llvm::Value* out = ir_.at(gr.out, b.CreateMul(j, ir_.i64c(stride_w() * cout())));
+      // j: position of the tile's first voxel within the phase; first: the same
+      // as a constant for border tiles, -1 for interior ones (every lane stored).
+      auto tile_at = [&](llvm::Value* j, int64_t first) {
+        llvm::Value* out = ir_.at_any(gr.out, b.CreateMul(j, ir_.i64c(stride_w() * cout())));
         llvm::Value* in_index = b.CreateMul(b.CreateAdd(j, ir_.i64c(phase.first_q)), ir_.i64c(cin()));
-        emit_tile(rw, valid, s.width, gr, out, in_index);
+        emit_tile(rw, valid, s.width, gr, out, in_index, first);
       };
       if (s.interior && s.tiles > 1) {
         ir_.loop(s.tiles, [&](llvm::Value* k) {
-          tile_at(b.CreateAdd(ir_.i64c(s.first), b.CreateMul(k, ir_.i64c(s.width))));
+          tile_at(b.CreateAdd(ir_.i64c(s.first), b.CreateMul(k, ir_.i64c(s.width))), -1);
         }, "tile");
       } else {
-        tile_at(ir_.i64c(s.first));
+        for (int64_t k = 0; k < s.tiles; ++k) {
+          const int64_t first = s.first + k * s.width;
+          tile_at(ir_.i64c(first), s.interior ? -1 : first);
+        }
       }
     }
   }
@@ -116,7 +130,8 @@ class RowKernelEmitter {
     return valid;
   }
 
-  void emit_tile(int rw, const TapMask& valid, int width, const Group& gr, llvm::Value* out, llvm::Value* in_index) {
+  void emit_tile(int rw, const TapMask& valid, int width, const Group& gr, llvm::Value* out, llvm::Value* in_index,
+                 int64_t first) {
     auto& b = builder_;
     const int vectors = gr.vectors;
     std::vector<llvm::AllocaInst*> acc;
@@ -143,8 +158,8 @@ class RowKernelEmitter {
         const int remainder = static_cast<int>(cin() % unroll);
         ir_.loop(iterations, [&](llvm::Value* i) {
           llvm::Value* ci = b.CreateMul(i, ir_.i64c(unroll));
-          emit_cin_steps(rw, valid, width, vectors, unroll, acc, ir_.at(in_row, ci),
-                         ir_.at(w_row, b.CreateMul(ci, ir_.i64c(w_step))));
+          emit_cin_steps(rw, valid, width, vectors, unroll, acc, ir_.opaque(ir_.at(in_row, ci)),
+                         ir_.opaque(ir_.at(w_row, b.CreateMul(ci, ir_.i64c(w_step)))));
         }, "ci");
         if (remainder) {
           const int64_t ci = iterations * unroll;
@@ -152,7 +167,7 @@ class RowKernelEmitter {
         }
       }, "row_tap");
     }
-    store_tile(width, gr, acc, out);
+    store_tile(width, gr, acc, out, first);
   }
 
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps,
@@ -178,26 +193,43 @@ class RowKernelEmitter {
             s = ir_.fma(weight[v], x, s);
           }
         }
+        // One W tap's block ends here, as in the Xbyak kernel. Without the pin,
+        // LLVM merges the loads of an input voxel that several taps read and
+        // hoists the next block's loads, keeping more vectors live than the
+        // register file holds: the accumulators spill (1.4-1.8x slower).
+        ir_.pin(sums);
       }
     }
     for (size_t i = 0; i < acc.size(); ++i) b.CreateStore(sums[i], acc[i]);
   }
 
-  void store_tile(int width, const Group& gr, const std::vector<llvm::AllocaInst*>& acc, llvm::Value* out) {
+  void store_tile(int width, const Group& gr, const std::vector<llvm::AllocaInst*>& acc, llvm::Value* out,
+                  int64_t first) {
     const int64_t pitch = stride_w() * cout();
+    const uint64_t lane_all = (uint64_t(1) << plan_.lanes) - 1;
+    // Lane-packed plans hold all channels of all phases in one vector (< 64 lanes).
+    const bool packed_border = first >= 0 && plan_.w_pack > 1;
+    const uint64_t voxel_all = packed_border ? (uint64_t(1) << plan_.vector_channels()) - 1 : 0;
     for (int p = 0; p < width; ++p) {
+      // A lane-packed super voxel reaching outside the row stores only its inside lanes.
+      const uint64_t stored = packed_border ? uint64_t(plan_.w_pack_lane_mask(first + p)) : voxel_all;
       for (int v = 0; v < gr.vectors; ++v) {
         llvm::Value* value = builder_.CreateLoad(ir_.vec(), acc[static_cast<size_t>(p * gr.vectors + v)]);
-        llvm::Value* dst = ir_.at(out, p * pitch + v * plan_.lanes);
-        if (gr.masked && v == gr.vectors - 1)
+        llvm::Value* dst = ir_.at_any(out, p * pitch + v * plan_.lanes);
+        if (stored != voxel_all) {
+          const uint64_t bits = v * plan_.lanes < 64 ? (stored >> (v * plan_.lanes)) & lane_all : 0;
+          if (bits) ir_.masked_store_lanes(value, dst, bits);
+        } else if (gr.masked && v == gr.vectors - 1) {
           ir_.masked_store(value, dst, plan_.tail_lanes);
-        else
+        } else {
           ir_.store_vector(value, dst);
+        }
       }
     }
   }
 
   void emit_activation_pass() {
+    if (plan_.only_group >= 0) return emit_group_activation_pass();
     // The row is finished and cache-hot: load, activate, store.
     const int64_t total = plan_.geometry.axes[2].out * cout();
     const int64_t full = total / plan_.lanes;
@@ -210,6 +242,27 @@ class RowKernelEmitter {
       llvm::Value* p = ir_.at(output_, full * plan_.lanes);
       ir_.masked_store(emit_activation(ir_, plan_.activation, ir_.masked_load(p, rest)), p, rest);
     }
+  }
+
+  // A per-group kernel activates only its own channels of every voxel: the
+  // other groups' kernels write (and activate) theirs.
+  void emit_group_activation_pass() {
+    const int g = plan_.only_group;
+    const bool last = g == plan_.oc_groups - 1;
+    const int vectors = last ? plan_.last_group_vectors : plan_.oc_block;
+    const bool masked = last && plan_.tail_lanes != 0;
+    llvm::Value* group_out = ir_.at(output_, int64_t(g) * plan_.oc_block * plan_.lanes);
+    ir_.loop(plan_.geometry.axes[2].out, [&](llvm::Value* ow) {
+      llvm::Value* voxel = ir_.at(group_out, builder_.CreateMul(ow, ir_.i64c(cout())));
+      for (int v = 0; v < vectors; ++v) {
+        llvm::Value* p = ir_.at(voxel, v * plan_.lanes);
+        if (masked && v == vectors - 1)
+          ir_.masked_store(emit_activation(ir_, plan_.activation, ir_.masked_load(p, plan_.tail_lanes)), p,
+                           plan_.tail_lanes);
+        else
+          ir_.store_vector(emit_activation(ir_, plan_.activation, ir_.load_vector(p)), p);
+      }
+    }, "activate");
   }
 
   llvm::Module& module_;

@@ -4,8 +4,10 @@
 // (runtime/weight_pack.hpp) and the same loop structure: per W phase, channel
 // group and W tile, a register tile of tile_w x oc_block vectors accumulates
 // the row taps x Cin x W taps; border tiles with their valid taps fixed,
-// interior tiles in a loop; masked stores for the channel tail; the fused
-// activation in a pass over the finished row.
+// interior tiles in a loop; masked stores for the channel tail and for
+// lane-packed super voxels at the row ends (plan.w_pack); one channel group
+// only for per-group plans (plan.only_group); the fused activation in a pass
+// over the finished row (over the group's own channels for a per-group plan).
 #pragma once
 
 #include <string>

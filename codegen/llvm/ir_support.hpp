@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Module.h>
@@ -30,11 +31,16 @@ class IrSupport {
   // ptr + index floats.
   llvm::Value* at(llvm::Value* float_ptr, llvm::Value* index);
   llvm::Value* at(llvm::Value* float_ptr, int64_t index) { return at(float_ptr, i64c(index)); }
+  // Same, for a pointer that may lie outside the object (never dereferenced there).
+  llvm::Value* at_any(llvm::Value* float_ptr, llvm::Value* index);
+  llvm::Value* at_any(llvm::Value* float_ptr, int64_t index) { return at_any(float_ptr, i64c(index)); }
   llvm::Value* load_vector(llvm::Value* float_ptr);
   void store_vector(llvm::Value* value, llvm::Value* float_ptr);
   // Lanes [0, valid) only; the others read as zero and are not written.
   llvm::Value* masked_load(llvm::Value* float_ptr, int valid);
   void masked_store(llvm::Value* value, llvm::Value* float_ptr, int valid);
+  // Lanes whose bit is set in `lanes` only.
+  void masked_store_lanes(llvm::Value* value, llvm::Value* float_ptr, uint64_t lanes);
   llvm::Value* load_scalar(llvm::Value* float_ptr);
 
   llvm::Value* fma(llvm::Value* a, llvm::Value* b, llvm::Value* c);  // a*b + c, fused
@@ -42,6 +48,24 @@ class IrSupport {
   // std::min/std::max semantics: min(a, b) = b < a ? b : a.
   llvm::Value* min(llvm::Value* a, llvm::Value* b);
   llvm::Value* max(llvm::Value* a, llvm::Value* b);
+
+  // The same pointer through an empty asm the optimizer cannot see through
+  // (no instruction; at most a register copy). Loads from constant offsets
+  // of it are not loop induction variables, so code generation's loop
+  // strength reduction, slow on large unrolled bodies, has nothing to rewrite.
+  llvm::Value* opaque(llvm::Value* pointer);
+
+  // An empty asm that may touch memory: loads are neither merged nor moved across it.
+  void memory_barrier();
+
+  // Replaces `values` (vectors) by themselves passed through an empty x86
+  // asm that also acts as a memory barrier: everything computing them stays
+  // before it, every load after it stays after, and no load is merged with
+  // one on the other side. Costs no instruction. This is how the emitter
+  // keeps LLVM from reordering an FMA block into more live vectors than the
+  // register file holds (see ir_kernel.cc). Non-x86 targets cannot name the
+  // registers this way: compile_to_object calls lower_pins_to_barriers.
+  void pin(std::vector<llvm::Value*>& values);
 
   // An alloca in the function's entry block (so SROA turns it into registers).
   llvm::AllocaInst* entry_alloca(llvm::Type* type, const char* name);
@@ -59,5 +83,9 @@ class IrSupport {
   llvm::FixedVectorType* vec_;
   llvm::MDNode* no_unroll_ = nullptr;
 };
+
+// Turns every pin in `module` into a plain memory_barrier, for targets whose
+// vector registers the pins' "v" constraint does not name.
+void lower_pins_to_barriers(llvm::Module& module);
 
 }  // namespace tconv3d::llvm_backend

@@ -18,7 +18,7 @@ namespace tconv3d::llvm_backend {
 
 // Bumped whenever the IR emitters change what they generate, so stale
 // TCONV3D_CACHE_DIR entries are never used.
-inline constexpr int kIrEmitterVersion = 1;
+inline constexpr int kIrEmitterVersion = 2;
 
 // Process-wide counters of the on-disk object cache and of LLVM compiles.
 struct LlvmStats {

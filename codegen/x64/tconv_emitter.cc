@@ -45,6 +45,11 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
   if (plan.isa != Traits::kIsa || plan.lanes != Traits::kLanes || plan.vector_registers != Traits::kRegisters)
     throw Error("isa", "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) +
                            " emitter");
+  // Accumulators, one weight register per vector, at least one broadcast.
+  if (plan.tile_w < 1 || plan.oc_block < 1 || plan.tile_w * plan.oc_block + plan.oc_block + 1 > Traits::kRegisters)
+    throw Error("plan", "register tile " + std::to_string(plan.tile_w) + "x" + std::to_string(plan.oc_block) +
+                            " does not fit the " + std::to_string(Traits::kRegisters) + " vector registers of " +
+                            to_string(Traits::kIsa));
   if (plan.w_pack > 1) {
     const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
     const int64_t count = plan.phases[2].front().count;

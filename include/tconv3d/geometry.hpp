@@ -47,6 +47,10 @@ struct ConvGeometry {
   int64_t kernel_elements() const;  // kd*kh*kw*filters*in_channels
   // 2*N*D*H*W*Cin*filters*kd*kh*kw over the input, as the benchmarks count it.
   double flops() const;
+  // The products that land inside the output (the cropped border excluded):
+  // the FMAs an output-stationary kernel must do, so the share of the FMA
+  // peak is taken from these. Same as flops() for valid padding.
+  double useful_flops() const;
   bool operator==(const ConvGeometry&) const = default;
 };
 

@@ -1,8 +1,8 @@
-// The Xbyak backend's executor: the plan, the packed weights, the generated
-// code (from the kernel cache) and the row list each call reads. Threads
-// split the output rows (n, od, oh) into contiguous chunks of equal tap cost;
-// every row is computed by the same code in the same order whatever the
-// thread count, so results are bitwise identical for any number of threads.
+// The Xbyak backend's executor: the kernel plan (every feature the Xbyak
+// emitter implements) and its row kernels from the kernel cache, run by the
+// shared row executor (runtime/kernels/row_executor.hpp): rows split among
+// threads in chunks of equal tap cost, results bitwise identical for any
+// number of threads.
 #pragma once
 
 #include <memory>

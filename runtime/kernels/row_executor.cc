@@ -1,0 +1,204 @@
+#include "runtime/kernels/row_executor.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+#include <vector>
+
+#include "codegen/kernel_args.hpp"
+#include "runtime/kernels/channel_transpose.hpp"
+#include "runtime/kernels/row_taps.hpp"
+#include "runtime/weight_pack.hpp"
+
+namespace tconv3d {
+namespace {
+
+constexpr int64_t kStreamOutputBytes = int64_t(2) << 20;
+constexpr int64_t kSlabBytes = int64_t(256) << 10;  // channels_first scratch per thread: in L2
+
+class RowExecutor final : public Executor {
+ public:
+  RowExecutor(codegen::KernelPlan plan, const float* kernel, const float* bias, Backend backend,
+              const std::string& name, const RowKernelCompiler& compile)
+      : plan_(std::move(plan)),
+        weights_(pack_weights(plan_, kernel)),
+        bias_(pack_bias(plan_, plan_.has_bias ? bias : nullptr)),
+        rows_(build_row_taps(plan_)),
+        backend_(backend),
+        name_(plan_.split_groups ? name + "_per_group" : name) {
+    const int kernels = plan_.split_groups ? plan_.oc_groups : 1;
+    codes_.resize(static_cast<size_t>(kernels));
+    // Per-group kernels compile side by side (LLVM takes ~20 ms each); the
+    // first error, if any, is rethrown here.
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(kernels));
+#pragma omp parallel for schedule(dynamic, 1) num_threads(std::max(1, std::min(kernels, omp_get_max_threads())))
+    for (int k = 0; k < kernels; ++k) {
+      try {
+        codes_[static_cast<size_t>(k)] = compile(plan_.split_groups ? plan_.for_group(k) : plan_);
+      } catch (...) {
+        errors[static_cast<size_t>(k)] = std::current_exception();
+      }
+    }
+    for (const std::exception_ptr& e : errors)
+      if (e) std::rethrow_exception(e);
+    for (const auto& code : codes_) kernels_.push_back(code->function<codegen::KernelFunction>());
+  }
+
+  void run(const float* input, float* output, int threads) const override {
+    threads = threads > 0 ? threads : omp_get_max_threads();
+    if (!plan_.transpose_channels_first) {
+      run_rows(input, output, threads);
+      return;
+    }
+    // channels_first: the input goes through one channels_last copy; the
+    // output is computed in blocks of rows into a cache-resident slab and
+    // transposed straight into place, so it never makes an extra memory pass.
+    const ConvGeometry& g = plan_.geometry;
+    // The channels_last copy is kept between calls (fresh pages cost a fault
+    // each); a concurrent caller that finds it taken uses its own.
+    std::unique_lock<std::mutex> lock(input_cl_mutex_, std::try_to_lock);
+    std::unique_ptr<float[]> own;
+    float* input_cl = nullptr;
+    if (lock.owns_lock()) {
+      if (!input_cl_) input_cl_.reset(new float[static_cast<size_t>(g.input_elements())]);
+      input_cl = input_cl_.get();
+    } else {
+      own.reset(new float[static_cast<size_t>(g.input_elements())]);
+      input_cl = own.get();
+    }
+    transpose_input(input, input_cl, threads);
+    run_blocks_channels_first(input_cl, output, threads);
+  }
+
+  Backend backend() const override { return backend_; }
+  std::string isa() const override { return to_string(plan_.isa); }
+  std::string kernel_name() const override { return name_; }
+
+ private:
+  // NCDHW -> NDHWC, one (n, id, ih) input row per work item.
+  void transpose_input(const float* input, float* input_cl, int threads) const {
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t in_w = g.axes[2].in, rows = g.axes[0].in * g.axes[1].in, channels = g.in_channels;
+    const int64_t plane = rows * in_w, items = g.batch * rows;
+#pragma omp parallel for num_threads(static_cast<int>(std::min<int64_t>(threads, std::max<int64_t>(items, 1)))) \
+    schedule(static)
+    for (int64_t item = 0; item < items; ++item) {
+      const int64_t n = item / rows, row = item % rows;
+      transpose_block(input + n * channels * plane + row * in_w, plane,
+                      input_cl + (n * plane + row * in_w) * channels, channels, channels, in_w, false);
+    }
+  }
+
+  // Work items: (kernel, n, row in run order), kernels (channel groups) outermost.
+  void run_rows(const float* input, float* output, int threads) const {
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t per_item = g.axes[0].out * g.axes[1].out;
+    const int64_t rows = g.batch * per_item;
+    const int64_t items = rows * static_cast<int64_t>(kernels_.size());
+    if (items == 0) return;
+    threads = static_cast<int>(std::min<int64_t>(threads, items));
+    // A few chunks of equal tap cost per thread, handed out dynamically so a
+    // thread slowed by a busy core or a cold cache does not hold up the rest.
+    // Which thread computes a row never changes its result.
+    const int chunks = static_cast<int>(std::min<int64_t>(items, threads == 1 ? 1 : int64_t(threads) * 4));
+    const std::vector<int64_t> first = partition_rows(rows_, items, chunks);
+    const int64_t in_item = g.input_elements() / g.batch;
+    const int64_t out_row = g.axes[2].out * g.out_channels;
+#pragma omp parallel num_threads(threads)
+    {
+      codegen::KernelArgs args{};
+      args.weights = weights_.data();
+      args.bias = bias_.data();
+#pragma omp for schedule(dynamic, 1)
+      for (int chunk = 0; chunk < chunks; ++chunk) {
+        for (int64_t item = first[static_cast<size_t>(chunk)]; item < first[static_cast<size_t>(chunk) + 1];
+             ++item) {
+          const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(item / rows)];
+          const int64_t r = item % rows;
+          const int64_t n = r / per_item, dh = rows_.order[static_cast<size_t>(r % per_item)];
+          args.input = input + n * in_item;
+          args.row_taps = rows_.pairs_of(dh);
+          args.row_tap_count = rows_.taps_of(dh);
+          args.output = output + (n * per_item + dh) * out_row;
+          kernel(&args);
+        }
+      }
+    }
+  }
+
+  // channels_first output. Work items: blocks of consecutive H rows of one
+  // (kernel, n, od), channel groups outermost, D rows in phase order. A block
+  // is computed into a scratch slab and transposed in one go, so each
+  // channel's destination is one long run (whole cache lines, streamed when
+  // large) instead of one short, line-straddling run per row.
+  void run_blocks_channels_first(const float* input, float* output, int threads) const {
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t out_d = g.axes[0].out, out_h = g.axes[1].out, out_w = g.axes[2].out;
+    const int64_t out_row = out_w * g.out_channels, out_plane = out_d * out_h * out_w;
+    const int64_t kernels = static_cast<int64_t>(kernels_.size()), d_rows = kernels * g.batch * out_d;
+    if (d_rows == 0 || out_h == 0 || out_row == 0) return;
+    // As many rows as the slab holds, but enough blocks to keep every thread busy.
+    const int64_t wanted_blocks = (4 * int64_t(threads) + d_rows - 1) / d_rows;
+    const int64_t block_rows =
+        std::max<int64_t>(1, std::min<int64_t>(kSlabBytes / (4 * out_row), out_h / std::min(out_h, wanted_blocks)));
+    const int64_t blocks_per_d = (out_h + block_rows - 1) / block_rows;
+    const int64_t items = d_rows * blocks_per_d, per_kernel = g.batch * out_d * blocks_per_d;
+    threads = static_cast<int>(std::min<int64_t>(threads, items));
+    const int64_t in_item = g.input_elements() / g.batch;
+    const int64_t group_channels = int64_t(plan_.oc_block) * plan_.lanes;
+    // An output beyond the L2 is not read back soon: bypass the caches.
+    const bool stream_output = 4 * g.output_elements() > kStreamOutputBytes;
+#pragma omp parallel num_threads(threads)
+    {
+      AlignedFloats slab(static_cast<size_t>(block_rows * out_row));
+      codegen::KernelArgs args{};
+      args.weights = weights_.data();
+      args.bias = bias_.data();
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t item = 0; item < items; ++item) {
+        const int64_t k = item / per_kernel, rest = item % per_kernel;
+        const int64_t n = rest / (out_d * blocks_per_d), block = rest % (out_d * blocks_per_d);
+        const int64_t od = rows_.d_order[static_cast<size_t>(block / blocks_per_d)];
+        const int64_t oh0 = block % blocks_per_d * block_rows, oh1 = std::min(out_h, oh0 + block_rows);
+        const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(k)];
+        args.input = input + n * in_item;
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int64_t dh = od * out_h + oh;
+          args.row_taps = rows_.pairs_of(dh);
+          args.row_tap_count = rows_.taps_of(dh);
+          args.output = slab.data() + (oh - oh0) * out_row;
+          kernel(&args);
+        }
+        // This kernel's channels [c0, c1) of the block: voxels x C -> C x voxels.
+        const int64_t c0 = plan_.split_groups ? k * group_channels : 0;
+        const int64_t c1 = plan_.split_groups ? std::min<int64_t>(g.out_channels, c0 + group_channels) : g.out_channels;
+        transpose_block(slab.data() + c0, g.out_channels,
+                        output + (n * g.out_channels + c0) * out_plane + (od * out_h + oh0) * out_w, out_plane,
+                        (oh1 - oh0) * out_w, c1 - c0, stream_output);
+      }
+    }
+  }
+
+  codegen::KernelPlan plan_;
+  AlignedFloats weights_;
+  AlignedFloats bias_;
+  RowTaps rows_;
+  Backend backend_;
+  std::string name_;
+  std::vector<std::shared_ptr<const ExecutableCode>> codes_;  // one, or one per channel group
+  std::vector<codegen::KernelFunction> kernels_;
+  mutable std::mutex input_cl_mutex_;           // guards input_cl_
+  mutable std::unique_ptr<float[]> input_cl_;  // channels_first only: the input, channels_last
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_row_executor(codegen::KernelPlan plan, const float* kernel, const float* bias,
+                                            Backend backend, const std::string& name,
+                                            const RowKernelCompiler& compile) {
+  return std::make_unique<RowExecutor>(std::move(plan), kernel, bias, backend, name, compile);
+}
+
+}  // namespace tconv3d

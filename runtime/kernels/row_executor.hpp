@@ -1,0 +1,33 @@
+// The executor of every generated row kernel (Xbyak and LLVM): it owns the
+// plan, the packed weights and bias, the row-tap list, and runs the rows
+// (n, od, oh) on OpenMP threads; channels_first goes through one
+// channels_last input copy and a blocked, fused output transpose. A backend
+// only supplies the compiled code of the plan's row kernel(s).
+//
+// Threads take contiguous chunks of rows of equal tap cost; every row is
+// computed by the same code in the same order whatever the thread count, so
+// results are bitwise identical for any number of threads.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "codegen/plan.hpp"
+#include "runtime/exec_memory.hpp"
+#include "tconv3d/layer.hpp"
+
+namespace tconv3d {
+
+// Returns the code of one row kernel: for the whole plan, or for
+// plan.for_group(k), one call per channel group, when plan.split_groups.
+using RowKernelCompiler = std::function<std::shared_ptr<const ExecutableCode>(const codegen::KernelPlan&)>;
+
+// kernel: Keras layout (kd, kh, kw, filters, in_channels); bias: (filters,) or
+// null (zeros). name: what kernel_name() reports ("_per_group" is appended
+// when the plan splits its channel groups).
+std::unique_ptr<Executor> make_row_executor(codegen::KernelPlan plan, const float* kernel, const float* bias,
+                                            Backend backend, const std::string& name,
+                                            const RowKernelCompiler& compile);
+
+}  // namespace tconv3d

@@ -1,0 +1,140 @@
+// The LLVM backend through the shared row executor: weights large enough to
+// split the channel groups (one LLVM kernel per group, each activating only
+// its own channels), channels_first inputs (blocked output transpose), both
+// against the reference and bitwise identical for any thread count; and the
+// lane-packed plans (few filters, W stride > 1) the LLVM kernels implement.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "runtime/cpu_features.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/geometry.hpp"
+#include "tconv3d/layer.hpp"
+#include "tests/test_support.hpp"
+
+namespace tconv3d {
+namespace {
+
+#ifdef TCONV3D_HAVE_LLVM
+
+std::vector<Isa> host_isas() {
+  std::vector<Isa> isas;
+  if (cpu_features().avx2_fma) isas.push_back(Isa::kAvx2);
+  if (cpu_features().avx512) isas.push_back(Isa::kAvx512);
+  return isas;
+}
+
+// 200 filters x 160 input channels x 27 taps: 3.5 MB of weights, split into
+// channel groups; 200 = 12.5 AVX-512 vectors, so the last group has a masked tail.
+LayerConfig split_group_config(DataFormat format) {
+  LayerConfig config;
+  config.filters = 200;
+  config.kernel_size = {3, 3, 3};
+  config.strides = {2, 1, 2};
+  config.padding = Padding::kSame;
+  config.data_format = format;
+  config.activation.kind = ActivationKind::kElu;  // applied twice or never would show
+  config.activation.alpha = 1.0;
+  config.activation.name = "elu";
+  return config;
+}
+
+std::vector<int64_t> shape_of(DataFormat format) {
+  return format == DataFormat::kChannelsLast ? std::vector<int64_t>{2, 2, 3, 9, 160}
+                                             : std::vector<int64_t>{2, 160, 2, 3, 9};
+}
+
+TEST(LlvmRowExecutor, SplitChannelGroupsMatchReferenceInBothLayouts) {
+  if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
+  for (Isa isa : host_isas()) {
+    for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
+      testing::RandomCase c;
+      c.config = split_group_config(format);
+      c.input_shape = shape_of(format);
+      LayerOptions options;
+      options.backend = Backend::kLlvm;
+      options.isa = isa;
+      options.threads = 2;
+      const Layer probe = Layer::create_initialized(c.config, c.input_shape, 1, options);
+      const std::string name = probe.executor().kernel_name();
+      EXPECT_NE(name.find("__llvm"), std::string::npos) << name;
+      EXPECT_NE(name.find("_per_group"), std::string::npos) << name;
+      EXPECT_LE(testing::compare_with_reference(c, options, 5), 1e-5)
+          << to_string(isa) << " " << to_string(format) << ": " << name;
+    }
+  }
+}
+
+TEST(LlvmRowExecutor, SplitGroupsAndChannelsFirstAreBitwiseIdenticalForAnyThreadCount) {
+  if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
+  std::mt19937_64 rng(17);
+  for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
+    const LayerConfig config = split_group_config(format);
+    const std::vector<int64_t> shape = shape_of(format);
+    std::vector<float> input = testing::random_tensor(2 * 2 * 3 * 9 * 160, rng);
+    std::vector<float> reference_output;
+    for (int threads : {1, 2, 3, 7}) {
+      LayerOptions options;
+      options.backend = Backend::kLlvm;
+      options.isa = host_isas().back();
+      options.threads = threads;
+      const Layer layer = Layer::create_initialized(config, shape, 9, options);
+      std::vector<float> output(static_cast<size_t>(layer.output_elements()));
+      layer.forward(input.data(), output.data());
+      if (reference_output.empty()) {
+        reference_output = output;
+        continue;
+      }
+      ASSERT_EQ(output.size(), reference_output.size());
+      for (size_t i = 0; i < output.size(); ++i)
+        ASSERT_EQ(output[i], reference_output[i]) << to_string(format) << " threads " << threads << " at " << i;
+    }
+  }
+}
+
+// Few output channels and a W stride > 1: one vector holds several W phases,
+// and super voxels at the row ends store only their lanes inside the row.
+TEST(LlvmRowExecutor, LanePackedFewChannelsMatchReference) {
+  if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
+  for (Isa isa : host_isas()) {
+    std::mt19937_64 rng(23 + static_cast<int>(isa));
+    auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+    const int64_t lanes = isa == Isa::kAvx512 ? 16 : 8;
+    int packed = 0;
+    for (int i = 0; i < 60; ++i) {
+      testing::RandomCase c = testing::random_case(rng);
+      LayerConfig& config = c.config;
+      config.dilation_rate = {1, 1, 1};
+      config.strides[2] = pick(2, 4);
+      config.filters = pick(1, std::max<int64_t>(1, lanes / config.strides[2]));
+      config.kernel_size[2] = pick(1, 6);
+      if (config.output_padding) (*config.output_padding)[2] = pick(0, config.strides[2] - 1);
+      for (int a = 0; a < 2; ++a)
+        if (config.output_padding && (*config.output_padding)[a] >= config.strides[a]) (*config.output_padding)[a] = 0;
+      c.input_shape[config.data_format == DataFormat::kChannelsLast ? 3 : 4] = pick(1, 12);
+      try {
+        resolve_geometry(config, c.input_shape);
+      } catch (const Error&) {
+        continue;
+      }
+      LayerOptions options;
+      options.backend = Backend::kLlvm;
+      options.isa = isa;
+      options.threads = 1 + i % 2;
+      const Layer layer = Layer::create_initialized(config, c.input_shape, 1, options);
+      packed += layer.executor().kernel_name().find("_p") != std::string::npos;
+      ASSERT_LE(testing::compare_with_reference(c, options, 700 + i), 1e-5)
+          << to_string(isa) << " case " << i << ": " << c.describe() << " " << layer.executor().kernel_name();
+    }
+    EXPECT_GE(packed, 25) << to_string(isa) << ": too few random layers took the lane-packed kernel";
+  }
+}
+
+#endif  // TCONV3D_HAVE_LLVM
+
+}  // namespace
+}  // namespace tconv3d

@@ -54,12 +54,7 @@ class HeaderParser {
       } else {
         fail("unexpected or repeated key '" + key + "'");
       }
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-      } else if (peek() != '}') {
-        fail("expected ',' or '}'");
-      }
+      comma_or('}', "expected ',' or '}'");
     }
     ++pos_;
     skip_space();
@@ -92,6 +87,17 @@ class HeaderParser {
     skip_space();
     if (peek() != c) fail(std::string("expected '") + c + "'");
     ++pos_;
+  }
+
+  // After an item of a dict or tuple: takes a ',' or leaves the closing
+  // bracket for the caller; anything else fails with `otherwise`.
+  void comma_or(char close, const char* otherwise) {
+    skip_space();
+    if (peek() == ',') {
+      ++pos_;
+    } else if (peek() != close) {
+      fail(otherwise);
+    }
   }
 
   std::string string_literal() {
@@ -136,12 +142,7 @@ class HeaderParser {
       }
       if (peek() == 'L') ++pos_;
       shape.push_back(dim);
-      skip_space();
-      if (peek() == ',') {
-        ++pos_;
-      } else if (peek() != ')') {
-        fail("shape must be a tuple of integers");
-      }
+      comma_or(')', "shape must be a tuple of integers");
     }
     ++pos_;
     return shape;

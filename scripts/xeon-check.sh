@@ -58,3 +58,38 @@ if python3 -c 'import torch' 2>/dev/null; then
 fi
 python3 scripts/compare_bench.py "$out/bench.jsonl" "$out/torch.jsonl" > "$out/summary.txt" 2>&1 || true
 cat "$out/summary.txt"
+
+# A baseline revision (prepare-device.sh REV): the same CLI built from it, and
+# each suite layer timed at 1 thread with both builds alternately, 3 rounds.
+if [ -d "$deps/baseline" ]; then
+  cat "$deps/baseline/REVISION"
+  rm -f build-baseline/CMakeCache.txt
+  cmake -S "$deps/baseline" -B build-baseline "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DTCONV3D_XBYAK_DIR="$PWD/$deps/xbyak" -DTCONV3D_JSON_DIR="$PWD/$deps/json" -DTCONV3D_WITH_LLVM=OFF \
+    -DTCONV3D_WITH_MODELS=OFF -DTCONV3D_WITH_ONEDNN=OFF -DTCONV3D_BUILD_BENCH=OFF -DTCONV3D_BUILD_TESTS=OFF \
+    > "$out/baseline-build.log" 2>&1
+  if cmake --build build-baseline -j "$threads" --target tconv3d_cli >> "$out/baseline-build.log" 2>&1 ||
+     cmake --build build-baseline -j "$threads" >> "$out/baseline-build.log" 2>&1; then
+    for round in 1 2 3; do
+      for build in build-baseline build-xeon; do
+        "$build/bin/tconv3d" bench --suite bench/layers.json --backend xbyak --threads 1 --json --min-time 0.3 2>/dev/null |
+          sed "s/^{/{\"build\": \"$build\", /"
+      done
+    done > "$out/ab.jsonl"
+    python3 - "$out/ab.jsonl" <<'PY' | tee "$out/ab.txt"
+import json, sys
+best = {}
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    key = (r["name"], r["build"])
+    best[key] = min(best.get(key, 1e30), r["ms"])
+print(f"{'layer':18} {'baseline ms':>12} {'this ms':>10} {'speed-up':>9}")
+for name in dict.fromkeys(k[0] for k in best):
+    b, x = best.get((name, "build-baseline")), best.get((name, "build-xeon"))
+    if b and x:
+        print(f"{name:18} {b:12.3f} {x:10.3f} {b / x:8.3f}x")
+PY
+  else
+    echo "baseline build failed: see baseline-build.log"
+  fi
+fi

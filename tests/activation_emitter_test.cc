@@ -139,8 +139,15 @@ std::vector<Case> all_cases() {
   using K = ActivationKind;
   std::vector<Case> cases;
   auto add = [&](const std::string& label, Activation a) { cases.push_back({label, a}); };
-  add("linear", make(K::kLinear, "linear"));
-  add("relu", make(K::kRelu, "relu"));
+  // Labelled by Keras's name, or name(alpha), so that a label cannot disagree with its case.
+  auto add_named = [&](K kind, const std::string& name) { add(name, make(kind, name)); };
+  auto add_with_alpha = [&](K kind, const std::string& name, double alpha) {
+    std::ostringstream label;
+    label << name << "(" << alpha << ")";
+    add(label.str(), make(kind, name, alpha));
+  };
+  add_named(K::kLinear, "linear");
+  add_named(K::kRelu, "relu");
   {
     Activation a = make(K::kRelu, "relu", 0.1);
     a.threshold = 0.5;
@@ -156,41 +163,41 @@ std::vector<Case> all_cases() {
     a = make(K::kRelu, "relu", 0.3);
     add("relu(alpha=0.3)", a);
   }
-  add("leaky_relu(0.2)", make(K::kLeakyRelu, "leaky_relu", 0.2));
-  add("leaky_relu(0.3)", make(K::kLeakyRelu, "leaky_relu", 0.3));
-  add("relu6", make(K::kRelu6, "relu6"));
-  add("elu(1)", make(K::kElu, "elu", 1.0));
-  add("elu(0.5)", make(K::kElu, "elu", 0.5));
-  add("celu(1)", make(K::kCelu, "celu", 1.0));
-  add("celu(2)", make(K::kCelu, "celu", 2.0));
-  add("celu(1.5)", make(K::kCelu, "celu", 1.5));
+  add_with_alpha(K::kLeakyRelu, "leaky_relu", 0.2);
+  add_with_alpha(K::kLeakyRelu, "leaky_relu", 0.3);
+  add_named(K::kRelu6, "relu6");
+  add_with_alpha(K::kElu, "elu", 1.0);
+  add_with_alpha(K::kElu, "elu", 0.5);
+  add_with_alpha(K::kCelu, "celu", 1.0);
+  add_with_alpha(K::kCelu, "celu", 2.0);
+  add_with_alpha(K::kCelu, "celu", 1.5);
   // alpha < 0 evaluates expm1(x/alpha) at large positive arguments; alpha is a
   // power of two here so that x/alpha is exact (otherwise its rounding alone
   // gives |x/alpha| * 6e-8 relative error, as in any float evaluation).
-  add("celu(-2)", make(K::kCelu, "celu", -2.0));
-  add("selu", make(K::kSelu, "selu"));
-  add("softplus", make(K::kSoftplus, "softplus"));
-  add("softsign", make(K::kSoftsign, "softsign"));
-  add("squareplus(4)", make(K::kSquareplus, "squareplus", 4.0));
-  add("squareplus(0)", make(K::kSquareplus, "squareplus", 0.0));
-  add("soft_shrink(0.5)", make(K::kSoftShrink, "soft_shrink", 0.5));
-  add("soft_shrink(0)", make(K::kSoftShrink, "soft_shrink", 0.0));
-  add("hard_shrink(0.5)", make(K::kHardShrink, "hard_shrink", 0.5));
-  add("sparse_plus", make(K::kSparsePlus, "sparse_plus"));
-  add("silu", make(K::kSilu, "silu"));
-  add("hard_silu", make(K::kHardSilu, "hard_silu"));
-  add("gelu", make(K::kGelu, "gelu"));
+  add_with_alpha(K::kCelu, "celu", -2.0);
+  add_named(K::kSelu, "selu");
+  add_named(K::kSoftplus, "softplus");
+  add_named(K::kSoftsign, "softsign");
+  add_with_alpha(K::kSquareplus, "squareplus", 4.0);
+  add_with_alpha(K::kSquareplus, "squareplus", 0.0);
+  add_with_alpha(K::kSoftShrink, "soft_shrink", 0.5);
+  add_with_alpha(K::kSoftShrink, "soft_shrink", 0.0);
+  add_with_alpha(K::kHardShrink, "hard_shrink", 0.5);
+  add_named(K::kSparsePlus, "sparse_plus");
+  add_named(K::kSilu, "silu");
+  add_named(K::kHardSilu, "hard_silu");
+  add_named(K::kGelu, "gelu");
   add("gelu_tanh", make(K::kGeluTanh, "gelu"));
-  add("tanh", make(K::kTanh, "tanh"));
-  add("tanh_shrink", make(K::kTanhShrink, "tanh_shrink"));
-  add("hard_tanh", make(K::kHardTanh, "hard_tanh"));
-  add("sigmoid", make(K::kSigmoid, "sigmoid"));
-  add("hard_sigmoid", make(K::kHardSigmoid, "hard_sigmoid"));
+  add_named(K::kTanh, "tanh");
+  add_named(K::kTanhShrink, "tanh_shrink");
+  add_named(K::kHardTanh, "hard_tanh");
+  add_named(K::kSigmoid, "sigmoid");
+  add_named(K::kHardSigmoid, "hard_sigmoid");
   add("hard_sigmoid_tf_keras2", make(K::kHardSigmoidTfKeras2, "hard_sigmoid"));
-  add("sparse_sigmoid", make(K::kSparseSigmoid, "sparse_sigmoid"));
-  add("log_sigmoid", make(K::kLogSigmoid, "log_sigmoid"));
-  add("exponential", make(K::kExponential, "exponential"));
-  add("mish", make(K::kMish, "mish"));
+  add_named(K::kSparseSigmoid, "sparse_sigmoid");
+  add_named(K::kLogSigmoid, "log_sigmoid");
+  add_named(K::kExponential, "exponential");
+  add_named(K::kMish, "mish");
   return cases;
 }
 

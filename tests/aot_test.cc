@@ -172,21 +172,24 @@ const char* kChannelsFirst =
     R"({"filters": 5, "kernel_size": [2, 2, 3], "strides": [1, 2, 3], "padding": "valid",
         "data_format": "channels_first", "activation": "relu"})";
 
+// Both layouts on AVX2, and channels_last on AVX-512 where the CPU has it.
+void check_linked_programs(Backend backend) {
+  check_linked_program(backend, Isa::kAvx2, kChannelsLast, {2, 3, 4, 5, 9});
+  check_linked_program(backend, Isa::kAvx2, kChannelsFirst, {1, 7, 3, 4, 5});
+  if (cpu_features().avx512) check_linked_program(backend, Isa::kAvx512, kChannelsLast, {1, 4, 3, 6, 17});
+}
+
 TEST(AotLink, LlvmObjectsMatchTheReference) {
   if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
   if (!have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
-  check_linked_program(Backend::kLlvm, Isa::kAvx2, kChannelsLast, {2, 3, 4, 5, 9});
-  check_linked_program(Backend::kLlvm, Isa::kAvx2, kChannelsFirst, {1, 7, 3, 4, 5});
-  if (cpu_features().avx512) check_linked_program(Backend::kLlvm, Isa::kAvx512, kChannelsLast, {1, 4, 3, 6, 17});
+  check_linked_programs(Backend::kLlvm);
 }
 
 #ifdef TCONV3D_HAVE_XBYAK
 TEST(AotLink, XbyakObjectsMatchTheReference) {
   if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
   if (!have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
-  check_linked_program(Backend::kXbyak, Isa::kAvx2, kChannelsLast, {2, 3, 4, 5, 9});
-  check_linked_program(Backend::kXbyak, Isa::kAvx2, kChannelsFirst, {1, 7, 3, 4, 5});
-  if (cpu_features().avx512) check_linked_program(Backend::kXbyak, Isa::kAvx512, kChannelsLast, {1, 4, 3, 6, 17});
+  check_linked_programs(Backend::kXbyak);
 }
 #endif
 

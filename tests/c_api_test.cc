@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "runtime/cpu_features.hpp"
@@ -96,6 +97,21 @@ Failure create_failure(const char* json, const Weights& w, const tconv3d_options
                         opts);
 }
 
+// A buffer of the layer's output size; empty (and the test failed) if the
+// size query fails, so that a later forward into it is refused, not a crash.
+std::vector<float> output_buffer(const tconv3d_layer* layer) {
+  int64_t count = 0;
+  EXPECT_EQ(tconv3d_layer_output_elements(layer, &count), TCONV3D_OK);
+  return std::vector<float>(static_cast<size_t>(count));
+}
+
+// A failure with `status` and a non-empty message containing `needle`.
+void expect_failure(const Failure& f, tconv3d_status status, const std::string& needle) {
+  EXPECT_EQ(f.status, status) << f.message;
+  EXPECT_FALSE(f.message.empty());
+  EXPECT_NE(f.message.find(needle), std::string::npos) << "'" << f.message << "' lacks '" << needle << "'";
+}
+
 TEST(CApi, HeaderCompilesAndWorksFromC) {
   char why[512] = "";
   EXPECT_EQ(tconv3d_c_api_smoke_from_c(why, sizeof why), 0) << why;
@@ -180,9 +196,7 @@ TEST(CApi, InitializedLayersAreReproducible) {
                                                          sizeof err),
               TCONV3D_OK)
         << err;
-    int64_t count = 0;
-    EXPECT_EQ(tconv3d_layer_output_elements(layer, &count), TCONV3D_OK);
-    std::vector<float> out(static_cast<size_t>(count));
+    std::vector<float> out = output_buffer(layer);
     EXPECT_EQ(tconv3d_layer_forward(layer, input.data(), out.data(), err, sizeof err), TCONV3D_OK) << err;
     tconv3d_layer_destroy(layer);
     return out;
@@ -205,9 +219,7 @@ TEST(CApi, LossesMatchTheCppLayer) {
   const Weights w = default_weights();
   tconv3d_layer* layer = create(json, w);
   ASSERT_NE(layer, nullptr);
-  int64_t count = 0;
-  ASSERT_EQ(tconv3d_layer_output_elements(layer, &count), TCONV3D_OK);
-  std::vector<float> out(static_cast<size_t>(count));
+  std::vector<float> out = output_buffer(layer);
   ASSERT_EQ(tconv3d_layer_forward(layer, w.input.data(), out.data(), nullptr, 0), TCONV3D_OK);
   double k = -1, b = -1, a = -1;
   ASSERT_EQ(tconv3d_layer_losses(layer, out.data(), &k, &b, &a), TCONV3D_OK);
@@ -265,68 +277,56 @@ TEST(CApi, WarningsAndFlavors) {
 
 TEST(CApi, ConfigErrors) {
   const Weights w = default_weights();
-  Failure f = create_failure("{\"filters\": 5, ", w);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("invalid JSON"), std::string::npos) << f.message;
-
-  f = create_failure(R"({"filters": 5, "kernel_size": 3, "padding": "circular"})", w);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("padding"), std::string::npos) << f.message;
-
-  f = create_failure(R"({"filters": 0, "kernel_size": 3})", w);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("filters"), std::string::npos) << f.message;
-
-  f = create_failure(R"({"filters": 5, "kernel_size": 3, "strides": 2, "dilation_rate": 2})", w);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_FALSE(f.message.empty());
-
-  f = create_failure(nullptr, w);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("config_json"), std::string::npos) << f.message;
+  const std::pair<const char*, const char*> cases[] = {
+      {"{\"filters\": 5, ", "invalid JSON"},
+      {R"({"filters": 5, "kernel_size": 3, "padding": "circular"})", "padding"},
+      {R"({"filters": 0, "kernel_size": 3})", "filters"},
+      {R"({"filters": 5, "kernel_size": 3, "strides": 2, "dilation_rate": 2})", ""},  // any message
+      {nullptr, "config_json"},
+  };
+  for (const auto& [json, needle] : cases) {
+    SCOPED_TRACE(json ? json : "NULL");
+    expect_failure(create_failure(json, w), TCONV3D_INVALID_ARGUMENT, needle);
+  }
 }
 
 TEST(CApi, ShapeAndWeightErrors) {
   const Weights w = default_weights();
   const int64_t* in = w.input_shape.data();
   const int64_t* ks = w.kernel_shape.data();
-  auto expect = [](const Failure& f, tconv3d_status status, const std::string& needle) {
-    EXPECT_EQ(f.status, status) << f.message;
-    EXPECT_NE(f.message.find(needle), std::string::npos) << "'" << f.message << "' lacks '" << needle << "'";
-  };
   // Input shape: NULL, wrong rank, absurd rank, channel mismatch, zero size.
-  expect(create_failure(kConfig, nullptr, 5, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "input_shape");
-  expect(create_failure(kConfig, in, 4, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "rank 4");
-  expect(create_failure(kConfig, in, -1, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "input_shape");
-  expect(create_failure(kConfig, in, 1000, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "input_shape");
+  expect_failure(create_failure(kConfig, nullptr, 5, w.kernel.data(), ks, 5, w.bias.data(), 5),
+                 TCONV3D_INVALID_ARGUMENT, "input_shape");
+  expect_failure(create_failure(kConfig, in, 4, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
+                 "rank 4");
+  expect_failure(create_failure(kConfig, in, -1, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
+                 "input_shape");
+  expect_failure(create_failure(kConfig, in, 1000, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
+                 "input_shape");
   const int64_t other_channels[5] = {2, 3, 4, 5, 7};
-  expect(create_failure(kConfig, other_channels, 5, w.kernel.data(), ks, 5, w.bias.data(), 5),
-         TCONV3D_INVALID_ARGUMENT, "kernel");
+  expect_failure(create_failure(kConfig, other_channels, 5, w.kernel.data(), ks, 5, w.bias.data(), 5),
+                 TCONV3D_INVALID_ARGUMENT, "kernel");
   const int64_t zero[5] = {2, 0, 4, 5, 6};
-  expect(create_failure(kConfig, zero, 5, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "input_shape");
+  expect_failure(create_failure(kConfig, zero, 5, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
+                 "input_shape");
   // Kernel: NULL data, NULL shape, wrong shape, wrong rank.
-  expect(create_failure(kConfig, in, 5, nullptr, ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT, "kernel");
-  expect(create_failure(kConfig, in, 5, w.kernel.data(), nullptr, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "kernel_shape");
+  expect_failure(create_failure(kConfig, in, 5, nullptr, ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT, "kernel");
+  expect_failure(create_failure(kConfig, in, 5, w.kernel.data(), nullptr, 5, w.bias.data(), 5),
+                 TCONV3D_INVALID_ARGUMENT, "kernel_shape");
   const int64_t swapped[5] = {3, 2, 3, 6, 5};
-  expect(create_failure(kConfig, in, 5, w.kernel.data(), swapped, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "kernel");
-  expect(create_failure(kConfig, in, 5, w.kernel.data(), ks, 4, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "kernel");
+  expect_failure(create_failure(kConfig, in, 5, w.kernel.data(), swapped, 5, w.bias.data(), 5),
+                 TCONV3D_INVALID_ARGUMENT, "kernel");
+  expect_failure(create_failure(kConfig, in, 5, w.kernel.data(), ks, 4, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
+                 "kernel");
   // Bias: missing with use_bias true, given with use_bias false, wrong length, NULL with a length.
-  expect(create_failure(kConfig, in, 5, w.kernel.data(), ks, 5, nullptr, 0), TCONV3D_INVALID_ARGUMENT,
-         "use_bias is true");
+  expect_failure(create_failure(kConfig, in, 5, w.kernel.data(), ks, 5, nullptr, 0), TCONV3D_INVALID_ARGUMENT,
+                 "use_bias is true");
   const char* no_bias = R"({"filters": 5, "kernel_size": [3, 2, 3], "use_bias": false})";
-  expect(create_failure(no_bias, in, 5, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
-         "use_bias is false");
-  expect(create_failure(kConfig, in, 5, w.kernel.data(), ks, 5, w.bias.data(), 4), TCONV3D_INVALID_ARGUMENT,
-         "bias");
-  expect(create_failure(kConfig, in, 5, w.kernel.data(), ks, 5, nullptr, 5), TCONV3D_INVALID_ARGUMENT, "bias");
+  expect_failure(create_failure(no_bias, in, 5, w.kernel.data(), ks, 5, w.bias.data(), 5), TCONV3D_INVALID_ARGUMENT,
+                 "use_bias is false");
+  expect_failure(create_failure(kConfig, in, 5, w.kernel.data(), ks, 5, w.bias.data(), 4), TCONV3D_INVALID_ARGUMENT,
+                 "bias");
+  expect_failure(create_failure(kConfig, in, 5, w.kernel.data(), ks, 5, nullptr, 5), TCONV3D_INVALID_ARGUMENT, "bias");
   // The output pointer itself.
   char err[256];
   EXPECT_EQ(tconv3d_layer_create_from_json(kConfig, in, 5, w.kernel.data(), ks, 5, w.bias.data(), 5, nullptr,
@@ -345,30 +345,20 @@ void set_raw(Enum& field, int value) {
 
 TEST(CApi, OptionErrors) {
   const Weights w = default_weights();
-  tconv3d_options opts;
-  tconv3d_options_init(&opts);
-  opts.threads = -1;
-  Failure f = create_failure(kConfig, w, &opts);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("threads"), std::string::npos) << f.message;
-
-  tconv3d_options_init(&opts);
-  set_raw(opts.backend, 42);
-  f = create_failure(kConfig, w, &opts);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("backend"), std::string::npos) << f.message;
-
-  tconv3d_options_init(&opts);
-  set_raw(opts.isa, -3);
-  f = create_failure(kConfig, w, &opts);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("isa"), std::string::npos) << f.message;
-
-  tconv3d_options_init(&opts);
-  set_raw(opts.flavor, 9);
-  f = create_failure(kConfig, w, &opts);
-  EXPECT_EQ(f.status, TCONV3D_INVALID_ARGUMENT);
-  EXPECT_NE(f.message.find("flavor"), std::string::npos) << f.message;
+  // Each case spoils one field of otherwise default options.
+  const std::pair<void (*)(tconv3d_options&), const char*> cases[] = {
+      {[](tconv3d_options& o) { o.threads = -1; }, "threads"},
+      {[](tconv3d_options& o) { set_raw(o.backend, 42); }, "backend"},
+      {[](tconv3d_options& o) { set_raw(o.isa, -3); }, "isa"},
+      {[](tconv3d_options& o) { set_raw(o.flavor, 9); }, "flavor"},
+  };
+  for (const auto& [spoil, needle] : cases) {
+    SCOPED_TRACE(needle);
+    tconv3d_options opts;
+    tconv3d_options_init(&opts);
+    spoil(opts);
+    expect_failure(create_failure(kConfig, w, &opts), TCONV3D_INVALID_ARGUMENT, needle);
+  }
 }
 
 TEST(CApi, UnavailableIsaIsUnsupported) {
@@ -383,9 +373,7 @@ TEST(CApi, UnavailableIsaIsUnsupported) {
     tconv3d_layer_destroy(layer);
     GTEST_SKIP() << "this CPU runs AVX-512, so forcing it cannot fail here";
   }
-  const Failure f = create_failure(kConfig, w, &opts);
-  EXPECT_EQ(f.status, TCONV3D_UNSUPPORTED) << f.message;
-  EXPECT_NE(f.message.find("avx512"), std::string::npos) << f.message;
+  expect_failure(create_failure(kConfig, w, &opts), TCONV3D_UNSUPPORTED, "avx512");
 }
 
 TEST(CApi, BackendMissingFromTheBuildIsUnsupported) {
@@ -402,9 +390,7 @@ TEST(CApi, BackendMissingFromTheBuildIsUnsupported) {
         tconv3d_layer_create_from_json(kConfig, w.input_shape.data(), 5, w.kernel.data(), w.kernel_shape.data(), 5,
                                        w.bias.data(), 5, &opts, &layer, err, sizeof err);
     if (status == TCONV3D_OK) {
-      int64_t count = 0;
-      ASSERT_EQ(tconv3d_layer_output_elements(layer, &count), TCONV3D_OK);
-      std::vector<float> out(static_cast<size_t>(count));
+      std::vector<float> out = output_buffer(layer);
       ASSERT_EQ(tconv3d_layer_forward(layer, w.input.data(), out.data(), err, sizeof err), TCONV3D_OK) << err;
       EXPECT_LE(testing::scaled_max_error(out, reference_output(kConfig, w)), 1e-5) << tconv3d_layer_backend(layer);
       tconv3d_layer_destroy(layer);
@@ -423,24 +409,21 @@ TEST(CApi, TooLargeIsOutOfMemoryNotACrash) {
   const int64_t input_shape[5] = {1, 4000, 4000, 4000, 1};
   const int64_t kernel_shape[5] = {1, 1, 1, 16, 1};
   const std::vector<float> kernel(16, 1.0f);
-  const Failure f = create_failure(json, input_shape, 5, kernel.data(), kernel_shape, 5, nullptr, 0);
-  EXPECT_EQ(f.status, TCONV3D_OUT_OF_MEMORY) << f.message;
-  EXPECT_NE(f.message.find("memory"), std::string::npos) << f.message;
+  expect_failure(create_failure(json, input_shape, 5, kernel.data(), kernel_shape, 5, nullptr, 0),
+                 TCONV3D_OUT_OF_MEMORY, "memory");
 
   // Beyond 2^40 elements: refused as an invalid size.
   const int64_t huge[5] = {1000, 1000000, 1000000, 1000000, 1};
-  const Failure g = create_failure(json, huge, 5, kernel.data(), kernel_shape, 5, nullptr, 0);
-  EXPECT_EQ(g.status, TCONV3D_INVALID_ARGUMENT) << g.message;
-  EXPECT_NE(g.message.find("overflows"), std::string::npos) << g.message;
+  expect_failure(create_failure(json, huge, 5, kernel.data(), kernel_shape, 5, nullptr, 0), TCONV3D_INVALID_ARGUMENT,
+                 "overflows");
 }
 
 TEST(CApi, ForwardErrors) {
   const Weights w = default_weights();
   tconv3d_layer* layer = create(kConfig, w);
   ASSERT_NE(layer, nullptr);
-  int64_t count = 0;
-  ASSERT_EQ(tconv3d_layer_output_elements(layer, &count), TCONV3D_OK);
-  std::vector<float> out(static_cast<size_t>(count));
+  std::vector<float> out = output_buffer(layer);
+  ASSERT_FALSE(out.empty());
   char err[256];
   EXPECT_EQ(tconv3d_layer_forward(layer, nullptr, out.data(), err, sizeof err), TCONV3D_INVALID_ARGUMENT);
   EXPECT_NE(std::string(err).find("input"), std::string::npos) << err;
@@ -449,7 +432,7 @@ TEST(CApi, ForwardErrors) {
   EXPECT_EQ(tconv3d_layer_forward(nullptr, w.input.data(), out.data(), err, sizeof err), TCONV3D_INVALID_ARGUMENT);
   EXPECT_NE(std::string(err).find("layer"), std::string::npos) << err;
   // In-place is refused: the output overlaps the input.
-  std::vector<float> shared(size_t(count) + w.input.size());
+  std::vector<float> shared(out.size() + w.input.size());
   EXPECT_EQ(tconv3d_layer_forward(layer, shared.data(), shared.data() + 8, err, sizeof err),
             TCONV3D_INVALID_ARGUMENT);
   EXPECT_NE(std::string(err).find("overlaps"), std::string::npos) << err;

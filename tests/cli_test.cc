@@ -469,18 +469,18 @@ TEST_F(CliRun, NpyInputErrors) {
     args[4] = dir_.string();
     expect_bad_input(args, "is a directory", {y});
   }
-  write_raw_npy("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3, 4, 3, 6), }",
-                std::string(2 * 3 * 4 * 3 * 6 * 8, '\0'));
-  expect_bad_input(with_input("f8.npy"), "'<f8' is not float32", {y});
-  write_raw_npy("i4.npy", "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3, 4, 3, 6), }",
-                std::string(2 * 3 * 4 * 3 * 6 * 4, '\0'));
-  expect_bad_input(with_input("i4.npy"), "'<i4' is not float32", {y});
-  write_raw_npy("be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3, 4, 3, 6), }",
-                std::string(2 * 3 * 4 * 3 * 6 * 4, '\0'));
-  expect_bad_input(with_input("be.npy"), "'>f4'", {y});
-  write_raw_npy("fo.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3, 4, 3, 6), }",
-                std::string(2 * 3 * 4 * 3 * 6 * 4, '\0'));
-  expect_bad_input(with_input("fo.npy"), "Fortran order", {y});
+  // Run arguments reading an input of the right shape in another dtype or order.
+  auto with_input_stored_as = [&](const std::string& file, const std::string& descr, const std::string& fortran_order,
+                                  size_t item_bytes) {
+    write_raw_npy(file,
+                  "{'descr': '" + descr + "', 'fortran_order': " + fortran_order + ", 'shape': (2, 3, 4, 3, 6), }",
+                  std::string(2 * 3 * 4 * 3 * 6 * item_bytes, '\0'));
+    return with_input(file);
+  };
+  expect_bad_input(with_input_stored_as("f8.npy", "<f8", "False", 8), "'<f8' is not float32", {y});
+  expect_bad_input(with_input_stored_as("i4.npy", "<i4", "False", 4), "'<i4' is not float32", {y});
+  expect_bad_input(with_input_stored_as("be.npy", ">f4", "False", 4), "'>f4'", {y});
+  expect_bad_input(with_input_stored_as("fo.npy", "<f4", "True", 4), "Fortran order", {y});
   const std::string whole = [&] {
     std::ifstream in(path("x.npy"), std::ios::binary);
     std::ostringstream s;

@@ -160,12 +160,7 @@ int run(const Args& args) {
   print_warnings(model.warnings());
   const ModelLayer& layer = model.layer(args.require("--layer"));
   const std::string output_path = args.require("--output");
-  NpyArray input;
-  try {
-    input = read_npy(args.require("--input"));
-  } catch (const Error& e) {
-    throw Error("--input", e.what());
-  }
+  const NpyArray input = read_npy_for_flag("--input", args.require("--input"));
   std::vector<float> output;
   std::vector<int64_t> output_shape;
   layer.forward(input.data.data(), input.shape, output, output_shape);

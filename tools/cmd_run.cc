@@ -27,31 +27,16 @@ int run_command(const std::vector<std::string>& argv) {
   std::vector<std::string> warnings;
   const LayerConfig config = load_layer_config(args.require("--layer"), flavor_option(args), &warnings);
   const std::string output_path = args.require("--output");
-  NpyArray input;
-  try {
-    input = read_npy(args.require("--input"));
-  } catch (const Error& e) {
-    throw Error("--input", e.what());
-  }
+  const NpyArray input = read_npy_for_flag("--input", args.require("--input"));
   const LayerOptions options = layer_options(args);
   if (args.get("--bias") && !args.get("--kernel")) throw Error("--bias", "given without --kernel");
   if (args.get("--seed") && args.get("--kernel")) throw Error("--seed", "weights come from --kernel; --seed is for initializers");
 
   std::optional<Layer> layer;
   if (auto kernel_path = args.get("--kernel")) {
-    NpyArray kernel, bias;
-    try {
-      kernel = read_npy(*kernel_path);
-    } catch (const Error& e) {
-      throw Error("--kernel", e.what());
-    }
-    if (auto bias_path = args.get("--bias")) {
-      try {
-        bias = read_npy(*bias_path);
-      } catch (const Error& e) {
-        throw Error("--bias", e.what());
-      }
-    }
+    const NpyArray kernel = read_npy_for_flag("--kernel", *kernel_path);
+    NpyArray bias;
+    if (auto bias_path = args.get("--bias")) bias = read_npy_for_flag("--bias", *bias_path);
     const bool has_bias = args.get("--bias").has_value();
     layer.emplace(Layer::create(config, input.shape, ConstTensor{kernel.data.data(), kernel.shape},
                                 has_bias ? ConstTensor{bias.data.data(), bias.shape} : ConstTensor{}, options));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/npy.hpp"
 #include "tconv3d/config.hpp"
 #include "tconv3d/layer.hpp"
 #include "tools/args.hpp"
@@ -29,6 +30,8 @@ LayerConfig load_layer_config(const std::string& path, std::optional<Flavor> fla
 std::optional<Flavor> flavor_option(const Args& args);
 LayerOptions layer_options(const Args& args);
 void print_warnings(const std::vector<std::string>& warnings);
+// read_npy(path), with an error naming `flag` (the flag that gave the path).
+NpyArray read_npy_for_flag(const std::string& flag, const std::string& path);
 // Uniform values in [-1, 1) from a fixed seed: benchmark and demo inputs.
 std::vector<float> random_values(int64_t count, uint64_t seed);
 

@@ -65,6 +65,14 @@ void print_warnings(const std::vector<std::string>& warnings) {
   for (const std::string& w : warnings) std::fprintf(stderr, "tconv3d: warning: %s\n", w.c_str());
 }
 
+NpyArray read_npy_for_flag(const std::string& flag, const std::string& path) {
+  try {
+    return read_npy(path);
+  } catch (const Error& e) {
+    throw Error(flag, e.what());
+  }
+}
+
 std::vector<float> random_values(int64_t count, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);

@@ -20,9 +20,7 @@ std::string_view message(const WireField& f, const std::string& name) {
 
 OnnxAttribute parse_attribute(std::string_view bytes, const std::string& name) {
   OnnxAttribute a;
-  WireReader r(bytes, name);
-  WireField f;
-  while (r.next(f)) {
+  for_each_field(bytes, name, [&](const WireField& f) {
     switch (f.number) {
       case 1: a.name = text(f, name); break;
       case 20: a.type = static_cast<int>(f.value); break;
@@ -38,15 +36,13 @@ OnnxAttribute parse_attribute(std::string_view bytes, const std::string& name) {
       case 8: append_int64s(f, a.ints, name); break;
       default: break;
     }
-  }
+  });
   return a;
 }
 
 OnnxNode parse_node(std::string_view bytes, const std::string& name) {
   OnnxNode n;
-  WireReader r(bytes, name);
-  WireField f;
-  while (r.next(f)) {
+  for_each_field(bytes, name, [&](const WireField& f) {
     switch (f.number) {
       case 1: n.inputs.push_back(text(f, name)); break;
       case 2: n.outputs.push_back(text(f, name)); break;
@@ -56,54 +52,42 @@ OnnxNode parse_node(std::string_view bytes, const std::string& name) {
       case 5: n.attributes.push_back(parse_attribute(message(f, name), name)); break;
       default: break;
     }
-  }
+  });
   return n;
 }
 
 // TensorShapeProto.Dimension: dim_value = 1, dim_param = 2.
 int64_t parse_dimension(std::string_view bytes, const std::string& name) {
-  WireReader r(bytes, name);
-  WireField f;
   int64_t value = -1;
-  while (r.next(f))
-    if (f.number == 1 && f.type == WireType::kVarint) value = static_cast<int64_t>(f.value);
+  for_each_field(bytes, name, 1, [&](const WireField& f) {
+    if (f.type == WireType::kVarint) value = static_cast<int64_t>(f.value);
+  });
   return value > 0 ? value : -1;
 }
 
 // ValueInfoProto{name = 1, type = 2}: TypeProto.tensor_type = 1,
 // Tensor.shape = 2, TensorShapeProto.dim = 1.
 void parse_value_info(std::string_view bytes, const std::string& name, OnnxGraph& graph) {
-  WireReader r(bytes, name);
-  WireField f;
   std::string tensor_name;
   std::optional<std::vector<int64_t>> shape;
-  while (r.next(f)) {
+  for_each_field(bytes, name, [&](const WireField& f) {
     if (f.number == 1) tensor_name = text(f, name);
-    if (f.number != 2) continue;
-    WireReader type(message(f, name), name);
-    WireField t;
-    while (type.next(t)) {
-      if (t.number != 1) continue;
-      WireReader tensor(message(t, name), name);
-      WireField s;
-      while (tensor.next(s)) {
-        if (s.number != 2) continue;
+    if (f.number != 2) return;
+    for_each_field(message(f, name), name, 1, [&](const WireField& tensor_type) {
+      for_each_field(message(tensor_type, name), name, 2, [&](const WireField& tensor_shape) {
         shape.emplace();
-        WireReader dims(message(s, name), name);
-        WireField d;
-        while (dims.next(d))
-          if (d.number == 1) shape->push_back(parse_dimension(message(d, name), name));
-      }
-    }
-  }
+        for_each_field(message(tensor_shape, name), name, 1, [&](const WireField& dim) {
+          shape->push_back(parse_dimension(message(dim, name), name));
+        });
+      });
+    });
+  });
   if (shape && !tensor_name.empty()) graph.shapes[tensor_name] = *shape;
 }
 
 OnnxGraph parse_graph(std::string_view bytes, const std::string& name) {
   OnnxGraph graph;
-  WireReader r(bytes, name);
-  WireField f;
-  while (r.next(f)) {
+  for_each_field(bytes, name, [&](const WireField& f) {
     switch (f.number) {
       case 1: graph.nodes.push_back(parse_node(message(f, name), name)); break;
       case 5: {
@@ -118,7 +102,7 @@ OnnxGraph parse_graph(std::string_view bytes, const std::string& name) {
         break;
       default: break;
     }
-  }
+  });
   return graph;
 }
 
@@ -132,9 +116,7 @@ const OnnxAttribute* OnnxNode::attribute(const std::string& wanted) const {
 
 OnnxTensor parse_onnx_tensor(std::string_view bytes, const std::string& name) {
   OnnxTensor t;
-  WireReader r(bytes, name);
-  WireField f;
-  while (r.next(f)) {
+  for_each_field(bytes, name, [&](const WireField& f) {
     switch (f.number) {
       case 1: append_int64s(f, t.dims, name); break;
       case 2: t.data_type = static_cast<int>(f.value); break;
@@ -145,32 +127,28 @@ OnnxTensor parse_onnx_tensor(std::string_view bytes, const std::string& name) {
       case 8: t.name = text(f, name); break;
       case 9: t.raw_data = message(f, name); break;
       case 13: {  // StringStringEntryProto{key = 1, value = 2}
-        WireReader entry(message(f, name), name);
-        WireField e;
         std::string key, value;
-        while (entry.next(e)) {
+        for_each_field(message(f, name), name, [&](const WireField& e) {
           if (e.number == 1) key = text(e, name);
           if (e.number == 2) value = text(e, name);
-        }
+        });
         t.external_data[key] = value;
         break;
       }
       case 14: t.external = f.value == 1; break;
       default: break;
     }
-  }
+  });
   return t;
 }
 
 OnnxGraph parse_onnx_model(std::string_view bytes, const std::string& name) {
-  WireReader r(bytes, name);
-  WireField f;
   std::optional<OnnxGraph> graph;
   bool has_ir_version = false;
-  while (r.next(f)) {
+  for_each_field(bytes, name, [&](const WireField& f) {
     if (f.number == 1 && f.type == WireType::kVarint) has_ir_version = true;
     if (f.number == 7) graph = parse_graph(message(f, name), name);
-  }
+  });
   if (!graph) {
     throw Error(name, has_ir_version ? "the ONNX model has no graph"
                                      : "not an ONNX model (no ir_version and no graph; corrupt or not ONNX?)");

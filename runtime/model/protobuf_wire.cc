@@ -5,6 +5,16 @@
 #include "tconv3d/error.hpp"
 
 namespace tconv3d::model {
+namespace {
+
+// The unsigned integer stored little endian in `bytes` (at most 8 of them).
+uint64_t little_endian(std::string_view bytes) {
+  uint64_t value = 0;
+  for (size_t i = bytes.size(); i-- > 0;) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  return value;
+}
+
+}  // namespace
 
 uint64_t WireReader::varint() {
   uint64_t value = 0;
@@ -36,12 +46,10 @@ bool WireReader::next(WireField& field) {
       field.type = WireType::kVarint;
       field.value = varint();
       return true;
-    case 1: {
+    case 1:
       field.type = WireType::kFixed64;
-      const std::string_view raw = take(8);
-      for (int i = 7; i >= 0; --i) field.value = (field.value << 8) | static_cast<uint8_t>(raw[i]);
+      field.value = little_endian(take(8));
       return true;
-    }
     case 2: {
       field.type = WireType::kLengthDelimited;
       const uint64_t length = varint();
@@ -49,12 +57,10 @@ bool WireReader::next(WireField& field) {
       field.bytes = take(static_cast<size_t>(length));
       return true;
     }
-    case 5: {
+    case 5:
       field.type = WireType::kFixed32;
-      const std::string_view raw = take(4);
-      for (int i = 3; i >= 0; --i) field.value = (field.value << 8) | static_cast<uint8_t>(raw[i]);
+      field.value = little_endian(take(4));
       return true;
-    }
     default:
       throw Error(name_, "corrupt protobuf (wire type " + std::to_string(type) + ")");
   }
@@ -96,11 +102,8 @@ void append_floats(const WireField& field, std::vector<float>& out, const std::s
     if (field.bytes.size() % 4 != 0) throw Error(name, "corrupt packed floats (length not a multiple of 4)");
     const size_t count = field.bytes.size() / 4;
     out.reserve(out.size() + count);
-    for (size_t i = 0; i < count; ++i) {
-      uint32_t bits = 0;
-      for (int b = 3; b >= 0; --b) bits = (bits << 8) | static_cast<uint8_t>(field.bytes[4 * i + b]);
-      out.push_back(from_bits(bits));
-    }
+    for (size_t i = 0; i < count; ++i)
+      out.push_back(from_bits(static_cast<uint32_t>(little_endian(field.bytes.substr(4 * i, 4)))));
   } else {
     throw Error(name, "a float list has the wrong wire type");
   }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tconv3d::model {
@@ -32,6 +33,24 @@ class WireReader {
   size_t at_ = 0;
   std::string name_;
 };
+
+// Calls visit(field) for each field of `message` in wire order; a reader of
+// one message type states only the fields it wants (a switch on
+// field.number) and skips the rest.
+template <typename Visit>
+void for_each_field(std::string_view message, const std::string& name, Visit&& visit) {
+  WireReader reader(message, name);
+  WireField field;
+  while (reader.next(field)) visit(std::as_const(field));
+}
+
+// Calls visit(field) for each field of `message` numbered `number`.
+template <typename Visit>
+void for_each_field(std::string_view message, const std::string& name, uint32_t number, Visit&& visit) {
+  for_each_field(message, name, [&](const WireField& field) {
+    if (field.number == number) visit(field);
+  });
+}
 
 // A repeated int64 field, packed (one length-delimited field) or not.
 void append_int64s(const WireField& field, std::vector<int64_t>& out, const std::string& name);

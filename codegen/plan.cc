@@ -90,35 +90,34 @@ struct Blocking {
 };
 
 // Picks the register tile: enough independent accumulators to hide the FMA
-// latency, enough FMAs per load (1.5 with 16 registers; with 32, 2: on
-// unet_up_k2s2 a 6x4 tile ran 5.6 % faster than 8x2), few idle channel
-// vectors. Tiles split a phase's voxels evenly (w_segments_of), so a width
-// is scored by the widths it really yields.
+// latency, at least ~1.5 FMAs per load, few idle voxels or channel vectors.
+// (Scoring for 2 FMAs per load with 32 registers picked 6x4 / 4x4 tiles for
+// unet_up_k2s2 / gan_k4s2_same: 4 % slower than 8x2 on the 16-core Xeon and
+// here, in interleaved runs.)
 Blocking choose_blocking(int registers, int oc_vectors, int64_t max_phase_voxels) {
   Blocking best;
   double best_score = -1;
   const int max_block = std::min(oc_vectors, 8);
-  const double wanted_fmas_per_load = registers >= 32 ? 2.0 : 1.5;
   const int64_t vox = std::max<int64_t>(max_phase_voxels, 1);
   for (int nv = 1; nv <= max_block; ++nv) {
     const int room = (registers - nv - 1) / nv;
     const int max_w = static_cast<int>(std::min<int64_t>({room, vox, 16}));
     for (int w = 1; w <= max_w; ++w) {
-      const int64_t tiles = (vox + w - 1) / w;
-      const int even_w = static_cast<int>((vox + tiles - 1) / tiles);  // the widest of the even tiles
-      if (even_w != w) continue;  // the same tiles as a narrower w
-      const double mean_w = double(vox) / double(tiles);
-      const double acc = mean_w * nv;
+      const int acc = w * nv;
       const double latency = std::min(1.0, acc / 10.0);
-      const double loads = std::min(1.0, (acc / (mean_w + nv)) / wanted_fmas_per_load);
+      const double loads = std::min(1.0, (double(acc) / (w + nv)) / 1.5);
+      const double voxel_use = double(vox) / double(((vox + w - 1) / w) * w);
       const double vector_use = double(oc_vectors) / double(((oc_vectors + nv - 1) / nv) * nv);
-      const double score = latency * loads * vector_use + 1e-4 * acc;
+      const double score = latency * loads * voxel_use * vector_use + 1e-4 * acc;
       if (score > best_score) {
         best_score = score;
         best = {nv, w};
       }
     }
   }
+  // Tiles split a phase evenly (w_segments_of): name the widest they get.
+  const int64_t tiles = (vox + best.tile_w - 1) / best.tile_w;
+  best.tile_w = static_cast<int>((vox + tiles - 1) / tiles);
   return best;
 }
 

@@ -38,24 +38,25 @@ for isa in $([ -n "${TCONV3D_BENCH_ONLY:-}" ] || echo avx512 avx2); do
 done
 
 cli=build-xeon/bin/tconv3d
-{
-  $cli peak --threads "$threads" --json
-  # Two interleaved rounds; the summary keeps each implementation's best
-  # median, so a burst of load on this shared machine hits all of them alike.
-  for round in 1 2; do
-    for t in 1 "$threads"; do
-      for backend in xbyak generic; do
-        $cli bench --suite bench/layers.json --backend "$backend" --threads "$t" --json --min-time 0.3 2>/dev/null
-      done
-      $cli bench --suite bench/layers.json --backend xbyak --isa avx2 --threads "$t" --json --min-time 0.3 2>/dev/null
+# Rounds of our suite (xbyak, generic, xbyak forced to AVX2) at 1 and all
+# threads, each followed by PyTorch on the same layers: the summary keeps
+# each one's best median, so a burst of load on this shared machine (a VM)
+# cannot favour one side.
+have_torch=$(python3 -c 'import torch' 2>/dev/null && echo yes)
+$cli peak --threads "$threads" --json > "$out/bench.jsonl" 2> "$out/bench.err"
+: > "$out/torch.jsonl"
+for round in $(seq "${TCONV3D_XEON_ROUNDS:-3}"); do
+  for t in 1 "$threads"; do
+    for backend in xbyak generic; do
+      $cli bench --suite bench/layers.json --backend "$backend" --threads "$t" --json --min-time 0.3 2>>"$out/bench.err"
     done
-  done
-} > "$out/bench.jsonl" 2> "$out/bench.err"
-echo "bench rows: $(wc -l < "$out/bench.jsonl")"
-if python3 -c 'import torch' 2>/dev/null; then
-  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_anchor.py bench/layers.json "1,$threads" > "$out/torch.jsonl" 2> "$out/torch.err"
-  echo "torch rows: $(wc -l < "$out/torch.jsonl")"
-fi
+    $cli bench --suite bench/layers.json --backend xbyak --isa avx2 --threads "$t" --json --min-time 0.3 2>>"$out/bench.err"
+  done >> "$out/bench.jsonl"
+  if [ -n "$have_torch" ]; then
+    PYTHONUNBUFFERED=1 timeout 300 python3 scripts/torch_anchor.py bench/layers.json "1,$threads" >> "$out/torch.jsonl" 2>> "$out/torch.err"
+  fi
+done
+echo "bench rows: $(wc -l < "$out/bench.jsonl"), torch rows: $(wc -l < "$out/torch.jsonl")"
 python3 scripts/compare_bench.py "$out/bench.jsonl" "$out/torch.jsonl" > "$out/summary.txt" 2>&1 || true
 cat "$out/summary.txt"
 

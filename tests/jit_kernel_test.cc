@@ -115,27 +115,13 @@ TEST_P(JitKernelTest, EveryElementwiseActivation) {
 // super voxels at both ends of a row, every padding, output_padding.
 TEST_P(JitKernelTest, LanePackedFewChannels) {
   std::mt19937_64 rng(31 + static_cast<int>(GetParam()));
-  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
-  const int64_t lanes = GetParam() == Isa::kAvx512 ? 16 : 8;
   int packed = 0;
   for (int i = 0; i < 120; ++i) {
-    testing::RandomCase c = testing::random_case(rng);
-    LayerConfig& config = c.config;
-    config.dilation_rate = {1, 1, 1};
-    config.strides[2] = pick(2, 4);
-    config.filters = pick(1, std::max<int64_t>(1, lanes / config.strides[2]));
-    config.kernel_size[2] = pick(1, 6);
-    if (config.output_padding) (*config.output_padding)[2] = pick(0, config.strides[2] - 1);
-    for (int a = 0; a < 2; ++a)
-      if (config.output_padding && (*config.output_padding)[a] >= config.strides[a]) (*config.output_padding)[a] = 0;
-    const bool last = config.data_format == DataFormat::kChannelsLast;
-    c.input_shape[last ? 3 : 4] = pick(1, 12);
-    try {
-      resolve_geometry(config, c.input_shape);
-    } catch (const Error&) {
-      continue;
-    }
-    const Layer layer = Layer::create_initialized(config, c.input_shape, 1, options());
+    const std::optional<testing::RandomCase> drawn =
+        testing::random_lane_packed_case(rng, GetParam() == Isa::kAvx512 ? 16 : 8);
+    if (!drawn) continue;
+    const testing::RandomCase& c = *drawn;
+    const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
     packed += layer.executor().kernel_name().find("_p") != std::string::npos;
     const double error = testing::compare_with_reference(c, options(1 + i % 2), 9000 + i);
     ASSERT_LE(error, kTolerance) << "case " << i << ": " << c.describe();

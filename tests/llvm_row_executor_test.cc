@@ -102,30 +102,17 @@ TEST(LlvmRowExecutor, LanePackedFewChannelsMatchReference) {
   if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
   for (Isa isa : host_isas()) {
     std::mt19937_64 rng(23 + static_cast<int>(isa));
-    auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
-    const int64_t lanes = isa == Isa::kAvx512 ? 16 : 8;
     int packed = 0;
     for (int i = 0; i < 60; ++i) {
-      testing::RandomCase c = testing::random_case(rng);
-      LayerConfig& config = c.config;
-      config.dilation_rate = {1, 1, 1};
-      config.strides[2] = pick(2, 4);
-      config.filters = pick(1, std::max<int64_t>(1, lanes / config.strides[2]));
-      config.kernel_size[2] = pick(1, 6);
-      if (config.output_padding) (*config.output_padding)[2] = pick(0, config.strides[2] - 1);
-      for (int a = 0; a < 2; ++a)
-        if (config.output_padding && (*config.output_padding)[a] >= config.strides[a]) (*config.output_padding)[a] = 0;
-      c.input_shape[config.data_format == DataFormat::kChannelsLast ? 3 : 4] = pick(1, 12);
-      try {
-        resolve_geometry(config, c.input_shape);
-      } catch (const Error&) {
-        continue;
-      }
+      const std::optional<testing::RandomCase> drawn =
+          testing::random_lane_packed_case(rng, isa == Isa::kAvx512 ? 16 : 8);
+      if (!drawn) continue;
+      const testing::RandomCase& c = *drawn;
       LayerOptions options;
       options.backend = Backend::kLlvm;
       options.isa = isa;
       options.threads = 1 + i % 2;
-      const Layer layer = Layer::create_initialized(config, c.input_shape, 1, options);
+      const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options);
       packed += layer.executor().kernel_name().find("_p") != std::string::npos;
       ASSERT_LE(testing::compare_with_reference(c, options, 700 + i), 1e-5)
           << to_string(isa) << " case " << i << ": " << c.describe() << " " << layer.executor().kernel_name();

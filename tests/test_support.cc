@@ -154,6 +154,29 @@ RandomCase random_case(std::mt19937_64& rng, bool elementwise_activation_only) {
   }
 }
 
+std::optional<RandomCase> random_lane_packed_case(std::mt19937_64& rng, int64_t lanes) {
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  RandomCase c = random_case(rng);
+  LayerConfig& config = c.config;
+  config.dilation_rate = {1, 1, 1};
+  config.strides[2] = pick(2, 4);
+  config.filters = pick(1, std::max<int64_t>(1, lanes / config.strides[2]));
+  config.kernel_size[2] = pick(1, 6);
+  if (config.output_padding) {
+    Triple& op = *config.output_padding;
+    op[2] = pick(0, config.strides[2] - 1);
+    for (int a = 0; a < 2; ++a)
+      if (op[a] >= config.strides[a]) op[a] = 0;
+  }
+  c.input_shape[config.data_format == DataFormat::kChannelsLast ? 3 : 4] = pick(1, 12);
+  try {
+    resolve_geometry(config, c.input_shape);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return c;
+}
+
 double compare_with_reference(const RandomCase& c, const LayerOptions& options, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const ConvGeometry g = resolve_geometry(c.config, c.input_shape);

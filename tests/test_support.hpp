@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -28,6 +29,11 @@ struct RandomCase {
 // that are not multiples of 8 or 16, batch > 1, 1-sized dims. Sizes are kept
 // small so hundreds of cases run in seconds.
 RandomCase random_case(std::mt19937_64& rng, bool elementwise_activation_only = true);
+
+// A random layer in the lane-packing regime for `lanes`-wide vectors: W
+// stride 2-4, filters * stride <= lanes, W input 1-12 (partial super voxels
+// at both row ends), no dilation. None when the draw has no valid output.
+std::optional<RandomCase> random_lane_packed_case(std::mt19937_64& rng, int64_t lanes);
 
 struct CliResult {
   int exit_code = -1;  // 1000 + signal number when the CLI crashed

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "codegen/plan.hpp"
+#include "runtime/aot_native.hpp"
 #include "runtime/object_writer.hpp"
 #include "runtime/weight_pack.hpp"
 #include "tconv3d/error.hpp"
@@ -58,8 +59,13 @@ Prepared prepare(const AotRequest& r, AotResult& result) {
   if (r.object_path == r.header_path) throw Error("--header", "must differ from the object path");
   Prepared p;
   switch (r.backend) {
+#ifdef TCONV3D_HAVE_LLVM
     case Backend::kAuto:
+#endif
     case Backend::kLlvm: p.backend = Backend::kLlvm; break;
+#ifndef TCONV3D_HAVE_LLVM
+    case Backend::kAuto:  // without LLVM, the objects the Xbyak path can write alone
+#endif
     case Backend::kXbyak: p.backend = Backend::kXbyak; break;
     default:
       throw Error("--backend", to_string(r.backend) + " cannot write objects; use llvm or xbyak");
@@ -147,12 +153,51 @@ std::string aot_header_text(const AotRequest& r, const AotResult& result) {
   return h.str();
 }
 
-AotResult write_aot(const AotRequest& r) {
-  AotResult result;
-  const Prepared p = prepare(r, result);
-#ifndef TCONV3D_HAVE_LLVM
+namespace {
+
+// An x86-64 ELF target: the host's (no triple) or an x86_64 Linux triple.
+bool elf_x86_64(const std::string& triple) {
+  return triple.empty() || (triple.rfind("x86_64", 0) == 0 && triple.find("linux") != std::string::npos);
+}
+
+// Whether the object can be assembled without LLVM (runtime/aot_native.hpp):
+// an Xbyak kernel for channels_last with the weights baked in.
+bool native_object(const AotRequest& r, const Prepared& p) {
+#ifdef TCONV3D_HAVE_XBYAK
+  return p.backend == Backend::kXbyak && r.kernel && p.geometry.data_format == DataFormat::kChannelsLast &&
+         elf_x86_64(r.triple);
+#else
+  (void)r;
   (void)p;
-  throw Error("--backend", "this build has no LLVM (apt: llvm-dev); ahead-of-time objects need it");
+  return false;
+#endif
+}
+
+std::vector<uint8_t> write_native(const AotRequest& r, const Prepared& p, AotResult& result) {
+  const Isa isa = r.isa == Isa::kAuto ? Isa::kAvx2 : r.isa;
+  if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
+    throw Error("--isa", "xbyak objects are avx2 or avx512, got " + to_string(isa));
+  const codegen::KernelPlan plan = codegen::make_plan(p.problem, isa, codegen::PlanOptions::baseline());
+  if (!native_aot_supports(plan)) return {};
+  std::vector<uint8_t> kernel_bytes;
+#ifdef TCONV3D_HAVE_XBYAK
+  kernel_bytes = x64::emit_tconv_kernel(plan).bytes;
+#endif
+  result.triple = r.triple.empty() ? "x86_64-linux-gnu" : r.triple;
+  result.isa = to_string(isa);
+  result.backend = "xbyak";
+  result.baked_weights = true;
+  return build_native_aot_object(plan, kernel_bytes, r.kernel, r.config.use_bias ? r.bias : nullptr, r.symbol);
+}
+
+// Everything else: the driver (and the packing function) come from LLVM.
+std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, AotResult& result) {
+#ifndef TCONV3D_HAVE_LLVM
+  (void)r;
+  (void)p;
+  (void)result;
+  throw Error("--backend", std::string("this build has no LLVM (apt: llvm-dev); without it only channels_last "
+                                       "layers with --backend xbyak and baked weights (--kernel) can be written"));
 #else
   const llvm_backend::LlvmTarget target = llvm_backend::aot_target(r.triple, r.isa, "--target");
   result.triple = target.triple;
@@ -186,7 +231,18 @@ AotResult write_aot(const AotRequest& r) {
 #endif
   if (plan.transpose_channels_first)
     result.workspace_bytes = 4 * ((p.geometry.input_elements() + 15) / 16 * 16 + p.geometry.output_elements());
-  const std::vector<uint8_t> object = llvm_backend::build_aot_object(module);
+  return llvm_backend::build_aot_object(module);
+#endif
+}
+
+}  // namespace
+
+AotResult write_aot(const AotRequest& r) {
+  AotResult result;
+  const Prepared p = prepare(r, result);
+  std::vector<uint8_t> object;
+  if (native_object(r, p)) object = write_native(r, p, result);
+  if (object.empty()) object = write_with_llvm(r, p, result);
   result.object_bytes = object.size();
 
   write_file_atomically(r.object_path, "-o", object.data(), object.size());
@@ -200,7 +256,6 @@ AotResult write_aot(const AotRequest& r) {
     }
   }
   return result;
-#endif
 }
 
 }  // namespace tconv3d

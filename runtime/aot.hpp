@@ -6,7 +6,10 @@
 // The object is built from the same KernelPlan as the JIT: the row kernel
 // comes from LLVM (any supported target, including aarch64) or from the Xbyak
 // emitter (x86-64, its bytes embedded verbatim, position-independent), and a
-// driver compiled by LLVM loops over the output rows on the calling thread.
+// driver loops over the output rows on the calling thread. For an Xbyak
+// kernel on a channels_last layer with baked weights, the driver is Xbyak code
+// too and the object is written without LLVM (runtime/aot_native.hpp); the
+// rest (channels_first, run-time packing, other targets) is built by LLVM.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +31,7 @@ struct AotRequest {
   // exports NAME_packed_size() and NAME_pack() instead.
   const float* kernel = nullptr;
   const float* bias = nullptr;       // with a kernel, required iff use_bias
-  Backend backend = Backend::kAuto;  // kAuto: llvm; kLlvm or kXbyak
+  Backend backend = Backend::kAuto;  // kAuto: llvm (xbyak in a build without LLVM); kLlvm or kXbyak
   Isa isa = Isa::kAuto;              // x86: kAuto = avx2 (portable); aarch64: kAuto only
   std::string triple;                // empty: the host's
 };

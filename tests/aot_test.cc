@@ -22,25 +22,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& tag) {
-  const fs::path dir = fs::temp_directory_path() / ("tconv3d_aot_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& tag) { return testing::fresh_temp_dir("aot_" + tag); }
 
-int run_shell(const std::string& command, std::string* output = nullptr) {
-  std::string text;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) text.append(buffer, n);
-  const int status = pclose(pipe);
-  if (output) *output = text;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-bool have_c_compiler() { return run_shell("command -v cc") == 0; }
+using testing::have_c_compiler;
+using testing::run_shell;
 
 std::vector<std::string> files_in(const fs::path& dir) {
   std::vector<std::string> names;

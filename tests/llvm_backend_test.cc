@@ -55,12 +55,7 @@ class ScopedEnv {
   std::optional<std::string> old_;
 };
 
-fs::path fresh_dir(const std::string& tag) {
-  const fs::path dir = fs::temp_directory_path() / ("tconv3d_llvm_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& tag) { return testing::fresh_temp_dir("llvm_" + tag); }
 
 TEST(LlvmBackend, MatchesReferenceOnRandomConfigs) {
   SKIP_WITHOUT_AVX2();

@@ -72,6 +72,27 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& captu
   return result;
 }
 
+int run_shell(const std::string& command, std::string* output) {
+  std::string text;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) return -1;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) text.append(buffer, n);
+  const int status = pclose(pipe);
+  if (output) *output = text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool have_c_compiler() { return run_shell("command -v cc") == 0; }
+
+std::filesystem::path fresh_temp_dir(const std::string& tag) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("tconv3d_" + tag + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 std::vector<float> random_tensor(int64_t count, std::mt19937_64& rng, float low, float high) {
   std::uniform_real_distribution<float> dist(low, high);
   std::vector<float> v(static_cast<size_t>(count));

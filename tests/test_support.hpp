@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <random>
 #include <string>
@@ -44,6 +45,15 @@ struct CliResult {
 // stdout/stderr captured to files in a fresh folder inside `capture_dir`
 // (no shell involved).
 CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir);
+
+// Runs `command` through /bin/sh with stderr merged into stdout; returns the
+// exit status (-1 when it did not exit normally) and, if asked, the output.
+int run_shell(const std::string& command, std::string* output = nullptr);
+bool have_c_compiler();  // `cc` on PATH
+
+// An empty folder in the temp directory, named by `tag` and this process,
+// replacing any earlier one of the same name.
+std::filesystem::path fresh_temp_dir(const std::string& tag);
 
 // Runs `options` and the reference on the same random weights and input, and
 // returns the scaled max error.

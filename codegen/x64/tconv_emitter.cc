@@ -62,6 +62,13 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
 }
 
 template <typename Traits>
+int TConvEmitter<Traits>::partial_mask_of(int64_t j) const {
+  if (partial_masks_.empty()) return -1;
+  const auto found = std::find(partial_masks_.begin(), partial_masks_.end(), plan_.w_pack_lane_mask(j));
+  return found == partial_masks_.end() ? -1 : static_cast<int>(found - partial_masks_.begin());
+}
+
+template <typename Traits>
 void TConvEmitter<Traits>::load_partial_masks() {
   if constexpr (Traits::kHasOpmask) {
     for (size_t i = 0; i < partial_masks_.size(); ++i) {
@@ -284,11 +291,8 @@ void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64
   }
   for (int p = 0; p < width; ++p) {
     // A lane-packed super voxel reaching outside the row (one vector).
-    const auto partial = first < 0 || partial_masks_.empty() ? partial_masks_.end()
-                                    : std::find(partial_masks_.begin(), partial_masks_.end(),
-                                                plan_.w_pack_lane_mask(first + p));
-    if (partial != partial_masks_.end()) {
-      const size_t which = static_cast<size_t>(partial - partial_masks_.begin());
+    const int which = first < 0 ? -1 : partial_mask_of(first + p);
+    if (which >= 0) {
       if constexpr (Traits::kHasOpmask) {
         vmovups(ptr[reg_out + p * pitch] | partial_opmasks[which], accumulator(p, 0, vectors));
       } else {

@@ -41,6 +41,7 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
   void store_tile(int width, int vectors, bool masked, int64_t first);
   void load_partial_masks();
+  int partial_mask_of(int64_t j) const;  // index into partial_masks_ of voxel j's lanes; -1: all stored
   void emit_activation_pass();
   void emit_group_activation_pass();
   void emit_constants();

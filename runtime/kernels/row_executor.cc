@@ -99,10 +99,12 @@ class RowExecutor final : public Executor {
     const int64_t items = rows * static_cast<int64_t>(kernels_.size());
     if (items == 0) return;
     threads = static_cast<int>(std::min<int64_t>(threads, items));
-    // A few chunks of equal tap cost per thread, handed out dynamically so a
-    // thread slowed by a busy core or a cold cache does not hold up the rest.
-    // Which thread computes a row never changes its result.
-    const int chunks = static_cast<int>(std::min<int64_t>(items, threads == 1 ? 1 : int64_t(threads) * 4));
+    // Chunks of equal tap cost, handed out dynamically so a thread slowed by
+    // a busy core or a cold cache does not hold up the rest; 16 per thread
+    // keep the wait for the last one short (4 per thread measured 3-13 %
+    // slower at 16 threads on the 16-core Xeon). Which thread computes a row
+    // never changes its result.
+    const int chunks = static_cast<int>(std::min<int64_t>(items, threads == 1 ? 1 : int64_t(threads) * 16));
     const std::vector<int64_t> first = partition_rows(rows_, items, chunks);
     const int64_t in_item = g.input_elements() / g.batch;
     const int64_t out_row = g.axes[2].out * g.out_channels;

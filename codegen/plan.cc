@@ -265,6 +265,15 @@ bool KernelPlan::w_tap_valid(int rw, int64_t j, size_t widx) const {
   return i >= 0 && i < geometry.axes[2].in;
 }
 
+KernelPlan::WTapMask KernelPlan::w_tap_mask(int rw, const WSegment& segment) const {
+  const size_t taps = phases[2][rw].taps.size();
+  WTapMask valid(taps, std::vector<bool>(static_cast<size_t>(segment.width), segment.interior));
+  if (segment.interior) return valid;
+  for (size_t t = 0; t < taps; ++t)
+    for (int p = 0; p < segment.width; ++p) valid[t][p] = w_tap_valid(rw, segment.first + p, t);
+  return valid;
+}
+
 std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int axis, int64_t o) {
   // From the geometry, not the phases: a lane-packed W axis has no per-residue phases.
   const AxisGeometry& ax = plan.geometry.axes[axis];

@@ -118,6 +118,10 @@ struct KernelPlan {
 
   // Whether W tap `widx` of phase rw reads a valid input for voxel j.
   bool w_tap_valid(int rw, int64_t j, size_t widx) const;
+  // valid[t][p]: W tap t of phase rw reads a valid input for voxel p of a
+  // tile of `segment` (every entry true in an interior segment).
+  using WTapMask = std::vector<std::vector<bool>>;
+  WTapMask w_tap_mask(int rw, const WSegment& segment) const;
 
   std::string to_string() const;   // human-readable, for `tconv3d plan`
   std::string cache_key() const;   // everything that changes the generated code

@@ -16,8 +16,7 @@ using codegen::AxisPhase;
 using codegen::KernelPlan;
 using codegen::WSegment;
 
-// valid[t][p]: W tap t contributes to voxel p of the tile.
-using TapMask = std::vector<std::vector<bool>>;
+using TapMask = KernelPlan::WTapMask;  // see KernelPlan::w_tap_mask
 
 class RowKernelEmitter {
  public:
@@ -92,7 +91,7 @@ class RowKernelEmitter {
     gr.vectors = vectors;
     gr.masked = masked;
     for (const WSegment& s : plan_.w_segments[rw]) {
-      const TapMask valid = tap_mask(rw, s.first, s.width, s.interior);
+      const TapMask valid = plan_.w_tap_mask(rw, s);
       // j: position of the tile's first voxel within the phase; first: the same
       // as a constant for border tiles, -1 for interior ones (every lane stored).
       auto tile_at = [&](llvm::Value* j, int64_t first) {
@@ -121,14 +120,6 @@ class RowKernelEmitter {
     bool masked = false;
   };
 
-  TapMask tap_mask(int rw, int64_t first, int width, bool interior) const {
-    const size_t taps = plan_.phases[2][rw].taps.size();
-    TapMask valid(taps, std::vector<bool>(static_cast<size_t>(width), interior));
-    if (interior) return valid;
-    for (size_t t = 0; t < taps; ++t)
-      for (int p = 0; p < width; ++p) valid[t][p] = plan_.w_tap_valid(rw, first + p, t);
-    return valid;
-  }
 
   void emit_tile(int rw, const TapMask& valid, int width, const Group& gr, llvm::Value* out, llvm::Value* in_index,
                  int64_t first) {

@@ -175,7 +175,7 @@ void TConvEmitter<Traits>::emit_channel_group(int rw, int vectors, bool masked) 
     }
     lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
     mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
-    emit_tile(rw, tap_mask(rw, s.first, s.width, false), s.width, vectors, masked, s.first);
+    emit_tile(rw, plan_.w_tap_mask(rw, s), s.width, vectors, masked, s.first);
   }
 }
 
@@ -185,7 +185,7 @@ void TConvEmitter<Traits>::emit_interior_segment(int rw, const codegen::WSegment
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
   mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
-  const TapMask valid = tap_mask(rw, s.first, s.width, true);
+  const TapMask valid = plan_.w_tap_mask(rw, s);
   Xbyak::Label next_tile;
   if (s.tiles > 1) {
     mov(reg_tiles, s.tiles);
@@ -198,17 +198,6 @@ void TConvEmitter<Traits>::emit_interior_segment(int rw, const codegen::WSegment
     dec(reg_tiles);
     jnz(next_tile, T_NEAR);
   }
-}
-
-template <typename Traits>
-typename TConvEmitter<Traits>::TapMask TConvEmitter<Traits>::tap_mask(int rw, int64_t first, int width,
-                                                                       bool interior) const {
-  const size_t taps = plan_.phases[2][rw].taps.size();
-  TapMask valid(taps, std::vector<bool>(static_cast<size_t>(width), interior));
-  if (interior) return valid;
-  for (size_t t = 0; t < taps; ++t)
-    for (int p = 0; p < width; ++p) valid[t][p] = plan_.w_tap_valid(rw, first + p, t);
-  return valid;
 }
 
 template <typename Traits>

@@ -26,8 +26,7 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   CompiledCode generate();
 
  private:
-  // valid[widx][p]: W tap widx contributes to voxel p of the tile.
-  using TapMask = std::vector<std::vector<bool>>;
+  using TapMask = codegen::KernelPlan::WTapMask;
 
   void preamble();
   void postamble();
@@ -47,7 +46,6 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_constants();
   void activate(const Vmm& x, const std::vector<Vmm>& scratch);
 
-  TapMask tap_mask(int rw, int64_t first, int width, bool interior) const;
   Vmm accumulator(int p, int v, int vectors) const { return Vmm(p * vectors + v); }
   Vmm weight(int v) const { return Vmm(plan_.tile_w * plan_.oc_block + v); }
   Vmm broadcast(int i) const;

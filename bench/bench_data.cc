@@ -70,14 +70,5 @@ double LayerData::reference_seconds() {
   return reference_seconds_;
 }
 
-double scaled_max_error(const float* actual, const std::vector<float>& expected) {
-  double max_diff = 0, scale = 1;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const double diff = std::fabs(double(actual[i]) - double(expected[i]));
-    if (!(diff <= max_diff)) max_diff = std::isnan(diff) ? INFINITY : diff;  // NaN counts as a failure
-    scale = std::max(scale, std::fabs(double(expected[i])));
-  }
-  return max_diff / scale;
-}
 
 }  // namespace tconv3d::bench

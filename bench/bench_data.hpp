@@ -35,7 +35,4 @@ struct LayerData {
 // The suite loaded once, with deterministic random data per layer.
 std::vector<std::unique_ptr<LayerData>> load_layers(const std::string& path);
 
-// max |a - b| / max(1, max |b|): error relative to the output's scale.
-double scaled_max_error(const float* actual, const std::vector<float>& expected);
-
 }  // namespace tconv3d::bench

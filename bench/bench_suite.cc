@@ -23,6 +23,7 @@
 #include "bench/bench_jit.hpp"
 #include "bench/implementations.hpp"
 #include "bench/summary.hpp"
+#include "runtime/accuracy.hpp"
 #include "runtime/cpu_features.hpp"
 #include "runtime/fma_peak.hpp"
 
@@ -44,7 +45,7 @@ const Implementation* implementation_for(LayerData& data, const MeasurementKey& 
   try {
     auto impl = make_implementation(key.impl, data, key.threads);
     impl->run(data.input.data(), data.output.data());
-    info.max_error = scaled_max_error(data.output.data(), data.reference());
+    info.max_error = scaled_max_error(data.output.data(), data.reference().data(), data.reference().size());
     info.label = impl->label();
     info.uses_zmm = impl->uses_zmm();
     if (!(info.max_error <= kMaxError)) {

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/accuracy.hpp"
 #include "runtime/activation.hpp"
 #include "tconv3d/geometry.hpp"
 
@@ -102,14 +103,7 @@ std::vector<float> random_tensor(int64_t count, std::mt19937_64& rng, float low,
 
 double scaled_max_error(const std::vector<float>& actual, const std::vector<float>& expected) {
   if (actual.size() != expected.size()) return INFINITY;
-  double scale = 1.0, error = 0.0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    scale = std::max(scale, double(std::abs(expected[i])));
-    const double diff = std::abs(double(actual[i]) - double(expected[i]));
-    if (std::isnan(diff)) return INFINITY;
-    error = std::max(error, diff);
-  }
-  return error / scale;
+  return tconv3d::scaled_max_error(actual.data(), expected.data(), expected.size());
 }
 
 std::string RandomCase::describe() const {

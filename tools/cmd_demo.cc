@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/accuracy.hpp"
 #include "runtime/suite.hpp"
 #include "runtime/timing.hpp"
 #include "tconv3d/error.hpp"
@@ -26,19 +27,6 @@ namespace {
 constexpr const char* kDefaultModel = TCONV3D_SOURCE_DIR "/examples/models/unet3d_decoder.keras";
 constexpr const char* kDefaultSuite = TCONV3D_SOURCE_DIR "/examples/unet3d_decoder.json";
 constexpr double kTolerance = 1e-5;
-
-// Max absolute error over the output's scale (at least 1, so outputs near
-// zero, e.g. a sigmoid's, are not held to a tighter bound than float gives).
-double scaled_max_error(const std::vector<float>& actual, const std::vector<float>& expected) {
-  double scale = 1.0, error = 0.0;
-  for (size_t i = 0; i < expected.size(); ++i) {
-    scale = std::max(scale, double(std::fabs(expected[i])));
-    const double diff = std::fabs(double(actual[i]) - double(expected[i]));
-    if (std::isnan(diff)) return INFINITY;
-    error = std::max(error, diff);
-  }
-  return error / scale;
-}
 
 double min_time_option(const Args& args) {
   const auto text = args.get("--min-time");
@@ -74,7 +62,8 @@ LayerCheck check_and_time(const Layer& specialized, const Layer& generic, const 
   specialized.forward(input.data(), actual.data());
   generic.forward(input.data(), generic_out.data());
   LayerCheck check;
-  check.error = std::max(scaled_max_error(actual, expected), scaled_max_error(generic_out, expected));
+  check.error = std::max(scaled_max_error(actual.data(), expected.data(), expected.size()),
+                         scaled_max_error(generic_out.data(), expected.data(), expected.size()));
   // Interleave the two timings so machine noise hits both alike.
   const int rounds = min_seconds > 0 ? 3 : 1, repetitions = min_seconds > 0 ? 3 : 1;
   for (int round = 0; round < rounds; ++round) {

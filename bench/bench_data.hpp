@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/suite.hpp"
 #include "tconv3d/layer.hpp"
+#include "tools/support/suite.hpp"
 
 namespace tconv3d::bench {
 

@@ -23,9 +23,9 @@
 #include "bench/bench_jit.hpp"
 #include "bench/implementations.hpp"
 #include "bench/summary.hpp"
-#include "runtime/accuracy.hpp"
-#include "runtime/cpu_features.hpp"
-#include "runtime/fma_peak.hpp"
+#include "core/cpu_features.hpp"
+#include "tools/support/accuracy.hpp"
+#include "tools/support/fma_peak.hpp"
 
 namespace tconv3d::bench {
 namespace {

@@ -11,8 +11,8 @@ class LayerImplementation final : public Implementation {
  public:
   explicit LayerImplementation(Layer layer) : layer_(std::move(layer)) {}
   void run(const float* input, float* output) const override { layer_.forward(input, output); }
-  std::string label() const override { return layer_.executor().kernel_name(); }
-  bool uses_zmm() const override { return layer_.executor().isa() == "avx512"; }
+  std::string label() const override { return layer_.kernel_name(); }
+  bool uses_zmm() const override { return layer_.isa() == "avx512"; }
 
  private:
   Layer layer_;

@@ -1,6 +1,6 @@
 #include "bench/onednn_deconv.hpp"
 
-#include "runtime/activation.hpp"
+#include "core/activation.hpp"
 
 #ifdef TCONV3D_HAVE_ONEDNN
 

@@ -5,17 +5,18 @@
 #include <set>
 #include <sstream>
 
-#include "codegen/plan.hpp"
+#include "core/file_io.hpp"
+#include "plan/plan.hpp"
+#include "plan/weight_pack.hpp"
 #include "runtime/aot_native.hpp"
 #include "runtime/object_writer.hpp"
-#include "runtime/weight_pack.hpp"
 #include "tconv3d/error.hpp"
 #ifdef TCONV3D_HAVE_LLVM
-#include "codegen/llvm/aot_module.hpp"
-#include "codegen/llvm/llvm_target.hpp"
+#include "emit/llvm/aot_module.hpp"
+#include "emit/llvm/llvm_target.hpp"
 #endif
 #ifdef TCONV3D_HAVE_XBYAK
-#include "codegen/x64/tconv_emitter.hpp"
+#include "emit/x64/tconv_emitter.hpp"
 #endif
 
 namespace tconv3d {

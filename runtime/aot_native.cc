@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
-#include "codegen/x64/aot_driver_emitter.hpp"
-#include "runtime/kernels/row_taps.hpp"
+#include "emit/x64/aot_driver_emitter.hpp"
+#include "plan/row_taps.hpp"
+#include "plan/weight_pack.hpp"
 #include "runtime/object_writer.hpp"
-#include "runtime/weight_pack.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {

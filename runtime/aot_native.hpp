@@ -1,6 +1,6 @@
 // Ahead-of-time objects without LLVM: for an Xbyak row kernel on a
 // channels_last layer with baked weights, the whole object is assembled here:
-// the kernel's bytes, the driver from codegen/x64/aot_driver_emitter.hpp, and
+// the kernel's bytes, the driver from emit/x64/aot_driver_emitter.hpp, and
 // the packed weights, bias and row tables as read-only data, written by
 // runtime/object_writer.hpp. Layers that need more (channels_first
 // transposes, run-time packing, other targets) go through LLVM.
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "codegen/plan.hpp"
+#include "plan/plan.hpp"
 
 namespace tconv3d {
 

@@ -146,9 +146,9 @@ tconv3d_status create_layer(const char* config_json, const int64_t* input_shape,
     const tconv3d::Layer& layer = handle->layer;
     handle->warnings = std::move(warnings);
     handle->warnings.insert(handle->warnings.end(), layer.warnings().begin(), layer.warnings().end());
-    handle->backend = tconv3d::to_string(layer.executor().backend());
-    handle->isa = layer.executor().isa();
-    handle->kernel_name = layer.executor().kernel_name();
+    handle->backend = tconv3d::to_string(layer.backend());
+    handle->isa = layer.isa();
+    handle->kernel_name = layer.kernel_name();
     *out = handle.release();
     return TCONV3D_OK;
   });

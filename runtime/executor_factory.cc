@@ -1,12 +1,10 @@
 #include "runtime/executor_factory.hpp"
 
-#include "runtime/cpu_features.hpp"
+#include "core/cpu_features.hpp"
 #include "runtime/kernels/generic.hpp"
 #include "runtime/kernels/jit_executor.hpp"
+#include "runtime/kernels/llvm_executor.hpp"
 #include "runtime/kernels/reference.hpp"
-#ifdef TCONV3D_HAVE_LLVM
-#include "codegen/llvm/llvm_backend.hpp"
-#endif
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {
@@ -57,7 +55,7 @@ std::unique_ptr<Executor> make_executor(const Problem& problem, const float* ker
 #ifdef TCONV3D_HAVE_LLVM
       if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
         throw Error("backend", "llvm (JIT) needs an x86-64 CPU with AVX2+FMA or AVX-512; this one has neither");
-      return llvm_backend::make_llvm_executor(problem, kernel, bias, isa);
+      return make_llvm_executor(problem, kernel, bias, isa);
 #else
       throw Error("backend", "llvm is not available in this build");
 #endif

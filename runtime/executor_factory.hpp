@@ -4,7 +4,9 @@
 
 #include <memory>
 
-#include "tconv3d/layer.hpp"
+#include "core/problem.hpp"
+#include "runtime/executor.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
 

@@ -12,15 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "core/compiled_code.hpp"
 #include "runtime/exec_memory.hpp"
 
 namespace tconv3d {
-
-// What a backend's compile step produces: position-independent machine code.
-struct CompiledCode {
-  std::vector<uint8_t> bytes;
-  std::string name;  // e.g. tconv3d_f32_k3x3x3_s2x2x2_..__avx2 (dump file, perf symbol)
-};
 
 class KernelCache {
  public:

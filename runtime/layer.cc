@@ -4,10 +4,10 @@
 
 #include <new>
 
-#include "runtime/activation.hpp"
+#include "core/activation.hpp"
+#include "core/weights.hpp"
 #include "runtime/executor_factory.hpp"
 #include "runtime/memory_guard.hpp"
-#include "runtime/weights.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {
@@ -48,11 +48,7 @@ Layer Layer::finish(std::unique_ptr<State> state, const ConstTensor& kernel, con
   try {
     state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
     if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
-    Problem problem;
-    problem.geometry = g;
-    problem.has_bias = config.use_bias;
-    if (config.activation.is_elementwise()) problem.fused_activation = config.activation;
-    state->executor = make_executor(problem, state->kernel.data(),
+    state->executor = make_executor(make_problem(g, config.use_bias, config.activation), state->kernel.data(),
                                     config.use_bias ? state->bias.data() : nullptr, options);
   } catch (const std::bad_alloc&) {
     throw Error("layer", "out of memory while creating the layer");
@@ -167,7 +163,9 @@ int64_t Layer::output_elements() const {
 const std::vector<float>& Layer::kernel() const { return state_->kernel; }
 const std::vector<float>& Layer::bias() const { return state_->bias; }
 const std::vector<std::string>& Layer::warnings() const { return state_->warnings; }
-const Executor& Layer::executor() const { return *state_->executor; }
+Backend Layer::backend() const { return state_->executor->backend(); }
+std::string Layer::isa() const { return state_->executor->isa(); }
+std::string Layer::kernel_name() const { return state_->executor->kernel_name(); }
 int Layer::threads() const { return state_->threads; }
 
 Layer::Losses Layer::losses(const float* output) const {
@@ -182,42 +180,6 @@ Layer::Losses Layer::losses(const float* output) const {
                  double(s.geometry.batch);
   }
   return l;
-}
-
-std::string to_string(Backend b) {
-  switch (b) {
-    case Backend::kAuto: return "auto";
-    case Backend::kReference: return "reference";
-    case Backend::kGeneric: return "generic";
-    case Backend::kXbyak: return "xbyak";
-    case Backend::kLlvm: return "llvm";
-  }
-  return "?";
-}
-
-std::string to_string(Isa i) {
-  switch (i) {
-    case Isa::kAuto: return "auto";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
-  }
-  return "?";
-}
-
-Backend parse_backend(const std::string& text) {
-  if (text == "auto") return Backend::kAuto;
-  if (text == "reference") return Backend::kReference;
-  if (text == "generic") return Backend::kGeneric;
-  if (text == "xbyak") return Backend::kXbyak;
-  if (text == "llvm") return Backend::kLlvm;
-  throw Error("backend", "expected auto, reference, generic, xbyak or llvm, got '" + text + "'");
-}
-
-Isa parse_isa(const std::string& text) {
-  if (text == "auto") return Isa::kAuto;
-  if (text == "avx2") return Isa::kAvx2;
-  if (text == "avx512") return Isa::kAvx512;
-  throw Error("isa", "expected auto, avx2 or avx512, got '" + text + "'");
 }
 
 }  // namespace tconv3d

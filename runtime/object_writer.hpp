@@ -46,10 +46,5 @@ struct ObjectImage {
 // empty name, or a relocation naming an unknown symbol.
 std::vector<uint8_t> write_elf_x86_64_object(const ObjectImage& image);
 
-// Writes `bytes` to `path` through a temporary file in the same folder and a
-// rename, so a failure never leaves a partial file at `path`. Throws
-// tconv3d::Error naming `argument` (e.g. "-o") and the path on failure.
-void write_file_atomically(const std::string& path, const std::string& argument, const void* data,
-                           size_t size);
 
 }  // namespace tconv3d

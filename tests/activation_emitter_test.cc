@@ -1,5 +1,5 @@
 // The vectorized activations of the Xbyak kernels against the double-precision
-// definitions in runtime/activation.hpp: every elementwise activation, on a
+// definitions in core/activation.hpp: every elementwise activation, on a
 // dense sweep of [-20, 20] plus special and extreme values, for each ISA the
 // CPU has. Also checks that the code is position-independent (runs the same
 // from a copy at another address), touches only the registers it was given,
@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "codegen/x64/activation_emitter.hpp"
-#include "runtime/activation.hpp"
-#include "runtime/cpu_features.hpp"
+#include "core/activation.hpp"
+#include "core/cpu_features.hpp"
+#include "emit/x64/activation_emitter.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d::x64 {

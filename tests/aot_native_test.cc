@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/cpu_features.hpp"
 #include "runtime/aot.hpp"
-#include "runtime/cpu_features.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
 

@@ -10,12 +10,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/cpu_features.hpp"
+#include "core/file_io.hpp"
 #include "runtime/aot.hpp"
-#include "runtime/cpu_features.hpp"
-#include "runtime/npy.hpp"
 #include "runtime/object_writer.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {

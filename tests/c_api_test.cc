@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/cpu_features.hpp"
+#include "core/cpu_features.hpp"
 #include "tconv3d/layer.hpp"
 #include "tests/test_support.hpp"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cpu_features.hpp"
+#include "core/cpu_features.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
 #include "tconv3d/layer.hpp"
 #include "tests/test_support.hpp"
@@ -78,8 +78,8 @@ void expect_formats_agree(LayerConfig config, const std::vector<int64_t>& cl_sha
   const Layer last = Layer::create(config, cl_shape, k, bt, options);
   config.data_format = DataFormat::kChannelsFirst;
   const Layer first = Layer::create(config, {n, c, d, h, w}, k, bt, options);
-  ASSERT_EQ(first.executor().kernel_name().find("_per_group") != std::string::npos, per_group)
-      << first.executor().kernel_name();
+  ASSERT_EQ(first.kernel_name().find("_per_group") != std::string::npos, per_group)
+      << first.kernel_name();
   std::vector<float> out_cl(static_cast<size_t>(last.output_elements()));
   std::vector<float> out_cf(static_cast<size_t>(first.output_elements() + misalign + 16), NAN);
   last.forward(input_cl.data(), out_cl.data());

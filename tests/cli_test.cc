@@ -19,11 +19,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/cpu_features.hpp"
-#include "runtime/npy.hpp"
-#include "runtime/weights.hpp"
+#include "core/cpu_features.hpp"
+#include "core/weights.hpp"
 #include "tconv3d/layer.hpp"
 #include "tests/test_support.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {

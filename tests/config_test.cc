@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/activation.hpp"
-#include "runtime/config_json.hpp"
+#include "core/activation.hpp"
+#include "core/config_json.hpp"
 #include "tconv3d/config.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"

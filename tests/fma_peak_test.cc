@@ -10,10 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/cpu_features.hpp"
-#include "runtime/fma_peak.hpp"
+#include "core/cpu_features.hpp"
 #include "tconv3d/error.hpp"
 #include "test_support.hpp"
+#include "tools/support/fma_peak.hpp"
 
 namespace tconv3d {
 namespace {

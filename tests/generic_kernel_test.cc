@@ -6,8 +6,8 @@
 
 #include <cstring>
 
-#include "runtime/activation.hpp"
-#include "runtime/cpu_features.hpp"
+#include "core/activation.hpp"
+#include "core/cpu_features.hpp"
 #include "runtime/kernels/generic.hpp"
 #include "runtime/kernels/reference.hpp"
 #include "tconv3d/error.hpp"

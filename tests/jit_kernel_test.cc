@@ -8,15 +8,15 @@
 #include <fstream>
 #include <sstream>
 
-#include "codegen/plan.hpp"
-#include "runtime/activation.hpp"
-#include "runtime/cpu_features.hpp"
-#include "runtime/suite.hpp"
+#include "core/activation.hpp"
+#include "core/cpu_features.hpp"
+#include "plan/plan.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
+#include "tools/support/suite.hpp"
 
 #ifdef TCONV3D_HAVE_XBYAK
-#include "codegen/x64/tconv_emitter.hpp"
+#include "emit/x64/tconv_emitter.hpp"
 #endif
 
 namespace tconv3d {
@@ -122,7 +122,7 @@ TEST_P(JitKernelTest, LanePackedFewChannels) {
     if (!drawn) continue;
     const testing::RandomCase& c = *drawn;
     const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
-    packed += layer.executor().kernel_name().find("_p") != std::string::npos;
+    packed += layer.kernel_name().find("_p") != std::string::npos;
     const double error = testing::compare_with_reference(c, options(1 + i % 2), 9000 + i);
     ASSERT_LE(error, kTolerance) << "case " << i << ": " << c.describe();
   }
@@ -159,8 +159,8 @@ TEST_P(JitKernelTest, LanePackedStridedAndDilated) {
     jit.forward(input.data(), actual.data());
     ref.forward(input.data(), expected.data());
     const std::string what = "W stride " + std::to_string(w.stride) + " dilation " + std::to_string(w.dilation);
-    EXPECT_NE(jit.executor().kernel_name().find("_p" + std::to_string(w.stride)), std::string::npos)
-        << what << ": " << jit.executor().kernel_name();
+    EXPECT_NE(jit.kernel_name().find("_p" + std::to_string(w.stride)), std::string::npos)
+        << what << ": " << jit.kernel_name();
     EXPECT_LE(testing::scaled_max_error(actual, expected), kTolerance) << what;
   }
 }
@@ -203,10 +203,10 @@ TEST_P(JitKernelTest, ReportsWhatRuns) {
   c.config.strides = {2, 2, 2};
   c.input_shape = {1, 4, 4, 4, 8};
   const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
-  EXPECT_EQ(layer.executor().backend(), Backend::kXbyak);
-  EXPECT_EQ(layer.executor().isa(), to_string(GetParam()));
-  EXPECT_NE(layer.executor().kernel_name().find("tconv3d_f32_k3x3x3_s2x2x2"), std::string::npos);
-  EXPECT_NE(layer.executor().kernel_name().find("__" + to_string(GetParam())), std::string::npos);
+  EXPECT_EQ(layer.backend(), Backend::kXbyak);
+  EXPECT_EQ(layer.isa(), to_string(GetParam()));
+  EXPECT_NE(layer.kernel_name().find("tconv3d_f32_k3x3x3_s2x2x2"), std::string::npos);
+  EXPECT_NE(layer.kernel_name().find("__" + to_string(GetParam())), std::string::npos);
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, JitKernelTest, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
@@ -257,7 +257,7 @@ TEST(JitKernel, AutoPicksXbyakWhereTheCpuRunsIt) {
   config.kernel_size = {2, 2, 2};
   LayerOptions o;  // auto
   const Layer layer = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
-  EXPECT_EQ(layer.executor().backend(), Backend::kXbyak);
+  EXPECT_EQ(layer.backend(), Backend::kXbyak);
 }
 
 #else

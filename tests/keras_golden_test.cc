@@ -14,13 +14,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/npy.hpp"
-#include "runtime/weights.hpp"
-#include "runtime/config_json.hpp"
+#include "core/config_json.hpp"
+#include "core/weights.hpp"
 #include "tconv3d/config.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/layer.hpp"
 #include "tests/test_support.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {
@@ -114,8 +114,8 @@ TEST_P(KerasGolden, MatchesKeras) {
       }
       throw;
     }
-    EXPECT_EQ(layer->executor().backend(), backend) << "asked for " << to_string(backend) << ", got "
-                                                    << layer->executor().kernel_name();
+    EXPECT_EQ(layer->backend(), backend) << "asked for " << to_string(backend) << ", got "
+                                                    << layer->kernel_name();
     const Shape5 shape = layer->output_shape();
     ASSERT_EQ(std::vector<int64_t>(shape.begin(), shape.end()), f.output.shape);
     std::vector<float> actual(static_cast<size_t>(layer->output_elements()));

@@ -14,14 +14,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "codegen/llvm/llvm_backend.hpp"
-#include "codegen/llvm/llvm_target.hpp"
-#include "codegen/llvm/object_cache.hpp"
-#include "runtime/activation.hpp"
-#include "runtime/cpu_features.hpp"
-#include "runtime/suite.hpp"
+#include "core/activation.hpp"
+#include "core/cpu_features.hpp"
+#include "emit/llvm/llvm_backend.hpp"
+#include "emit/llvm/llvm_target.hpp"
+#include "emit/llvm/object_cache.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
+#include "tools/support/suite.hpp"
 
 namespace tconv3d {
 namespace {
@@ -171,8 +171,8 @@ TEST(LlvmBackend, ReportsItsBackendAndKernel) {
   LayerOptions options;
   options.backend = Backend::kLlvm;
   const Layer layer = Layer::create_initialized(config, {1, 3, 3, 3, 4}, 1, options);
-  EXPECT_EQ(layer.executor().backend(), Backend::kLlvm);
-  EXPECT_NE(layer.executor().kernel_name().find("__llvm"), std::string::npos);
+  EXPECT_EQ(layer.backend(), Backend::kLlvm);
+  EXPECT_NE(layer.kernel_name().find("__llvm"), std::string::npos);
 }
 
 codegen::KernelPlan small_plan(int64_t filters) {

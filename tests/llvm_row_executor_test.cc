@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/cpu_features.hpp"
+#include "core/cpu_features.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
 #include "tconv3d/layer.hpp"
@@ -60,7 +60,7 @@ TEST(LlvmRowExecutor, SplitChannelGroupsMatchReferenceInBothLayouts) {
       options.isa = isa;
       options.threads = 2;
       const Layer probe = Layer::create_initialized(c.config, c.input_shape, 1, options);
-      const std::string name = probe.executor().kernel_name();
+      const std::string name = probe.kernel_name();
       EXPECT_NE(name.find("__llvm"), std::string::npos) << name;
       EXPECT_NE(name.find("_per_group"), std::string::npos) << name;
       EXPECT_LE(testing::compare_with_reference(c, options, 5), 1e-5)
@@ -113,9 +113,9 @@ TEST(LlvmRowExecutor, LanePackedFewChannelsMatchReference) {
       options.isa = isa;
       options.threads = 1 + i % 2;
       const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options);
-      packed += layer.executor().kernel_name().find("_p") != std::string::npos;
+      packed += layer.kernel_name().find("_p") != std::string::npos;
       ASSERT_LE(testing::compare_with_reference(c, options, 700 + i), 1e-5)
-          << to_string(isa) << " case " << i << ": " << c.describe() << " " << layer.executor().kernel_name();
+          << to_string(isa) << " case " << i << ": " << c.describe() << " " << layer.kernel_name();
     }
     EXPECT_GE(packed, 25) << to_string(isa) << ": too few random layers took the lane-packed kernel";
   }

@@ -19,10 +19,10 @@
 
 #include "runtime/model/file_bytes.hpp"
 #include "runtime/model/zip_archive.hpp"
-#include "runtime/npy.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/model.hpp"
 #include "tests/test_support.hpp"
+#include "tools/support/npy.hpp"
 
 extern char** environ;
 

@@ -1,7 +1,7 @@
 // NumPy .npy reading and writing: float32 C-order little-endian round trips,
 // and a clean tconv3d::Error (never a crash or a silent conversion) for
 // everything else.
-#include "runtime/npy.hpp"
+#include "tools/support/npy.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

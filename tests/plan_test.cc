@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <set>
 
-#include "codegen/kernel_name.hpp"
-#include "codegen/plan.hpp"
+#include "plan/kernel_name.hpp"
+#include "plan/plan.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
 

@@ -15,9 +15,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "runtime/accuracy.hpp"
-#include "runtime/activation.hpp"
+#include "core/activation.hpp"
 #include "tconv3d/geometry.hpp"
+#include "tools/support/accuracy.hpp"
 
 extern char** environ;
 

@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/config_json.hpp"
-#include "runtime/weights.hpp"
+#include "core/config_json.hpp"
+#include "core/weights.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {

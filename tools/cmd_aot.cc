@@ -3,9 +3,9 @@
 #include <cstdio>
 
 #include "runtime/aot.hpp"
-#include "runtime/npy.hpp"
 #include "tconv3d/error.hpp"
 #include "tools/commands.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d::cli {
 namespace {

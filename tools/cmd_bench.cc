@@ -5,10 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/suite.hpp"
-#include "runtime/timing.hpp"
 #include "tconv3d/error.hpp"
 #include "tools/commands.hpp"
+#include "tools/support/suite.hpp"
+#include "tools/support/timing.hpp"
 
 namespace tconv3d::cli {
 namespace {
@@ -23,7 +23,7 @@ void bench_one(const std::string& name, const LayerConfig& config, const std::ve
   std::vector<float> output(static_cast<size_t>(layer.output_elements()));
   const TimingResult t = time_repeated([&] { layer.forward(input.data(), output.data()); }, min_seconds, 5);
   const double gflops = g.flops() / (t.median_ms * 1e-3) / 1e9;
-  const Executor& ex = layer.executor();
+  const Layer& ex = layer;
   if (json) {
     nlohmann::json line = {{"name", name},         {"backend", to_string(ex.backend())},
                            {"isa", ex.isa()},      {"kernel", ex.kernel_name()},

@@ -11,11 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "runtime/accuracy.hpp"
-#include "runtime/suite.hpp"
-#include "runtime/timing.hpp"
 #include "tconv3d/error.hpp"
 #include "tools/commands.hpp"
+#include "tools/support/accuracy.hpp"
+#include "tools/support/suite.hpp"
+#include "tools/support/timing.hpp"
 
 #ifdef TCONV3D_HAVE_MODELS
 #include "tconv3d/model.hpp"
@@ -101,7 +101,7 @@ int run_suite(const std::string& path, int threads, double min_seconds) {
     const LayerCheck c = check_and_time(specialized, generic, reference, 7, min_seconds);
     all_ok = all_ok && c.ok();
     std::printf("%-14s %-9s %-7s %-10.2e %10.3f %10.3f %10.1f %8.2fx %s\n", entry.name.c_str(),
-                to_string(specialized.executor().backend()).c_str(), specialized.executor().isa().c_str(), c.error,
+                to_string(specialized.backend()).c_str(), specialized.isa().c_str(), c.error,
                 c.specialized.median_ms, c.generic.median_ms, gflops(specialized, c.specialized),
                 c.generic.median_ms / c.specialized.median_ms, c.ok() ? "ok" : "MISMATCH");
     std::fflush(stdout);

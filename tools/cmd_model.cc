@@ -11,10 +11,10 @@
 #ifdef TCONV3D_HAVE_MODELS
 #include <nlohmann/json.hpp>
 
-#include "runtime/npy.hpp"
-#include "runtime/timing.hpp"
 #include "tconv3d/geometry.hpp"
 #include "tconv3d/model.hpp"
+#include "tools/support/npy.hpp"
+#include "tools/support/timing.hpp"
 #endif
 
 namespace tconv3d::cli {
@@ -201,7 +201,7 @@ int bench(const Args& args) {
     std::snprintf(buf[2], 32, "%.3f", b.median_ms);
     std::snprintf(buf[3], 32, "%.1f", gflop / (b.median_ms * 1e-3));
     std::snprintf(buf[4], 32, "%.2fx", b.median_ms / a.median_ms);
-    const std::string chosen = to_string(fast.executor().backend()) + "/" + fast.executor().isa();
+    const std::string chosen = to_string(fast.backend()) + "/" + fast.isa();
     rows.push_back({ml.name(), shape_text(shape), chosen, buf[0], buf[1], buf[2], buf[3], buf[4]});
     out.push_back({{"layer", ml.name()}, {"shape", shape}, {"backend", chosen}, {"median_ms", a.median_ms},
                    {"generic_median_ms", b.median_ms}, {"gflop", gflop}});

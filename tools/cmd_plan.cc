@@ -1,8 +1,8 @@
 // tconv3d plan: prints the kernel plan the xbyak backend would use for a layer.
 #include <cstdio>
 
-#include "codegen/plan.hpp"
-#include "runtime/cpu_features.hpp"
+#include "core/cpu_features.hpp"
+#include "plan/plan.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
 #include "tools/commands.hpp"
@@ -14,10 +14,8 @@ int plan_command(const std::vector<std::string>& argv) {
   std::vector<std::string> warnings;
   const LayerConfig config = load_layer_config(args.require("--layer"), flavor_option(args), &warnings);
   const std::vector<int64_t> input_shape = parse_shape(args.require("--input-shape"), "--input-shape");
-  Problem problem;
-  problem.geometry = resolve_geometry(config, input_shape, &warnings);
-  problem.has_bias = config.use_bias;
-  if (config.activation.is_elementwise()) problem.fused_activation = config.activation;
+  const Problem problem = make_problem(resolve_geometry(config, input_shape, &warnings), config.use_bias,
+                                       config.activation);
   print_warnings(warnings);
 
   // Planning is pure, so any ISA can be planned; auto is what this CPU would run.
@@ -33,7 +31,7 @@ int plan_command(const std::vector<std::string>& argv) {
     const CpuFeatures& cpu = cpu_features();
     runnable = isa == Isa::kAvx512 ? cpu.avx512 : cpu.avx2_fma;
   }
-  const codegen::KernelPlan plan = codegen::make_plan(problem, isa);
+  const codegen::KernelPlan plan = codegen::plan_for_backend(problem, isa, Backend::kXbyak);
   std::fputs(plan.to_string().c_str(), stdout);
   if (!config.activation.is_elementwise())
     std::printf("  note: activation %s works along the last axis and runs after the kernel\n",

@@ -3,11 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/npy.hpp"
-#include "runtime/weights.hpp"
+#include "core/weights.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
 #include "tools/commands.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d::cli {
 namespace {

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "runtime/npy.hpp"
 #include "tconv3d/config.hpp"
 #include "tconv3d/layer.hpp"
 #include "tools/args.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d::cli {
 

@@ -10,41 +10,9 @@
 
 #include "tconv3d/config.hpp"
 #include "tconv3d/geometry.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
-
-enum class Backend { kAuto, kReference, kGeneric, kXbyak, kLlvm };
-enum class Isa { kAuto, kAvx2, kAvx512 };
-
-std::string to_string(Backend);
-std::string to_string(Isa);
-Backend parse_backend(const std::string& text);  // auto|reference|generic|xbyak|llvm
-Isa parse_isa(const std::string& text);          // auto|avx2|avx512
-
-struct LayerOptions {
-  Backend backend = Backend::kAuto;
-  Isa isa = Isa::kAuto;  // kAuto also honours TCONV3D_ISA
-  int threads = 0;       // 0: all the process may use (OpenMP's default)
-};
-
-// What a backend computes: geometry, bias, and the elementwise part of the
-// activation fused into the store. Axis activations (softmax, glu...) run as
-// a separate pass over the finished output.
-struct Problem {
-  ConvGeometry geometry;
-  bool has_bias = true;
-  Activation fused_activation;  // elementwise or linear
-};
-
-class Executor {
- public:
-  virtual ~Executor() = default;
-  // input and output are in the geometry's data format, densely packed.
-  virtual void run(const float* input, float* output, int threads) const = 0;
-  virtual Backend backend() const = 0;
-  virtual std::string isa() const = 0;          // "avx2", "avx512", "none"
-  virtual std::string kernel_name() const = 0;  // what runs, for reports
-};
 
 // A read-only float32 tensor given by the caller: data plus its shape.
 struct ConstTensor {
@@ -87,7 +55,9 @@ class Layer {
   const std::vector<float>& kernel() const;  // Keras layout, as given
   const std::vector<float>& bias() const;    // empty without bias
   const std::vector<std::string>& warnings() const;
-  const Executor& executor() const;
+  Backend backend() const;           // the backend that runs (never kAuto)
+  std::string isa() const;           // "avx2", "avx512", "none"
+  std::string kernel_name() const;   // what runs, for reports
   int threads() const;
 
   // The loss terms Keras would add: kernel and bias regularizers on the

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "runtime/activation.hpp"
-#include "runtime/cpu_features.hpp"
+#include "core/activation.hpp"
+#include "core/cpu_features.hpp"
 #include "runtime/kernels/generic_plan.hpp"
 #include "tconv3d/error.hpp"
 

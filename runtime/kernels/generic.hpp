@@ -9,8 +9,10 @@
 #include <optional>
 #include <vector>
 
+#include "core/problem.hpp"
+#include "runtime/executor.hpp"
 #include "runtime/kernels/generic_microkernel.hpp"
-#include "tconv3d/layer.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
 

@@ -1,7 +1,7 @@
 #include "runtime/kernels/reference.hpp"
 
-#include "runtime/activation.hpp"
-#include "runtime/tensor_index.hpp"
+#include "core/activation.hpp"
+#include "core/tensor_index.hpp"
 
 namespace tconv3d {
 

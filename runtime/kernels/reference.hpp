@@ -6,7 +6,9 @@
 #include <memory>
 #include <vector>
 
-#include "tconv3d/layer.hpp"
+#include "core/problem.hpp"
+#include "runtime/executor.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
 

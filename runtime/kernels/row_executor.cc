@@ -7,10 +7,10 @@
 #include <mutex>
 #include <vector>
 
-#include "codegen/kernel_args.hpp"
+#include "core/kernel_args.hpp"
+#include "plan/row_taps.hpp"
+#include "plan/weight_pack.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
-#include "runtime/kernels/row_taps.hpp"
-#include "runtime/weight_pack.hpp"
 
 namespace tconv3d {
 namespace {

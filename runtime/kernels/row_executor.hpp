@@ -13,9 +13,11 @@
 #include <memory>
 #include <string>
 
-#include "codegen/plan.hpp"
+#include "core/problem.hpp"
+#include "plan/plan.hpp"
 #include "runtime/exec_memory.hpp"
-#include "tconv3d/layer.hpp"
+#include "runtime/executor.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
 

@@ -3,7 +3,7 @@
 #include <cctype>
 #include <map>
 
-#include "runtime/config_json.hpp"
+#include "core/config_json.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
 

@@ -2,7 +2,7 @@
 
 #include <sstream>
 
-#include "runtime/config_json.hpp"
+#include "core/config_json.hpp"
 #include "runtime/model/file_bytes.hpp"
 #include "runtime/model/hdf5_file.hpp"
 #include "runtime/model/keras_config_walk.hpp"

@@ -187,9 +187,9 @@ Model Model::load(const std::string& path, const ModelOptions& options) {
           s.input_shape = shape;
           const Shape5 out = built.output_shape();
           s.output_shape.assign(out.begin(), out.end());
-          s.backend = to_string(built.executor().backend());
-          s.isa = built.executor().isa();
-          s.kernel_name = built.executor().kernel_name();
+          s.backend = to_string(built.backend());
+          s.isa = built.isa();
+          s.kernel_name = built.kernel_name();
           layer.impl_->specialization = s;
         } catch (...) {
           errors[k] = std::current_exception();

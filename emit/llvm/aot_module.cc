@@ -1,0 +1,275 @@
+#include "emit/llvm/aot_module.hpp"
+
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/GlobalVariable.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include "emit/llvm/compile.hpp"
+#include "emit/llvm/ir_kernel.hpp"
+#include "emit/llvm/ir_support.hpp"
+#include "plan/row_taps.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d::llvm_backend {
+namespace {
+
+using codegen::KernelPlan;
+
+class AotModuleEmitter {
+ public:
+  AotModuleEmitter(llvm::Module& module, const AotModuleRequest& request)
+      : module_(module),
+        request_(request),
+        plan_(*request.plan),
+        ctx_(module.getContext()),
+        b_(ctx_),
+        ir_(b_, module, plan_.lanes) {}
+
+  void emit() {
+    if (request_.row_kernel_bytes.empty()) {
+      row_kernel_ = emit_row_kernel(module_, plan_, request_.symbol + "__row");
+      row_kernel_->setLinkage(llvm::GlobalValue::InternalLinkage);
+    } else {
+      embed_row_kernel_bytes();
+    }
+    const bool baked = !request_.packed_weights.empty();
+    emit_constant_function(request_.symbol + "_workspace_size", workspace_bytes());
+    if (!baked) {
+      emit_constant_function(request_.symbol + "_packed_size", packed_floats());
+      emit_pack();
+    }
+    emit_driver(baked);
+  }
+
+ private:
+  int64_t packed_floats() const { return plan_.packed_weight_count() + plan_.padded_out_channels(); }
+  int64_t workspace_bytes() const {
+    if (!plan_.transpose_channels_first) return 0;
+    return 4 * (aligned(plan_.geometry.input_elements()) + plan_.geometry.output_elements());
+  }
+  static int64_t aligned(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+  llvm::Function* exported(const std::string& name, llvm::Type* result, std::vector<llvm::Type*> params) {
+    auto* f = llvm::Function::Create(llvm::FunctionType::get(result, params, false), llvm::Function::ExternalLinkage,
+                                     name, module_);
+    f->setDSOLocal(true);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    f->addFnAttr("no-builtins");  // no memset/memcpy calls: the object needs no library
+    b_.SetInsertPoint(llvm::BasicBlock::Create(ctx_, "entry", f));
+    return f;
+  }
+
+  // The Xbyak bytes become a local function symbol in .text, written by the
+  // integrated assembler exactly as given: position-independent code needs no
+  // relocation, so the bytes run unchanged wherever the linker puts them.
+  void embed_row_kernel_bytes() {
+    const std::string name = request_.symbol + "__row";
+    auto* type = llvm::FunctionType::get(b_.getVoidTy(), {llvm::PointerType::getUnqual(kernel_args_type(ctx_))}, false);
+    row_kernel_ = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
+    row_kernel_->setDSOLocal(true);
+    row_kernel_->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    std::string text = "\t.section .text." + name + ",\"ax\",@progbits\n\t.p2align 6\n\t.type " + name +
+                       ",@function\n\t.hidden " + name + "\n" + name + ":\n";
+    const auto& bytes = request_.row_kernel_bytes;
+    for (size_t i = 0; i < bytes.size(); i += 32) {
+      text += "\t.byte ";
+      for (size_t j = i; j < std::min(bytes.size(), i + 32); ++j)
+        text += (j > i ? "," : "") + std::to_string(static_cast<unsigned>(bytes[j]));
+      text += "\n";
+    }
+    text += "\t.size " + name + ", .-" + name + "\n\t.text\n";
+    module_.appendModuleInlineAsm(text);
+  }
+
+  llvm::GlobalVariable* constant_array(const std::string& name, llvm::Constant* init) {
+    auto* g = new llvm::GlobalVariable(module_, init->getType(), true, llvm::GlobalValue::InternalLinkage, init,
+                                       request_.symbol + "__" + name);
+    g->setAlignment(llvm::Align(64));
+    g->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
+    return g;
+  }
+
+  llvm::Value* first_element(llvm::GlobalVariable* g) {
+    return b_.CreateConstInBoundsGEP2_64(g->getValueType(), g, 0, 0);
+  }
+
+  void emit_constant_function(const std::string& name, int64_t value) {
+    exported(name, ir_.i64(), {});
+    b_.CreateRet(ir_.i64c(value));
+  }
+
+  // Mirrors plan/weight_pack.cc: [kd][kh][W phase][group][ci][W tap][vector][lane],
+  // then the bias padded to whole vectors. Every float of `packed` is written.
+  void emit_pack() {
+    llvm::Function* f = exported(request_.symbol + "_pack", b_.getVoidTy(), {ir_.f32_ptr(), ir_.f32_ptr(), ir_.f32_ptr()});
+    llvm::Value* kernel = f->getArg(0);
+    llvm::Value* bias = f->getArg(1);
+    llvm::Value* packed = f->getArg(2);
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t kh = g.axes[1].kernel, kw = g.axes[2].kernel, cin = g.in_channels, cout = g.out_channels;
+    const int64_t lanes = plan_.lanes;
+    ir_.loop(plan_.packed_weight_count(), [&](llvm::Value* i) {
+      b_.CreateStore(llvm::ConstantFP::get(ir_.f32(), 0.0), ir_.at(packed, i));
+    }, "zero");
+    ir_.loop(g.axes[0].kernel * kh, [&](llvm::Value* dh) {
+      llvm::Value* dh_base = b_.CreateMul(dh, ir_.i64c(plan_.weights_per_dh_tap()));
+      for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) {
+        const auto& taps = plan_.phases[2][rw].taps;
+        const int64_t wt = static_cast<int64_t>(taps.size());
+        if (wt == 0) continue;
+        ir_.loop(plan_.oc_groups, [&](llvm::Value* group) {
+          llvm::Value* is_last = b_.CreateICmpEQ(group, ir_.i64c(plan_.oc_groups - 1));
+          llvm::Value* vectors = b_.CreateSelect(is_last, ir_.i64c(plan_.last_group_vectors), ir_.i64c(plan_.oc_block));
+          llvm::Value* base = b_.CreateAdd(b_.CreateAdd(dh_base, ir_.i64c(plan_.weights_phase_offset(rw))),
+                                           b_.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw))));
+          ir_.loop(cin, [&](llvm::Value* ci) {
+            for (int64_t t = 0; t < wt; ++t) {
+              const int64_t a_w = taps[static_cast<size_t>(t)].tap;
+              // Keras index of (dh, a_w, f=0, ci): ((dh * kw + a_w) * cout + f) * cin + ci.
+              llvm::Value* src0 = b_.CreateAdd(
+                  b_.CreateMul(b_.CreateAdd(b_.CreateMul(dh, ir_.i64c(kw)), ir_.i64c(a_w)), ir_.i64c(cout * cin)), ci);
+              ir_.loop(vectors, [&](llvm::Value* v) {
+                ir_.loop(lanes, [&](llvm::Value* lane) {
+                  llvm::Value* f_index = b_.CreateAdd(
+                      b_.CreateMul(b_.CreateAdd(b_.CreateMul(group, ir_.i64c(plan_.oc_block)), v), ir_.i64c(lanes)), lane);
+                  llvm::Value* valid = b_.CreateICmpSLT(f_index, ir_.i64c(cout));
+                  llvm::Value* src = b_.CreateSelect(valid, b_.CreateAdd(src0, b_.CreateMul(f_index, ir_.i64c(cin))), src0);
+                  llvm::Value* value = b_.CreateSelect(valid, ir_.load_scalar(ir_.at(kernel, src)),
+                                                       llvm::ConstantFP::get(ir_.f32(), 0.0));
+                  llvm::Value* dst = b_.CreateAdd(
+                      base, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(ci, ir_.i64c(wt)), ir_.i64c(t)), vectors), v), ir_.i64c(lanes)), lane));
+                  b_.CreateStore(value, ir_.at(packed, dst));
+                }, "lane");
+              }, "vector");
+            }
+          }, "ci");
+        }, "group");
+      }
+    }, "dh");
+    // The bias (zeros when the layer has none or bias is NULL), padded.
+    llvm::Value* bias_out = ir_.at(packed, plan_.packed_weight_count());
+    llvm::Value* has_bias = b_.CreateIsNotNull(bias);
+    ir_.loop(plan_.padded_out_channels(), [&](llvm::Value* f) {
+      llvm::BasicBlock* load_block = llvm::BasicBlock::Create(ctx_, "bias.load", b_.GetInsertBlock()->getParent());
+      llvm::BasicBlock* join = llvm::BasicBlock::Create(ctx_, "bias.join", b_.GetInsertBlock()->getParent());
+      llvm::BasicBlock* from = b_.GetInsertBlock();
+      llvm::Value* use = b_.CreateAnd(has_bias, b_.CreateICmpSLT(f, ir_.i64c(cout)));
+      if (!plan_.has_bias) use = b_.getFalse();
+      b_.CreateCondBr(use, load_block, join);
+      b_.SetInsertPoint(load_block);
+      llvm::Value* loaded = ir_.load_scalar(ir_.at(bias, f));
+      b_.CreateBr(join);
+      b_.SetInsertPoint(join);
+      llvm::PHINode* value = b_.CreatePHI(ir_.f32(), 2);
+      value->addIncoming(llvm::ConstantFP::get(ir_.f32(), 0.0), from);
+      value->addIncoming(loaded, load_block);
+      b_.CreateStore(value, ir_.at(bias_out, f));
+    }, "bias");
+    b_.CreateRetVoid();
+  }
+
+  // dst[(n*S + s)*C + c] = src[(n*C + c)*S + s] (to_last) or the reverse.
+  void emit_transpose(llvm::Value* src, llvm::Value* dst, int64_t batch, int64_t channels, int64_t spatial,
+                      bool to_last) {
+    ir_.loop(batch, [&](llvm::Value* n) {
+      ir_.loop(channels, [&](llvm::Value* c) {
+        llvm::Value* first = b_.CreateMul(b_.CreateAdd(b_.CreateMul(n, ir_.i64c(channels)), c), ir_.i64c(spatial));
+        ir_.loop(spatial, [&](llvm::Value* s) {
+          llvm::Value* cf = b_.CreateAdd(first, s);
+          llvm::Value* cl = b_.CreateAdd(
+              b_.CreateMul(b_.CreateAdd(b_.CreateMul(n, ir_.i64c(spatial)), s), ir_.i64c(channels)), c);
+          llvm::Value* from = to_last ? cf : cl;
+          llvm::Value* to = to_last ? cl : cf;
+          b_.CreateStore(ir_.load_scalar(ir_.at(src, from)), ir_.at(dst, to));
+        }, "spatial");
+      }, "channel");
+    }, "batch");
+  }
+
+  void emit_driver(bool baked) {
+    std::vector<llvm::Type*> params = {ir_.f32_ptr(), ir_.f32_ptr()};
+    if (!baked) params.push_back(ir_.f32_ptr());
+    params.push_back(b_.getInt8PtrTy());
+    llvm::Function* f = exported(request_.symbol, b_.getVoidTy(), params);
+    llvm::Value* input = f->getArg(0);
+    llvm::Value* output = f->getArg(1);
+    llvm::Value* workspace = f->getArg(baked ? 2 : 3);
+    const ConvGeometry& g = plan_.geometry;
+
+    llvm::Value* weights = nullptr;
+    llvm::Value* bias = nullptr;
+    if (baked) {
+      weights = first_element(constant_array("weights", llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<float>(request_.packed_weights))));
+      bias = first_element(constant_array("bias", llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<float>(request_.packed_bias))));
+    } else {
+      weights = f->getArg(2);
+      bias = ir_.at(weights, plan_.packed_weight_count());
+    }
+    const RowTaps rows = build_row_taps(plan_);
+    std::vector<int64_t> pairs = rows.pairs;
+    if (pairs.empty()) pairs = {0, 0};  // a zero-length array cannot be addressed
+    llvm::Value* pair_table = first_element(constant_array("row_taps", llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<int64_t>(pairs))));
+    llvm::Value* begin_table = first_element(constant_array("row_begin", llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<int64_t>(rows.begin))));
+
+    llvm::Value* x = input;
+    llvm::Value* y = output;
+    const int64_t spatial_in = g.axes[0].in * g.axes[1].in * g.axes[2].in;
+    const int64_t spatial_out = g.axes[0].out * g.axes[1].out * g.axes[2].out;
+    if (plan_.transpose_channels_first) {
+      llvm::Value* scratch = b_.CreateBitCast(workspace, ir_.f32_ptr());
+      x = scratch;
+      y = ir_.at(scratch, aligned(g.input_elements()));
+      emit_transpose(input, x, g.batch, g.in_channels, spatial_in, /*to_last=*/true);
+    }
+
+    llvm::StructType* args_type = kernel_args_type(ctx_);
+    llvm::AllocaInst* args = ir_.entry_alloca(args_type, "args");
+    auto set = [&](unsigned field, llvm::Value* value) {
+      b_.CreateAlignedStore(value, b_.CreateStructGEP(args_type, args, field), llvm::Align(8));
+    };
+    set(3, weights);
+    set(4, bias);
+    const int64_t per_item = g.axes[0].out * g.axes[1].out;
+    const int64_t in_item = g.input_elements() / g.batch;
+    const int64_t out_row = g.axes[2].out * g.out_channels;
+    ir_.loop(g.batch * per_item, [&](llvm::Value* r) {
+      llvm::Value* n = b_.CreateUDiv(r, ir_.i64c(per_item));
+      llvm::Value* dh = b_.CreateURem(r, ir_.i64c(per_item));
+      llvm::Value* begin = b_.CreateAlignedLoad(ir_.i64(), b_.CreateInBoundsGEP(ir_.i64(), begin_table, dh), llvm::Align(8));
+      llvm::Value* end = b_.CreateAlignedLoad(
+          ir_.i64(), b_.CreateInBoundsGEP(ir_.i64(), begin_table, b_.CreateAdd(dh, ir_.i64c(1))), llvm::Align(8));
+      set(0, ir_.at(x, b_.CreateMul(n, ir_.i64c(in_item))));
+      set(1, b_.CreateInBoundsGEP(ir_.i64(), pair_table, begin));
+      set(2, b_.CreateAShr(b_.CreateSub(end, begin), 1));
+      set(5, ir_.at(y, b_.CreateMul(r, ir_.i64c(out_row))));
+      b_.CreateCall(row_kernel_, {args});
+    }, "row");
+
+    if (plan_.transpose_channels_first)
+      emit_transpose(y, output, g.batch, g.out_channels, spatial_out, /*to_last=*/false);
+    b_.CreateRetVoid();
+  }
+
+  llvm::Module& module_;
+  const AotModuleRequest& request_;
+  const KernelPlan& plan_;
+  llvm::LLVMContext& ctx_;
+  llvm::IRBuilder<> b_;
+  IrSupport ir_;
+  llvm::Function* row_kernel_ = nullptr;
+};
+
+}  // namespace
+
+std::vector<uint8_t> build_aot_object(const AotModuleRequest& request) {
+  if (!request.plan) throw Error("plan", "missing");
+  llvm::LLVMContext context;
+  llvm::Module module(request.symbol, context);
+  AotModuleEmitter(module, request).emit();
+  auto machine = make_target_machine(request.target);
+  return compile_to_object(module, *machine);
+}
+
+}  // namespace tconv3d::llvm_backend

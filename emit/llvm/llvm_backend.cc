@@ -1,0 +1,77 @@
+#include "emit/llvm/llvm_backend.hpp"
+
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+#include <chrono>
+#include <mutex>
+
+#include "emit/llvm/compile.hpp"
+#include "emit/llvm/flat_linker.hpp"
+#include "emit/llvm/ir_kernel.hpp"
+#include "emit/llvm/llvm_target.hpp"
+#include "emit/llvm/object_cache.hpp"
+#include "plan/kernel_name.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d::llvm_backend {
+namespace {
+
+std::mutex stats_mutex;
+LlvmStats stats;
+
+template <typename F>
+void update_stats(F&& f) {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  f(stats);
+}
+
+constexpr const char* kEntry = "tconv3d_row_kernel";
+// LLVM's code generation time grows with the unrolled body; beyond 2 Cin steps
+// per iteration the loop overhead is already negligible next to the FMAs.
+constexpr int kMaxCinUnroll = 2;
+
+}  // namespace
+
+LlvmStats llvm_stats() {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  return stats;
+}
+
+std::string llvm_kernel_key(const codegen::KernelPlan& plan) {
+  return "llvm-ir" + std::to_string(kIrEmitterVersion) + "u" + std::to_string(kMaxCinUnroll) + "/" + host_target(plan.isa).key() + "/" + plan.cache_key();
+}
+
+CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::string key = llvm_kernel_key(plan);
+  const ObjectDiskCache disk = ObjectDiskCache::from_environment();
+  CompiledCode code;
+  code.name = codegen::kernel_name(plan) + "__llvm";
+  bool corrupt = false;
+  if (auto cached = disk.load(key, &corrupt)) {
+    try {
+      code.bytes = link_flat_x86_64(*cached, kEntry);
+      update_stats([](LlvmStats& s) { ++s.disk_hits; });
+    } catch (const Error&) {
+      corrupt = true;  // intact framing around an unusable object: rebuild it
+    }
+  }
+  if (code.bytes.empty()) {
+    if (disk.enabled()) update_stats([&](LlvmStats& s) { ++s.disk_misses, s.disk_corrupt += corrupt ? 1 : 0; });
+    const LlvmTarget target = host_target(plan.isa);
+    auto machine = make_target_machine(target);
+    llvm::LLVMContext context;
+    llvm::Module module("tconv3d_llvm_kernel", context);
+    emit_row_kernel(module, plan, kEntry, kMaxCinUnroll);
+    const std::vector<uint8_t> object = compile_to_object(module, *machine);
+    code.bytes = link_flat_x86_64(object, kEntry);
+    update_stats([](LlvmStats& s) { ++s.compiles; });
+    if (disk.store(key, object)) update_stats([](LlvmStats& s) { ++s.disk_stores; });
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  update_stats([&](LlvmStats& s) { s.compile_seconds += seconds; });
+  return code;
+}
+
+}  // namespace tconv3d::llvm_backend

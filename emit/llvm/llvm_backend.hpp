@@ -1,0 +1,43 @@
+// The LLVM backend's entry points, free of LLVM types: compile a plan's row
+// kernel for this CPU (JIT); runtime/kernels/llvm_executor runs it. Kernels are
+// flattened into position-independent bytes and go through the same
+// KernelCache as the Xbyak kernels (W^X, dumps, perf names, LRU); the
+// optional on-disk object cache (TCONV3D_CACHE_DIR) lets another process skip
+// LLVM entirely.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/compiled_code.hpp"
+#include "plan/plan.hpp"
+
+namespace tconv3d::llvm_backend {
+
+// Bumped whenever the IR emitters change what they generate, so stale
+// TCONV3D_CACHE_DIR entries are never used.
+inline constexpr int kIrEmitterVersion = 2;
+
+// Process-wide counters of the on-disk object cache and of LLVM compiles.
+struct LlvmStats {
+  uint64_t compiles = 0;        // modules LLVM optimized and compiled
+  uint64_t disk_hits = 0;       // objects loaded from TCONV3D_CACHE_DIR
+  uint64_t disk_misses = 0;     // lookups with no usable entry
+  uint64_t disk_corrupt = 0;    // entries rejected by the checksum/size check
+  uint64_t disk_stores = 0;     // objects written
+  double compile_seconds = 0;   // IR emission + optimization + code generation
+};
+LlvmStats llvm_stats();
+
+// The kernel-cache key of a plan compiled by LLVM for this host: the target
+// (LLVM version, triple, CPU name and features), the emitter version and the
+// full plan key.
+std::string llvm_kernel_key(const codegen::KernelPlan& plan);
+
+// Compiles the plan's row kernel for this CPU (plan.isa picks the vector
+// width), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
+CompiledCode compile_row_kernel(const codegen::KernelPlan& plan);
+
+
+}  // namespace tconv3d::llvm_backend

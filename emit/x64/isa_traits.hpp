@@ -1,0 +1,28 @@
+// What the tconv3d emitter needs to know about an x86 vector ISA. One emitter
+// template reads these; nothing else differs between AVX2 and AVX-512 except
+// how a partial vector is stored (vmaskmovps with a mask register, or an opmask).
+#pragma once
+
+#include <xbyak/xbyak.h>
+
+#include "tconv3d/options.hpp"
+
+namespace tconv3d::x64 {
+
+struct Avx2Traits {
+  using Vmm = Xbyak::Ymm;
+  static constexpr Isa kIsa = Isa::kAvx2;
+  static constexpr int kLanes = 8;
+  static constexpr int kRegisters = 16;
+  static constexpr bool kHasOpmask = false;
+};
+
+struct Avx512Traits {
+  using Vmm = Xbyak::Zmm;
+  static constexpr Isa kIsa = Isa::kAvx512;
+  static constexpr int kLanes = 16;
+  static constexpr int kRegisters = 32;
+  static constexpr bool kHasOpmask = true;
+};
+
+}  // namespace tconv3d::x64

@@ -1,0 +1,427 @@
+#include "emit/x64/tconv_emitter.hpp"
+
+#include <algorithm>
+
+#include "core/kernel_args.hpp"
+#include "emit/x64/isa_traits.hpp"
+#include "plan/kernel_name.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d::x64 {
+namespace {
+
+using namespace Xbyak::util;
+namespace off = codegen::args_offset;
+
+// General-purpose registers, each with one role for the whole kernel (SysV:
+// the argument arrives in rdi). rax is the only scratch.
+const Xbyak::Reg64 reg_args = rdi;
+const Xbyak::Reg64 reg_tap_ptr = rsi;    // current (input, weight) offset pair of the row
+const Xbyak::Reg64 reg_tap_count = rdx;  // row taps left
+const Xbyak::Reg64 reg_ci = rcx;         // Cin iterations left
+const Xbyak::Reg64 reg_in = r8;          // input of the current row tap, tile, Cin step
+const Xbyak::Reg64 reg_w = r9;           // weights of the current row tap, group, Cin step
+const Xbyak::Reg64 reg_out = r10;        // first output voxel of the current tile
+const Xbyak::Reg64 reg_tile_in = r11;    // byte offset of the tile's first input voxel in a row
+const Xbyak::Reg64 reg_out_group = r12;  // output of the W phase's first voxel, current group
+const Xbyak::Reg64 reg_bias = r13;       // bias of the current group
+const Xbyak::Reg64 reg_input = r14;      // args->input
+const Xbyak::Reg64 reg_wgroup = r15;     // weights of the current W phase and group
+const Xbyak::Reg64 reg_groups = rbp;     // channel groups left
+const Xbyak::Reg64 reg_tiles = rbx;      // interior tiles left
+const Xbyak::Reg64 callee_saved[] = {rbx, rbp, r12, r13, r14, r15};
+
+const Xbyak::Opmask tail_opmask = k4;  // k1-k3 belong to the activation emitter
+const Xbyak::Opmask row_opmask = k5;
+const Xbyak::Opmask partial_opmasks[2] = {k6, k7};
+
+}  // namespace
+
+template <typename Traits>
+TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
+    : Xbyak::CodeGenerator(16384, Xbyak::AutoGrow),
+      plan_(plan),
+      activation_(*this, plan.activation) {
+  if (plan.isa != Traits::kIsa || plan.lanes != Traits::kLanes || plan.vector_registers != Traits::kRegisters)
+    throw Error("isa", "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) +
+                           " emitter");
+  // Accumulators, one weight register per vector, at least one broadcast.
+  if (plan.tile_w < 1 || plan.oc_block < 1 || plan.tile_w * plan.oc_block + plan.oc_block + 1 > Traits::kRegisters)
+    throw Error("plan", "register tile " + std::to_string(plan.tile_w) + "x" + std::to_string(plan.oc_block) +
+                            " does not fit the " + std::to_string(Traits::kRegisters) + " vector registers of " +
+                            to_string(Traits::kIsa));
+  if (plan.w_pack > 1) {
+    const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
+    const int64_t count = plan.phases[2].front().count;
+    for (int64_t j : {int64_t(0), count - 1}) {
+      const int64_t mask = j >= 0 ? plan.w_pack_lane_mask(j) : all;
+      if (mask != all && std::find(partial_masks_.begin(), partial_masks_.end(), mask) == partial_masks_.end())
+        partial_masks_.push_back(mask);
+    }
+  }
+}
+
+template <typename Traits>
+int TConvEmitter<Traits>::partial_mask_of(int64_t j) const {
+  if (partial_masks_.empty()) return -1;
+  const auto found = std::find(partial_masks_.begin(), partial_masks_.end(), plan_.w_pack_lane_mask(j));
+  return found == partial_masks_.end() ? -1 : static_cast<int>(found - partial_masks_.begin());
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::load_partial_masks() {
+  if constexpr (Traits::kHasOpmask) {
+    for (size_t i = 0; i < partial_masks_.size(); ++i) {
+      mov(eax, static_cast<uint32_t>(partial_masks_[i]));
+      kmovw(partial_opmasks[i], eax);
+    }
+  }
+}
+
+template <typename Traits>
+typename TConvEmitter<Traits>::Vmm TConvEmitter<Traits>::broadcast(int i) const {
+  const int first = plan_.tile_w * plan_.oc_block + plan_.oc_block;
+  const int available = std::min(2, Traits::kRegisters - first);
+  return Vmm(first + i % available);
+}
+
+template <typename Traits>
+CompiledCode TConvEmitter<Traits>::generate() {
+  preamble();
+  if constexpr (Traits::kHasOpmask) {
+    if (plan_.tail_lanes) {
+      mov(eax, (1u << plan_.tail_lanes) - 1);
+      kmovw(tail_opmask, eax);
+    }
+  }
+  load_partial_masks();
+  mov(reg_input, ptr[reg_args + off::kInput]);
+  for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) emit_w_phase(rw);
+  if (plan_.activation_row_pass) emit_activation_pass();
+  postamble();
+  emit_constants();
+  ready(Xbyak::CodeArray::PROTECT_RW);  // resolves labels; the bytes are copied, never run here
+  CompiledCode code;
+  code.bytes.assign(getCode(), getCode() + getSize());
+  code.name = codegen::kernel_name(plan_);
+  return code;
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::preamble() {
+  for (const Xbyak::Reg64& r : callee_saved) push(r);
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::postamble() {
+  for (int i = 5; i >= 0; --i) pop(callee_saved[i]);
+  vzeroupper();
+  ret();
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_w_phase(int rw) {
+  const codegen::AxisPhase& phase = plan_.phases[2][rw];
+  if (phase.count == 0) return;
+  const int64_t group_bytes = 4 * int64_t(plan_.oc_block) * plan_.lanes;
+  mov(reg_out_group, ptr[reg_args + off::kOutput]);
+  // Negative for a lane-packed row whose first super voxel starts before the
+  // row: only its stored lanes are ever written.
+  if (phase.first_out) lea(reg_out_group, ptr[reg_out_group + phase.first_out * output_voxel_bytes()]);
+  mov(reg_bias, ptr[reg_args + off::kBias]);
+  mov(reg_wgroup, ptr[reg_args + off::kWeights]);
+  if (plan_.weights_phase_offset(rw)) add(reg_wgroup, static_cast<uint32_t>(4 * plan_.weights_phase_offset(rw)));
+
+  if (plan_.only_group >= 0) {
+    // A kernel for one channel group: every offset is a constant.
+    const int g = plan_.only_group;
+    const bool last = g == plan_.oc_groups - 1;
+    add(reg_out_group, static_cast<uint32_t>(g * group_bytes));
+    add(reg_bias, static_cast<uint32_t>(g * group_bytes));
+    add(reg_wgroup, static_cast<uint32_t>(4 * g * plan_.weights_group_stride(rw)));
+    emit_channel_group(rw, last ? plan_.last_group_vectors : plan_.oc_block, last && plan_.tail_lanes != 0);
+    return;
+  }
+  const bool last_differs = plan_.last_group_vectors != plan_.oc_block || plan_.tail_lanes != 0;
+  const int uniform = plan_.oc_groups - (last_differs ? 1 : 0);
+  auto advance_group = [&] {
+    add(reg_out_group, static_cast<uint32_t>(group_bytes));
+    add(reg_bias, static_cast<uint32_t>(group_bytes));
+    add(reg_wgroup, static_cast<uint32_t>(4 * plan_.weights_group_stride(rw)));
+  };
+  if (uniform >= 2) {
+    Xbyak::Label next_group;
+    mov(reg_groups, uniform);
+    L(next_group);
+    emit_channel_group(rw, plan_.oc_block, false);
+    advance_group();
+    dec(reg_groups);
+    jnz(next_group, T_NEAR);
+  } else if (uniform == 1) {
+    emit_channel_group(rw, plan_.oc_block, false);
+    if (last_differs) advance_group();
+  }
+  if (last_differs) emit_channel_group(rw, plan_.last_group_vectors, plan_.tail_lanes != 0);
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_channel_group(int rw, int vectors, bool masked) {
+  const int64_t stride = plan_.geometry.axes[2].stride;
+  const codegen::AxisPhase& phase = plan_.phases[2][rw];
+  for (const codegen::WSegment& s : plan_.w_segments[rw]) {
+    if (s.interior) {
+      emit_interior_segment(rw, s, vectors, masked);
+      continue;
+    }
+    lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
+    mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
+    emit_tile(rw, plan_.w_tap_mask(rw, s), s.width, vectors, masked, s.first);
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_interior_segment(int rw, const codegen::WSegment& s, int vectors, bool masked) {
+  const int64_t stride = plan_.geometry.axes[2].stride;
+  const codegen::AxisPhase& phase = plan_.phases[2][rw];
+  lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
+  mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
+  const TapMask valid = plan_.w_tap_mask(rw, s);
+  Xbyak::Label next_tile;
+  if (s.tiles > 1) {
+    mov(reg_tiles, s.tiles);
+    L(next_tile);
+  }
+  emit_tile(rw, valid, s.width, vectors, masked, -1);
+  if (s.tiles > 1) {
+    add(reg_out, static_cast<uint32_t>(s.width * stride * output_voxel_bytes()));
+    add(reg_tile_in, static_cast<uint32_t>(s.width * input_voxel_bytes()));
+    dec(reg_tiles);
+    jnz(next_tile, T_NEAR);
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked,
+                                     int64_t first) {
+  for (int p = 0; p < width; ++p)
+    for (int v = 0; v < vectors; ++v) vmovups(accumulator(p, v, vectors), ptr[reg_bias + 4 * v * plan_.lanes]);
+  bool any = false;
+  for (const auto& row : valid) any = any || std::find(row.begin(), row.end(), true) != row.end();
+  if (any) emit_row_tap_loop(rw, valid, width, vectors);
+  store_tile(width, vectors, masked, first);
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors) {
+  const int64_t cin = plan_.geometry.in_channels;
+  const int unroll = plan_.cin_unroll;
+  const int64_t w_step_bytes = 4 * plan_.w_taps(rw) * vectors * plan_.lanes;  // per Cin step
+  Xbyak::Label next_tap, done;
+  mov(reg_tap_ptr, ptr[reg_args + off::kRowTaps]);
+  mov(reg_tap_count, ptr[reg_args + off::kRowTapCount]);
+  lea(rax, ptr[reg_input + reg_tile_in]);
+  test(reg_tap_count, reg_tap_count);
+  jz(done, T_NEAR);
+  L(next_tap);
+  mov(reg_in, ptr[reg_tap_ptr]);
+  add(reg_in, rax);
+  mov(reg_w, ptr[reg_tap_ptr + 8]);
+  add(reg_w, reg_wgroup);
+  const int64_t iterations = cin / unroll;
+  const int remainder = static_cast<int>(cin % unroll);
+  auto advance = [&] {
+    add(reg_in, static_cast<uint32_t>(4 * unroll));
+    add(reg_w, static_cast<uint32_t>(w_step_bytes * unroll));
+  };
+  if (iterations >= 2) {
+    Xbyak::Label next_ci;
+    mov(reg_ci, iterations);
+    L(next_ci);
+    emit_cin_steps(rw, valid, width, vectors, unroll);
+    advance();
+    dec(reg_ci);
+    jnz(next_ci, T_NEAR);
+  } else if (iterations == 1) {
+    emit_cin_steps(rw, valid, width, vectors, unroll);
+    if (remainder) advance();
+  }
+  if (remainder) emit_cin_steps(rw, valid, width, vectors, remainder);
+  add(reg_tap_ptr, 16);
+  dec(reg_tap_count);
+  jnz(next_tap, T_NEAR);
+  L(done);
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps) {
+  const codegen::AxisPhase& phase = plan_.phases[2][rw];
+  const int64_t taps = static_cast<int64_t>(phase.taps.size());
+  for (int u = 0; u < steps; ++u) {
+    for (int64_t t = 0; t < taps; ++t) {
+      const auto& use = valid[static_cast<size_t>(t)];
+      if (std::find(use.begin(), use.end(), true) == use.end()) continue;
+      for (int v = 0; v < vectors; ++v)
+        vmovups(weight(v), ptr[reg_w + 4 * (((u * taps + t) * vectors + v) * plan_.lanes)]);
+      for (int p = 0; p < width; ++p) {
+        if (!use[static_cast<size_t>(p)]) continue;
+        const Vmm b = broadcast(broadcast_turn_++);
+        vbroadcastss(b, ptr[reg_in + (p - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() + 4 * u]);
+        for (int v = 0; v < vectors; ++v) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
+      }
+    }
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64_t first) {
+  const int64_t pitch = plan_.geometry.axes[2].stride * output_voxel_bytes();
+  if constexpr (!Traits::kHasOpmask) {
+    if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
+  }
+  for (int p = 0; p < width; ++p) {
+    // A lane-packed super voxel reaching outside the row (one vector).
+    const int which = first < 0 ? -1 : partial_mask_of(first + p);
+    if (which >= 0) {
+      if constexpr (Traits::kHasOpmask) {
+        vmovups(ptr[reg_out + p * pitch] | partial_opmasks[which], accumulator(p, 0, vectors));
+      } else {
+        vmovups(weight(0), ptr[rip + partial_mask_labels_[which]]);
+        vmaskmovps(ptr[reg_out + p * pitch], weight(0), accumulator(p, 0, vectors));
+        if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
+      }
+      continue;
+    }
+    for (int v = 0; v < vectors; ++v) {
+      const Xbyak::Address dst = ptr[reg_out + p * pitch + 4 * v * plan_.lanes];
+      if (masked && v == vectors - 1) {
+        if constexpr (Traits::kHasOpmask) {
+          vmovups(ptr[reg_out + p * pitch + 4 * v * plan_.lanes] | tail_opmask, accumulator(p, v, vectors));
+        } else {
+          vmaskmovps(dst, weight(0), accumulator(p, v, vectors));
+        }
+      } else {
+        vmovups(dst, accumulator(p, v, vectors));
+      }
+    }
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_group_activation_pass() {
+  // One group's channels of every voxel of the finished row.
+  const int g = plan_.only_group;
+  const bool last = g == plan_.oc_groups - 1;
+  const int vectors = last ? plan_.last_group_vectors : plan_.oc_block;
+  const bool masked = last && plan_.tail_lanes != 0;
+  const Vmm x(0);
+  const Vmm mask(Traits::kRegisters - 1);
+  std::vector<Vmm> scratch;
+  for (int i = 1; i < Traits::kRegisters - 1; ++i) scratch.emplace_back(i);
+  mov(rax, ptr[reg_args + off::kOutput]);
+  if (g) add(rax, static_cast<uint32_t>(4 * g * plan_.oc_block * plan_.lanes));
+  Xbyak::Label next_voxel;
+  mov(reg_tiles, plan_.geometry.axes[2].out);
+  L(next_voxel);
+  for (int v = 0; v < vectors; ++v) {
+    const Xbyak::Address at = ptr[rax + 4 * v * plan_.lanes];
+    if (masked && v == vectors - 1) {
+      if constexpr (Traits::kHasOpmask) {
+        vmovups(x | tail_opmask | T_z, at);
+        activate(x, scratch);
+        vmovups(ptr[rax + 4 * v * plan_.lanes] | tail_opmask, x);
+      } else {
+        vmovups(mask, ptr[rip + tail_mask_]);
+        vmaskmovps(x, mask, at);
+        activate(x, scratch);
+        vmaskmovps(at, mask, x);
+      }
+    } else {
+      vmovups(x, at);
+      activate(x, scratch);
+      vmovups(at, x);
+    }
+  }
+  add(rax, static_cast<uint32_t>(output_voxel_bytes()));
+  dec(reg_tiles);
+  jnz(next_voxel, T_NEAR);
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_activation_pass() {
+  if (plan_.only_group >= 0) {
+    emit_group_activation_pass();
+    return;
+  }
+  // The row is finished and L1-hot: load, activate, store, every register free.
+  const int64_t total = plan_.geometry.axes[2].out * plan_.geometry.out_channels;
+  const int64_t full = total / plan_.lanes;
+  const int rest = static_cast<int>(total % plan_.lanes);
+  const Vmm x(0);
+  const Vmm mask(Traits::kRegisters - 1);
+  std::vector<Vmm> scratch;
+  for (int i = 1; i < Traits::kRegisters - 1; ++i) scratch.emplace_back(i);
+  mov(rax, ptr[reg_args + off::kOutput]);
+  if (full > 0) {
+    Xbyak::Label next;
+    mov(reg_ci, full);
+    L(next);
+    vmovups(x, ptr[rax]);
+    activate(x, scratch);
+    vmovups(ptr[rax], x);
+    add(rax, 4 * plan_.lanes);
+    dec(reg_ci);
+    jnz(next, T_NEAR);
+  }
+  if (rest) {
+    if constexpr (Traits::kHasOpmask) {
+      mov(edx, (1u << rest) - 1);
+      kmovw(row_opmask, edx);
+      vmovups(x | row_opmask | T_z, ptr[rax]);
+      activate(x, scratch);
+      vmovups(ptr[rax] | row_opmask, x);
+    } else {
+      vmovups(mask, ptr[rip + row_mask_]);
+      vmaskmovps(x, mask, ptr[rax]);
+      activate(x, scratch);
+      vmaskmovps(ptr[rax], mask, x);
+    }
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_constants() {
+  if constexpr (!Traits::kHasOpmask) {
+    const int64_t total = plan_.geometry.axes[2].out * plan_.geometry.out_channels;
+    const int rest = static_cast<int>(total % plan_.lanes);
+    align(32);
+    L(tail_mask_);
+    for (int i = 0; i < plan_.lanes; ++i) dd(i < plan_.tail_lanes ? 0xFFFFFFFFu : 0u);
+    L(row_mask_);
+    for (int i = 0; i < plan_.lanes; ++i) dd(i < rest ? 0xFFFFFFFFu : 0u);
+    for (size_t m = 0; m < partial_masks_.size(); ++m) {
+      L(partial_mask_labels_[m]);
+      for (int i = 0; i < plan_.lanes; ++i) dd((partial_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
+    }
+  }
+  activation_.emit_constants();
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::activate(const Vmm& x, const std::vector<Vmm>& scratch) {
+  activation_.emit(x, scratch);
+}
+
+template class TConvEmitter<Avx2Traits>;
+template class TConvEmitter<Avx512Traits>;
+
+CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan) {
+  try {
+    if (plan.isa == Isa::kAvx512) return TConvEmitter<Avx512Traits>(plan).generate();
+    if (plan.isa == Isa::kAvx2) return TConvEmitter<Avx2Traits>(plan).generate();
+  } catch (const Xbyak::Error& e) {
+    throw Error("xbyak", std::string("code generation failed: ") + e.what());
+  }
+  throw Error("isa", "the xbyak emitter needs avx2 or avx512, got " + to_string(plan.isa));
+}
+
+}  // namespace tconv3d::x64

@@ -1,0 +1,71 @@
+// The Xbyak code generator for tconv3d: reads a KernelPlan, writes the machine
+// code of one layer's row kernel (see plan/plan.hpp for what a call
+// computes and core/kernel_args.hpp for its argument). One template serves
+// AVX2 and AVX-512 through the ISA traits. The bytes are position-independent
+// (relative jumps, rip-relative constants after the final ret), ready to be
+// copied into W^X memory by runtime/exec_memory.hpp.
+#pragma once
+
+#include <vector>
+
+#include <xbyak/xbyak.h>
+
+#include "core/compiled_code.hpp"
+#include "emit/x64/activation_emitter.hpp"
+#include "plan/plan.hpp"
+
+namespace tconv3d::x64 {
+
+template <typename Traits>
+class TConvEmitter : public Xbyak::CodeGenerator {
+ public:
+  using Vmm = typename Traits::Vmm;
+
+  explicit TConvEmitter(const codegen::KernelPlan& plan);
+  // Emits the whole kernel; call once.
+  CompiledCode generate();
+
+ private:
+  using TapMask = codegen::KernelPlan::WTapMask;
+
+  void preamble();
+  void postamble();
+  void emit_w_phase(int rw);
+  void emit_channel_group(int rw, int vectors, bool masked);
+  void emit_interior_segment(int rw, const codegen::WSegment& segment, int vectors, bool masked);
+  // first: the tile's first voxel within the phase, for the lane masks of
+  // partial super voxels (lane-packed W); -1 in loops, which never hold one.
+  void emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked, int64_t first);
+  void emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors);
+  void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
+  void store_tile(int width, int vectors, bool masked, int64_t first);
+  void load_partial_masks();
+  int partial_mask_of(int64_t j) const;  // index into partial_masks_ of voxel j's lanes; -1: all stored
+  void emit_activation_pass();
+  void emit_group_activation_pass();
+  void emit_constants();
+  void activate(const Vmm& x, const std::vector<Vmm>& scratch);
+
+  Vmm accumulator(int p, int v, int vectors) const { return Vmm(p * vectors + v); }
+  Vmm weight(int v) const { return Vmm(plan_.tile_w * plan_.oc_block + v); }
+  Vmm broadcast(int i) const;
+
+  // Byte offsets of the layer's fixed strides.
+  int64_t input_voxel_bytes() const { return 4 * plan_.geometry.in_channels; }
+  int64_t output_voxel_bytes() const { return 4 * plan_.geometry.out_channels; }
+
+  const codegen::KernelPlan& plan_;
+  ActivationEmitter<Vmm> activation_;
+  Xbyak::Label tail_mask_;  // AVX2: lanes of the last output vector
+  Xbyak::Label row_mask_;   // AVX2: lanes of the activation pass's last vector
+  // Lane-packed W: the lane masks of super voxels that reach outside the row
+  // (at most the first and the last), each with its AVX2 constant.
+  std::vector<int64_t> partial_masks_;
+  Xbyak::Label partial_mask_labels_[2];
+  int broadcast_turn_ = 0;
+};
+
+// Emits the kernel for plan.isa (kAvx2 or kAvx512).
+CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan);
+
+}  // namespace tconv3d::x64

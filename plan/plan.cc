@@ -1,0 +1,381 @@
+#include "plan/plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "plan/kernel_name.hpp"
+#include "tconv3d/error.hpp"
+
+namespace tconv3d::codegen {
+namespace {
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+
+std::vector<AxisPhase> axis_phases(const AxisGeometry& ax) {
+  std::vector<AxisPhase> phases(static_cast<size_t>(ax.stride));
+  for (int64_t r = 0; r < ax.stride; ++r) {
+    AxisPhase& p = phases[static_cast<size_t>(r)];
+    p.residue = r;
+    p.first_out = floor_mod(r - ax.crop_begin, ax.stride);
+    p.count = p.first_out < ax.out ? (ax.out - p.first_out + ax.stride - 1) / ax.stride : 0;
+    p.first_q = floor_div(p.first_out + ax.crop_begin - r, ax.stride);
+    for (int64_t a = 0; a < ax.kernel; ++a) {
+      if ((a * ax.dilation) % ax.stride == r) p.taps.push_back({a, (a * ax.dilation - r) / ax.stride});
+    }
+  }
+  return phases;
+}
+
+// The lane-packed W axis: one phase whose voxels are the super voxels q that
+// hold an output, with the distinct input offsets of all phases as taps.
+AxisPhase packed_w_phase(const AxisGeometry& ax) {
+  AxisPhase p;
+  p.first_q = floor_div(ax.crop_begin, ax.stride);
+  p.first_out = p.first_q * ax.stride - ax.crop_begin;
+  p.count = ax.out > 0 ? floor_div(ax.out - 1 + ax.crop_begin, ax.stride) - p.first_q + 1 : 0;
+  std::set<int64_t> offsets;
+  for (int64_t a = 0; a < ax.kernel; ++a) offsets.insert(a * ax.dilation / ax.stride);
+  for (int64_t t : offsets) p.taps.push_back({-1, t});
+  return p;
+}
+
+// Whether packing W phases into the lanes saves enough FMAs to pay for the
+// zero weights and the partial super voxels at the row's ends.
+bool worth_packing(const std::vector<AxisPhase>& phases, const AxisPhase& packed, const AxisGeometry& w,
+                   int64_t out_channels, int lanes) {
+  if (w.stride < 2 || w.stride * out_channels > lanes) return false;
+  int64_t unpacked_fmas = 0;
+  for (const AxisPhase& p : phases) unpacked_fmas += p.count * int64_t(p.taps.size());
+  const int64_t packed_fmas = packed.count * int64_t(packed.taps.size());
+  return 4 * packed_fmas <= 3 * unpacked_fmas;
+}
+
+// Splits the voxels of one W phase into tiles: as few as the register tile
+// allows, with widths differing by at most one, so no tile is left with too
+// few accumulators to hide the FMA latency (a lone border voxel would run at
+// a quarter of the FMA rate). Tiles where every tap is valid (and, lane-
+// packed, every lane stored: [full_lo, full_hi)) are interior and run in
+// loops; the others are straight-line code with each voxel's valid taps fixed.
+std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int tile_w, int64_t full_lo,
+                                    int64_t full_hi) {
+  std::vector<WSegment> segments;
+  const int64_t n = phase.count;
+  int64_t lo = full_lo, hi = full_hi;
+  for (const PhaseTap& t : phase.taps) {
+    lo = std::max(lo, t.offset - phase.first_q);
+    hi = std::min(hi, in_w + t.offset - phase.first_q);
+  }
+  const int64_t tiles = (n + tile_w - 1) / tile_w;
+  int64_t start = 0;
+  for (int64_t k = 0; k < tiles; ++k) {
+    const int width = static_cast<int>((n - start + (tiles - k) - 1) / (tiles - k));
+    const bool interior = start >= lo && start + width <= hi;
+    WSegment* last = segments.empty() ? nullptr : &segments.back();
+    if (interior && last && last->interior && last->width == width)
+      ++last->tiles;
+    else
+      segments.push_back({start, 1, width, interior});
+    start += width;
+  }
+  return segments;
+}
+
+struct Blocking {
+  int oc_block = 1;
+  int tile_w = 1;
+};
+
+// Picks the register tile: enough independent accumulators to hide the FMA
+// latency, at least ~1.5 FMAs per load, few idle voxels or channel vectors.
+// (Scoring for 2 FMAs per load with 32 registers picked 6x4 / 4x4 tiles for
+// unet_up_k2s2 / gan_k4s2_same: 4 % slower than 8x2 on the 16-core Xeon and
+// here, in interleaved runs.)
+Blocking choose_blocking(int registers, int oc_vectors, int64_t max_phase_voxels) {
+  Blocking best;
+  double best_score = -1;
+  const int max_block = std::min(oc_vectors, 8);
+  const int64_t vox = std::max<int64_t>(max_phase_voxels, 1);
+  for (int nv = 1; nv <= max_block; ++nv) {
+    const int room = (registers - nv - 1) / nv;
+    const int max_w = static_cast<int>(std::min<int64_t>({room, vox, 16}));
+    for (int w = 1; w <= max_w; ++w) {
+      const int acc = w * nv;
+      const double latency = std::min(1.0, acc / 10.0);
+      const double loads = std::min(1.0, (double(acc) / (w + nv)) / 1.5);
+      const double voxel_use = double(vox) / double(((vox + w - 1) / w) * w);
+      const double vector_use = double(oc_vectors) / double(((oc_vectors + nv - 1) / nv) * nv);
+      const double score = latency * loads * voxel_use * vector_use + 1e-4 * acc;
+      if (score > best_score) {
+        best_score = score;
+        best = {nv, w};
+      }
+    }
+  }
+  // Tiles split a phase evenly (w_segments_of): name the widest they get.
+  const int64_t tiles = (vox + best.tile_w - 1) / best.tile_w;
+  best.tile_w = static_cast<int>((vox + tiles - 1) / tiles);
+  return best;
+}
+
+void check_displacement(double bytes, const char* what) {
+  if (bytes >= double(std::numeric_limits<int32_t>::max()) / 2)
+    throw Error("layer", std::string("too large for the xbyak kernel: ") + what + " needs a " +
+                             std::to_string(int64_t(bytes)) + "-byte displacement");
+}
+
+std::string phases_text(const std::vector<AxisPhase>& phases) {
+  std::ostringstream out;
+  for (const AxisPhase& p : phases) {
+    out << "\n      r" << p.residue << ": first out " << p.first_out << ", " << p.count << " outputs, q0 "
+        << p.first_q << ", taps [";
+    for (size_t i = 0; i < p.taps.size(); ++i)
+      out << (i ? " " : "") << "a" << p.taps[i].tap << "@-" << p.taps[i].offset;
+    out << "]" << (p.taps.empty() ? " (no taps: bias + activation only)" : "");
+  }
+  return out.str();
+}
+
+std::string packed_phase_text(const AxisPhase& p) {
+  std::ostringstream out;
+  out << "\n      " << p.count << " super voxels, the first at output " << p.first_out << " (q0 " << p.first_q
+      << "), input offsets [";
+  for (size_t i = 0; i < p.taps.size(); ++i) out << (i ? " " : "") << p.taps[i].offset;
+  out << "]";
+  return out.str();
+}
+
+}  // namespace
+
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+  if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
+    throw Error("isa", "the plan needs a resolved ISA (avx2 or avx512), got " + to_string(isa));
+  if (!problem.fused_activation.is_elementwise())
+    throw Error("activation", problem.fused_activation.name + " is not elementwise and cannot be fused");
+  const ConvGeometry& g = problem.geometry;
+  KernelPlan plan;
+  plan.isa = isa;
+  plan.lanes = isa == Isa::kAvx512 ? 16 : 8;
+  plan.vector_registers = isa == Isa::kAvx512 ? 32 : 16;
+  plan.geometry = g;
+  plan.has_bias = problem.has_bias;
+  plan.activation = problem.fused_activation;
+  for (int axis = 0; axis < 3; ++axis) plan.phases[axis] = axis_phases(g.axes[axis]);
+  if (options.pack_w_phases) {
+    AxisPhase packed = packed_w_phase(g.axes[2]);
+    if (worth_packing(plan.phases[2], packed, g.axes[2], g.out_channels, plan.lanes)) {
+      plan.w_pack = static_cast<int>(g.axes[2].stride);
+      plan.phases[2] = {std::move(packed)};
+    }
+  }
+
+  plan.oc_vectors = static_cast<int>((plan.vector_channels() + plan.lanes - 1) / plan.lanes);
+  plan.tail_lanes = static_cast<int>(plan.vector_channels() % plan.lanes);
+  int64_t max_voxels = 0;
+  for (const AxisPhase& p : plan.phases[2]) max_voxels = std::max(max_voxels, p.count);
+  const Blocking b = choose_blocking(plan.vector_registers, plan.oc_vectors, max_voxels);
+  plan.oc_block = b.oc_block;
+  plan.tile_w = b.tile_w;
+  plan.oc_groups = (plan.oc_vectors + plan.oc_block - 1) / plan.oc_block;
+  plan.last_group_vectors = plan.oc_vectors - (plan.oc_groups - 1) * plan.oc_block;
+
+  size_t max_w_taps = 0;
+  for (const AxisPhase& p : plan.phases[2]) max_w_taps = std::max(max_w_taps, p.taps.size());
+  const int64_t per_ci = int64_t(max_w_taps) * (plan.oc_block + plan.tile_w * (1 + plan.oc_block));
+  plan.cin_unroll = 1;
+  for (int u : {8, 4, 2}) {
+    if (u <= g.in_channels && per_ci * u <= 320) {
+      plan.cin_unroll = u;
+      break;
+    }
+  }
+  for (const AxisPhase& p : plan.phases[2]) {
+    int64_t full_lo = 0, full_hi = p.count;
+    if (plan.w_pack > 1) {
+      const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
+      while (full_lo < full_hi && plan.w_pack_lane_mask(full_lo) != all) ++full_lo;
+      while (full_hi > full_lo && plan.w_pack_lane_mask(full_hi - 1) != all) --full_hi;
+    }
+    plan.w_segments.push_back(w_segments_of(p, g.axes[2].in, plan.tile_w, full_lo, full_hi));
+  }
+  // The weights one row touches (all groups, every D/H tap of its phase
+  // class): above ~half of a 2 MB L2, split the groups.
+  int64_t max_dh_taps = 0;
+  for (const AxisPhase& pd : plan.phases[0])
+    for (const AxisPhase& ph : plan.phases[1])
+      max_dh_taps = std::max<int64_t>(max_dh_taps, int64_t(pd.taps.size() * ph.taps.size()));
+  const double row_weight_bytes = 4.0 * double(max_dh_taps) * double(plan.weights_per_dh_tap());
+  plan.split_groups = plan.oc_groups > 1 && row_weight_bytes > 1024.0 * 1024.0;
+  plan.activation_row_pass = plan.activation.kind != ActivationKind::kLinear;
+  plan.transpose_channels_first = g.data_format == DataFormat::kChannelsFirst;
+
+  // Every displacement the emitter encodes must fit a signed 32-bit field.
+  const AxisGeometry& w = g.axes[2];
+  check_displacement(4.0 * double(w.in + w.kernel * w.dilation) * double(g.in_channels), "an input row");
+  check_displacement(4.0 * double(w.out + w.stride) * double(plan.padded_out_channels()), "an output row");
+  check_displacement(4.0 * double(plan.weights_per_dh_tap()), "a weight block");
+  return plan;
+}
+
+KernelPlan KernelPlan::for_group(int group) const {
+  if (group < 0 || group >= oc_groups)
+    throw Error("group", "channel group " + std::to_string(group) + " outside 0.." + std::to_string(oc_groups - 1));
+  KernelPlan plan = *this;
+  plan.only_group = group;
+  return plan;
+}
+
+int64_t KernelPlan::weights_per_dh_tap() const {
+  int64_t taps = 0;
+  for (int rw = 0; rw < static_cast<int>(phases[2].size()); ++rw) taps += w_taps(rw);
+  return taps * geometry.in_channels * padded_out_channels();
+}
+
+int64_t KernelPlan::w_pack_lane_mask(int64_t j) const {
+  const AxisGeometry& w = geometry.axes[2];
+  const int64_t first = phases[2].front().first_out + j * w.stride;
+  int64_t mask = 0;
+  for (int64_t lane = 0; lane < std::min<int64_t>(vector_channels(), 63); ++lane) {
+    const int64_t o = first + lane / geometry.out_channels;
+    if (o >= 0 && o < w.out) mask |= int64_t(1) << lane;
+  }
+  return mask;
+}
+
+int64_t KernelPlan::weights_phase_offset(int rw) const {
+  int64_t taps = 0;
+  for (int r = 0; r < rw; ++r) taps += w_taps(r);
+  return taps * geometry.in_channels * padded_out_channels();
+}
+
+int64_t KernelPlan::weights_group_stride(int rw) const {
+  return w_taps(rw) * geometry.in_channels * oc_block * lanes;
+}
+
+int64_t KernelPlan::packed_weight_count() const {
+  return geometry.axes[0].kernel * geometry.axes[1].kernel * weights_per_dh_tap();
+}
+
+bool KernelPlan::w_tap_valid(int rw, int64_t j, size_t widx) const {
+  const AxisPhase& p = phases[2][rw];
+  const int64_t i = p.first_q + j - p.taps[widx].offset;
+  return i >= 0 && i < geometry.axes[2].in;
+}
+
+KernelPlan::WTapMask KernelPlan::w_tap_mask(int rw, const WSegment& segment) const {
+  const size_t taps = phases[2][rw].taps.size();
+  WTapMask valid(taps, std::vector<bool>(static_cast<size_t>(segment.width), segment.interior));
+  if (segment.interior) return valid;
+  for (size_t t = 0; t < taps; ++t)
+    for (int p = 0; p < segment.width; ++p) valid[t][p] = w_tap_valid(rw, segment.first + p, t);
+  return valid;
+}
+
+std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int axis, int64_t o) {
+  // From the geometry, not the phases: a lane-packed W axis has no per-residue phases.
+  const AxisGeometry& ax = plan.geometry.axes[axis];
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  for (int64_t a = 0; a < ax.kernel; ++a) {
+    const int64_t reach = o + ax.crop_begin - a * ax.dilation;
+    if (floor_mod(reach, ax.stride) != 0) continue;
+    const int64_t i = reach / ax.stride;
+    if (i >= 0 && i < ax.in) pairs.emplace_back(a, i);
+  }
+  return pairs;
+}
+
+int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh) {
+  const int64_t dh = int64_t(valid_taps(plan, 0, od).size() * valid_taps(plan, 1, oh).size());
+  int64_t w_work = 0;
+  for (size_t rw = 0; rw < plan.phases[2].size(); ++rw)
+    w_work += plan.phases[2][rw].count * int64_t(plan.phases[2][rw].taps.size());
+  // FMAs for the reduction plus one store per voxel and vector.
+  return (dh * w_work * plan.geometry.in_channels + plan.geometry.axes[2].out) * plan.oc_vectors;
+}
+
+std::string KernelPlan::to_string() const {
+  const ConvGeometry& g = geometry;
+  static const char* kAxis[3] = {"D", "H", "W"};
+  std::ostringstream out;
+  out << "kernel " << kernel_name(*this) << "\n";
+  out << "  isa " << tconv3d::to_string(isa) << ": " << lanes << " fp32 lanes, " << vector_registers
+      << " vector registers\n";
+  out << "  input  " << shape_to_string(g.input_shape()) << ", output " << shape_to_string(g.output_shape()) << " ("
+      << tconv3d::to_string(g.data_format) << ")"
+      << (transpose_channels_first ? ": transposed to channels_last around the kernel" : "") << "\n";
+  out << "  channels: " << g.in_channels << " in, " << g.out_channels << " out = " << oc_vectors << " vectors in "
+      << oc_groups << " group(s) of " << oc_block << " (last group " << last_group_vectors << " vectors";
+  if (tail_lanes) out << ", last vector " << tail_lanes << " of " << lanes << " lanes, masked";
+  out << ")\n";
+  for (int a = 0; a < 3; ++a) {
+    const AxisGeometry& ax = g.axes[a];
+    out << "  axis " << kAxis[a] << ": in " << ax.in << " kernel " << ax.kernel << " stride " << ax.stride
+        << " dilation " << ax.dilation << " crop_begin " << ax.crop_begin << " out " << ax.out << "; ";
+    if (a == 2 && w_pack > 1)
+      out << "lane-packed: each vector holds " << w_pack << " consecutive voxels (one per phase) x "
+          << g.out_channels << " channels;" << packed_phase_text(phases[a].front()) << "\n";
+    else
+      out << phases[a].size() << " phase(s)" << phases_text(phases[a]) << "\n";
+  }
+  out << "  register tile: " << tile_w << " W voxels x " << oc_block << " vectors = " << tile_w * oc_block
+      << " accumulators, " << oc_block << " weight + 1-2 broadcast registers; Cin unrolled x" << cin_unroll << "\n";
+  out << "  loops: per output row (n, od, oh) one call; D/H taps valid for the row come at run time;"
+         " per W phase, channel group, W tile: row taps x Cin x W taps in registers\n";
+  for (size_t rw = 0; rw < w_segments.size(); ++rw) {
+    out << "  W phase " << rw << ":";
+    for (const WSegment& s : w_segments[rw]) {
+      out << " [" << (s.interior ? "loop" : "edge") << " j=" << s.first << ": ";
+      if (s.interior) out << s.tiles << " tiles x ";
+      out << s.width << " voxels]";
+    }
+    if (w_segments[rw].empty()) out << " (no outputs)";
+    out << "\n";
+  }
+  out << "  epilogue: " << (has_bias ? "bias loaded as the accumulators' start" : "no bias (accumulators start at 0)")
+      << "; activation " << activation.name
+      << (activation_row_pass ? " in a load-activate-store pass over each finished row" : " (none)") << "\n";
+  if (only_group >= 0)
+    out << "  this kernel: channel group " << only_group << " only\n";
+  out << "  threads: " << (split_groups ? "(channel group, n, D/H phase class, od, oh)" : "(n, D/H phase class, od, oh)")
+      << " work items in contiguous chunks of equal tap cost\n";
+  out << "  packed weights: " << packed_weight_count()
+      << " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n";
+  out << "  cache key: " << cache_key() << "\n";
+  return out.str();
+}
+
+std::string KernelPlan::cache_key() const {
+  // The code depends on the W axis, the channels, the kernel's tap structure,
+  // the blocking and the activation; D/H sizes and the batch only change the
+  // row list the executor passes in.
+  const ConvGeometry& g = geometry;
+  std::ostringstream key;
+  key << "xbyak/" << tconv3d::to_string(isa) << "/ci" << g.in_channels << "/co" << g.out_channels;
+  for (int a = 0; a < 3; ++a) {
+    const AxisGeometry& ax = g.axes[a];
+    key << "/k" << ax.kernel << "s" << ax.stride << "d" << ax.dilation;
+  }
+  const AxisGeometry& w = g.axes[2];
+  key << "/w" << w.in << "c" << w.crop_begin << "o" << w.out << "/" << tconv3d::to_string(g.data_format);
+  key.precision(17);
+  key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
+      << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
+  key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
+  return key.str();
+}
+
+KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend) {
+  switch (backend) {
+    case Backend::kXbyak:
+    case Backend::kLlvm:
+      // Both emitters implement every plan feature today.
+      return make_plan(problem, isa, PlanOptions{});
+    default:
+      throw Error("backend", to_string(backend) + " runs no generated code and has no kernel plan");
+  }
+}
+
+}  // namespace tconv3d::codegen

@@ -1,0 +1,149 @@
+// The kernel plan: everything the code generators need to know about one
+// layer, decided once, before any byte is emitted. A pure function of the
+// Problem and the ISA; ISA-neutral apart from the vector width and register
+// count it was sized for, so the Xbyak and LLVM emitters read the same plan.
+//
+// Polyphase, output-stationary: per axis, output o gets input i through tap a
+// iff o + crop_begin = i*stride + a*dilation. With r = (o + crop_begin) mod
+// stride and q = (o + crop_begin) div stride, phase r uses exactly the taps
+// with (a*dilation) mod stride == r, at input i = q - t_a where
+// t_a = (a*dilation - r) / stride. Each phase is a dense stride-1
+// correlation; a phase without taps holds only bias + activation.
+//
+// What runs: one generated call per output row (n, od, oh). The D and H taps
+// valid for that row come in at run time as a list of (input row, weight
+// block) pairs; the W axis is resolved entirely at generation time (border
+// tiles straight-line, interior tiles in a loop). Per W phase and output
+// channel group, a register tile of `tile_w` same-phase voxels x `oc_block`
+// vectors accumulates the whole reduction over (row taps, Cin, W taps).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/problem.hpp"
+#include "tconv3d/options.hpp"
+
+namespace tconv3d::codegen {
+
+struct PhaseTap {
+  int64_t tap = 0;     // kernel index a along the axis
+  int64_t offset = 0;  // t_a: the tap reads input q - t_a
+};
+
+// The outputs of one axis that share a phase: first_out, first_out + stride, ...
+struct AxisPhase {
+  int64_t residue = 0;    // r = (o + crop_begin) mod stride
+  int64_t first_out = 0;  // smallest o >= 0 of this phase (lane-packed W: may be < 0, see w_pack)
+  int64_t count = 0;      // how many outputs have this phase
+  int64_t first_q = 0;    // q of first_out
+  std::vector<PhaseTap> taps;
+};
+
+// Same-shaped W tiles of one W phase, positions j counted within the phase.
+struct WSegment {
+  int64_t first = 0;      // position of the first tile's first voxel
+  int64_t tiles = 0;      // consecutive tiles of `width` voxels
+  int width = 0;          // voxels per tile (<= KernelPlan::tile_w)
+  bool interior = false;  // every W tap valid for every voxel: emitted as a loop
+};
+
+// Choices a backend may decline: every field names a feature its emitter
+// implements. Which backend takes which is decided in one place,
+// plan_for_backend().
+struct PlanOptions {
+  bool pack_w_phases = true;
+  // Only what every emitter implements.
+  static PlanOptions baseline() { return PlanOptions{.pack_w_phases = false}; }
+};
+
+struct KernelPlan {
+  Isa isa = Isa::kAvx2;
+  int lanes = 8;              // fp32 lanes per vector register
+  int vector_registers = 16;  // architectural vector registers
+
+  ConvGeometry geometry;
+  bool has_bias = true;
+  Activation activation;  // elementwise; linear means none
+
+  std::array<std::vector<AxisPhase>, 3> phases;  // D, H, W; one entry per residue
+
+  // Lane packing, for few output channels and a W stride > 1 (e.g. a 4-filter
+  // head: 4 of 8 or 16 lanes would idle). One vector then holds the channels
+  // of w_pack = stride consecutive output voxels, one of each W phase, which
+  // are adjacent in a channels_last row. phases[2] is then a single phase of
+  // such "super voxels" q: its taps are the distinct input offsets t of all W
+  // phases (PhaseTap::tap is unused), lane r * Cout + c of offset t holds
+  // tap a with a * dilation = t * stride + r, or zero. Super voxel j covers
+  // outputs first_out + j * stride + r; the first and last may reach outside
+  // 0..out-1, and their stores mask those lanes (w_pack_lane_mask).
+  int w_pack = 1;
+  int64_t w_pack_lane_mask(int64_t j) const;  // bit l: lane l of super voxel j is stored
+  int64_t vector_channels() const { return w_pack * geometry.out_channels; }  // channels the lanes hold
+
+  // Output channels: oc_vectors vectors of `lanes`, in groups of oc_block.
+  int oc_vectors = 0;
+  int oc_block = 0;
+  int oc_groups = 0;
+  int last_group_vectors = 0;  // vectors in the last group (<= oc_block)
+  int tail_lanes = 0;          // valid lanes of the last vector; 0: all (of vector_channels())
+
+  int tile_w = 0;      // voxels per register tile along W
+  int cin_unroll = 0;  // Cin steps per loop iteration
+  std::vector<std::vector<WSegment>> w_segments;  // per W phase
+
+  // Large weight sets: one kernel (and one call per row) per channel group,
+  // with the groups in the outer loop, so a group's weights stay in L2.
+  bool split_groups = false;
+  int only_group = -1;  // the group this kernel computes; -1: every group
+  KernelPlan for_group(int group) const;  // throws unless 0 <= group < oc_groups
+
+  // Non-linear activations run as a load-activate-store pass over each
+  // finished output row (L1-hot), which keeps every register free for tiles.
+  bool activation_row_pass = false;
+  // channels_first: transpose in and out around the channels_last kernel.
+  // (Reading the input in place was measured 1.9x slower on unet_up_k2s2_cf:
+  // its channel planes are 16 KB apart, so every channel of a tile maps to
+  // the same L1 set and the tile's input lines evict each other.)
+  bool transpose_channels_first = false;
+
+  // Derived sizes (floats) of the packed weight layout, see weight_pack.hpp.
+  int64_t w_taps(int rw) const { return static_cast<int64_t>(phases[2][rw].taps.size()); }
+  int64_t padded_out_channels() const { return int64_t(oc_vectors) * lanes; }  // lanes per voxel (super voxel)
+  int64_t weights_per_dh_tap() const;          // all W phases (offsets) and channels of one (kd, kh) tap
+  int64_t weights_phase_offset(int rw) const;  // start of W phase rw inside a (kd, kh) block
+  int64_t weights_group_stride(int rw) const;  // between uniform channel groups of phase rw
+  int64_t packed_weight_count() const;
+
+  // Whether W tap `widx` of phase rw reads a valid input for voxel j.
+  bool w_tap_valid(int rw, int64_t j, size_t widx) const;
+  // valid[t][p]: W tap t of phase rw reads a valid input for voxel p of a
+  // tile of `segment` (every entry true in an interior segment).
+  using WTapMask = std::vector<std::vector<bool>>;
+  WTapMask w_tap_mask(int rw, const WSegment& segment) const;
+
+  std::string to_string() const;   // human-readable, for `tconv3d plan`
+  std::string cache_key() const;   // everything that changes the generated code
+};
+
+// isa must be kAvx2 or kAvx512 (resolved); the problem's activation must be
+// elementwise. Throws tconv3d::Error for shapes the generated code cannot
+// address (offsets beyond 32-bit displacements).
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options = {});
+
+// The plan a code-generating backend (kXbyak or kLlvm) runs for a problem:
+// the one function every sink (JIT executor, AOT object, benchmark,
+// `tconv3d plan`) takes its plan from, so the same layer, ISA and backend
+// always get the same kernel. Throws tconv3d::Error for other backends.
+KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend);
+
+// Cost of one output row (n, od, oh) in FMA vector instructions, used to
+// balance threads: rows differ in how many D/H taps they see.
+int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh);
+
+// The (tap, input index) pairs of one axis that reach output o, in tap order.
+std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int axis, int64_t o);
+
+}  // namespace tconv3d::codegen

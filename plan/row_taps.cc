@@ -1,0 +1,63 @@
+#include "plan/row_taps.hpp"
+
+#include <algorithm>
+
+namespace tconv3d {
+namespace {
+
+int64_t phase_of(int64_t o, const AxisGeometry& ax) { return ((o + ax.crop_begin) % ax.stride + ax.stride) % ax.stride; }
+
+}  // namespace
+
+RowTaps build_row_taps(const codegen::KernelPlan& plan) {
+  const ConvGeometry& g = plan.geometry;
+  const int64_t out_d = g.axes[0].out, out_h = g.axes[1].out;
+  const int64_t row_bytes = 4 * g.axes[2].in * g.in_channels;
+  RowTaps t;
+  t.begin.reserve(static_cast<size_t>(out_d * out_h + 1));
+  t.cost.reserve(static_cast<size_t>(out_d * out_h));
+  for (int64_t od = 0; od < out_d; ++od) {
+    const auto d_taps = codegen::valid_taps(plan, 0, od);
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      t.begin.push_back(static_cast<int64_t>(t.pairs.size()));
+      const auto h_taps = codegen::valid_taps(plan, 1, oh);
+      for (const auto& [a_d, id] : d_taps) {
+        for (const auto& [a_h, ih] : h_taps) {
+          t.pairs.push_back((id * g.axes[1].in + ih) * row_bytes);
+          t.pairs.push_back((a_d * g.axes[1].kernel + a_h) * plan.weights_per_dh_tap() * 4);
+        }
+      }
+      t.cost.push_back(codegen::row_cost(plan, od, oh));
+    }
+  }
+  t.begin.push_back(static_cast<int64_t>(t.pairs.size()));
+  t.order.reserve(static_cast<size_t>(out_d * out_h));
+  for (int64_t rd = 0; rd < g.axes[0].stride; ++rd)
+    for (int64_t rh = 0; rh < g.axes[1].stride; ++rh)
+      for (int64_t od = 0; od < out_d; ++od)
+        for (int64_t oh = 0; oh < out_h; ++oh)
+          if (phase_of(od, g.axes[0]) == rd && phase_of(oh, g.axes[1]) == rh) t.order.push_back(od * out_h + oh);
+  for (int64_t rd = 0; rd < g.axes[0].stride; ++rd)
+    for (int64_t od = 0; od < out_d; ++od)
+      if (phase_of(od, g.axes[0]) == rd) t.d_order.push_back(od);
+  return t;
+}
+
+std::vector<int64_t> partition_rows(const RowTaps& taps, int64_t items, int parts) {
+  const int64_t rows = static_cast<int64_t>(taps.order.size());
+  std::vector<int64_t> first(static_cast<size_t>(parts) + 1, items);
+  first[0] = 0;
+  if (rows == 0) return first;
+  double total = 0;
+  for (int64_t c : taps.cost) total += double(c);
+  total *= double(items / rows);
+  double done = 0;
+  int next = 1;
+  for (int64_t i = 0; i < items && next < parts; ++i) {
+    while (next < parts && done >= total * next / parts) first[static_cast<size_t>(next++)] = i;
+    done += double(taps.cost[static_cast<size_t>(taps.order[static_cast<size_t>(i % rows)])]);
+  }
+  return first;
+}
+
+}  // namespace tconv3d

@@ -1,0 +1,21 @@
+// What runs a layer's computation: one backend's kernels for one problem,
+// with the weights already packed.
+#pragma once
+
+#include <string>
+
+#include "tconv3d/options.hpp"
+
+namespace tconv3d {
+
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  // input and output are in the geometry's data format, densely packed.
+  virtual void run(const float* input, float* output, int threads) const = 0;
+  virtual Backend backend() const = 0;
+  virtual std::string isa() const = 0;          // "avx2", "avx512", "none"
+  virtual std::string kernel_name() const = 0;  // what runs, for reports
+};
+
+}  // namespace tconv3d

@@ -15,21 +15,6 @@ namespace {
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
 
-std::vector<AxisPhase> axis_phases(const AxisGeometry& ax) {
-  std::vector<AxisPhase> phases(static_cast<size_t>(ax.stride));
-  for (int64_t r = 0; r < ax.stride; ++r) {
-    AxisPhase& p = phases[static_cast<size_t>(r)];
-    p.residue = r;
-    p.first_out = floor_mod(r - ax.crop_begin, ax.stride);
-    p.count = p.first_out < ax.out ? (ax.out - p.first_out + ax.stride - 1) / ax.stride : 0;
-    p.first_q = floor_div(p.first_out + ax.crop_begin - r, ax.stride);
-    for (int64_t a = 0; a < ax.kernel; ++a) {
-      if ((a * ax.dilation) % ax.stride == r) p.taps.push_back({a, (a * ax.dilation - r) / ax.stride});
-    }
-  }
-  return phases;
-}
-
 // The lane-packed W axis: one phase whose voxels are the super voxels q that
 // hold an output, with the distinct input offsets of all phases as taps.
 AxisPhase packed_w_phase(const AxisGeometry& ax) {
@@ -44,13 +29,15 @@ AxisPhase packed_w_phase(const AxisGeometry& ax) {
 }
 
 // Whether packing W phases into the lanes saves enough FMAs to pay for the
-// zero weights and the partial super voxels at the row's ends.
+// zero weights. Counted per row of stride outputs (one super voxel against
+// one voxel of each phase), so the answer, and with it the packed weight
+// layout, never depends on the input's size.
 bool worth_packing(const std::vector<AxisPhase>& phases, const AxisPhase& packed, const AxisGeometry& w,
                    int64_t out_channels, int lanes) {
   if (w.stride < 2 || w.stride * out_channels > lanes) return false;
   int64_t unpacked_fmas = 0;
-  for (const AxisPhase& p : phases) unpacked_fmas += p.count * int64_t(p.taps.size());
-  const int64_t packed_fmas = packed.count * int64_t(packed.taps.size());
+  for (const AxisPhase& p : phases) unpacked_fmas += int64_t(p.taps.size());
+  const int64_t packed_fmas = int64_t(packed.taps.size());
   return 4 * packed_fmas <= 3 * unpacked_fmas;
 }
 
@@ -84,41 +71,58 @@ std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int ti
   return segments;
 }
 
-struct Blocking {
-  int oc_block = 1;
-  int tile_w = 1;
-};
+// The register tile's score: enough independent accumulators to hide the
+// FMA latency, at least ~1.5 FMAs per load, few idle voxels or channel
+// vectors. (Scoring for 2 FMAs per load with 32 registers picked 6x4 / 4x4
+// tiles for unet_up_k2s2 / gan_k4s2_same: 4 % slower than 8x2 on the 16-core
+// Xeon and here, in interleaved runs.)
+double tile_score(int oc_vectors, int64_t voxels, int nv, int w) {
+  const int acc = w * nv;
+  const double latency = std::min(1.0, acc / 10.0);
+  const double loads = std::min(1.0, (double(acc) / (w + nv)) / 1.5);
+  const double voxel_use = double(voxels) / double(((voxels + w - 1) / w) * w);
+  const double vector_use = double(oc_vectors) / double(((oc_vectors + nv - 1) / nv) * nv);
+  return latency * loads * voxel_use * vector_use + 1e-4 * acc;
+}
 
-// Picks the register tile: enough independent accumulators to hide the FMA
-// latency, at least ~1.5 FMAs per load, few idle voxels or channel vectors.
-// (Scoring for 2 FMAs per load with 32 registers picked 6x4 / 4x4 tiles for
-// unet_up_k2s2 / gan_k4s2_same: 4 % slower than 8x2 on the 16-core Xeon and
-// here, in interleaved runs.)
-Blocking choose_blocking(int registers, int oc_vectors, int64_t max_phase_voxels) {
-  Blocking best;
+int widest_tile(int registers, int nv, int64_t voxels) {
+  return static_cast<int>(std::min<int64_t>({(registers - nv - 1) / nv, voxels, 16}));
+}
+
+// The channel vectors of a tile (the packed weights' group size), chosen for
+// rows of kNominalVoxels voxels per phase: from the layer alone, so every
+// input shape shares one packed weight layout.
+constexpr int64_t kNominalVoxels = 16;
+int choose_oc_block(int registers, int oc_vectors) {
+  int best = 1;
   double best_score = -1;
-  const int max_block = std::min(oc_vectors, 8);
-  const int64_t vox = std::max<int64_t>(max_phase_voxels, 1);
-  for (int nv = 1; nv <= max_block; ++nv) {
-    const int room = (registers - nv - 1) / nv;
-    const int max_w = static_cast<int>(std::min<int64_t>({room, vox, 16}));
-    for (int w = 1; w <= max_w; ++w) {
-      const int acc = w * nv;
-      const double latency = std::min(1.0, acc / 10.0);
-      const double loads = std::min(1.0, (double(acc) / (w + nv)) / 1.5);
-      const double voxel_use = double(vox) / double(((vox + w - 1) / w) * w);
-      const double vector_use = double(oc_vectors) / double(((oc_vectors + nv - 1) / nv) * nv);
-      const double score = latency * loads * voxel_use * vector_use + 1e-4 * acc;
+  for (int nv = 1; nv <= std::min(oc_vectors, 8); ++nv) {
+    for (int w = 1; w <= widest_tile(registers, nv, kNominalVoxels); ++w) {
+      const double score = tile_score(oc_vectors, kNominalVoxels, nv, w);
       if (score > best_score) {
         best_score = score;
-        best = {nv, w};
+        best = nv;
       }
     }
   }
-  // Tiles split a phase evenly (w_segments_of): name the widest they get.
-  const int64_t tiles = (vox + best.tile_w - 1) / best.tile_w;
-  best.tile_w = static_cast<int>((vox + tiles - 1) / tiles);
   return best;
+}
+
+// The tile's voxels for this shape's rows, then evened out: tiles split a
+// phase evenly (w_segments_of), so name the widest they get.
+int choose_tile_w(int registers, int oc_vectors, int oc_block, int64_t max_phase_voxels) {
+  const int64_t vox = std::max<int64_t>(max_phase_voxels, 1);
+  int best = 1;
+  double best_score = -1;
+  for (int w = 1; w <= widest_tile(registers, oc_block, vox); ++w) {
+    const double score = tile_score(oc_vectors, vox, oc_block, w);
+    if (score > best_score) {
+      best_score = score;
+      best = w;
+    }
+  }
+  const int64_t tiles = (vox + best - 1) / best;
+  return static_cast<int>((vox + tiles - 1) / tiles);
 }
 
 void check_displacement(double bytes, const char* what) {
@@ -150,6 +154,21 @@ std::string packed_phase_text(const AxisPhase& p) {
 
 }  // namespace
 
+std::vector<AxisPhase> axis_phases(const AxisGeometry& ax) {
+  std::vector<AxisPhase> phases(static_cast<size_t>(ax.stride));
+  for (int64_t r = 0; r < ax.stride; ++r) {
+    AxisPhase& p = phases[static_cast<size_t>(r)];
+    p.residue = r;
+    p.first_out = floor_mod(r - ax.crop_begin, ax.stride);
+    p.count = p.first_out < ax.out ? (ax.out - p.first_out + ax.stride - 1) / ax.stride : 0;
+    p.first_q = floor_div(p.first_out + ax.crop_begin - r, ax.stride);
+    for (int64_t a = 0; a < ax.kernel; ++a) {
+      if ((a * ax.dilation) % ax.stride == r) p.taps.push_back({a, (a * ax.dilation - r) / ax.stride});
+    }
+  }
+  return phases;
+}
+
 KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
   if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
     throw Error("isa", "the plan needs a resolved ISA (avx2 or avx512), got " + to_string(isa));
@@ -176,9 +195,8 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
   plan.tail_lanes = static_cast<int>(plan.vector_channels() % plan.lanes);
   int64_t max_voxels = 0;
   for (const AxisPhase& p : plan.phases[2]) max_voxels = std::max(max_voxels, p.count);
-  const Blocking b = choose_blocking(plan.vector_registers, plan.oc_vectors, max_voxels);
-  plan.oc_block = b.oc_block;
-  plan.tile_w = b.tile_w;
+  plan.oc_block = choose_oc_block(plan.vector_registers, plan.oc_vectors);
+  plan.tile_w = choose_tile_w(plan.vector_registers, plan.oc_vectors, plan.oc_block, max_voxels);
   plan.oc_groups = (plan.oc_vectors + plan.oc_block - 1) / plan.oc_block;
   plan.last_group_vectors = plan.oc_vectors - (plan.oc_groups - 1) * plan.oc_block;
 
@@ -364,6 +382,22 @@ std::string KernelPlan::cache_key() const {
   key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
       << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
   key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
+  return key.str();
+}
+
+std::string KernelPlan::weight_layout_key() const {
+  // What pack_weights() and pack_bias() read: the lanes, the channels, the
+  // kernel's extent, the W taps of each phase (or super voxel) and the
+  // channel blocking.
+  const ConvGeometry& g = geometry;
+  std::ostringstream key;
+  key << "l" << lanes << "/ci" << g.in_channels << "/co" << g.out_channels << "/k" << g.axes[0].kernel << "x"
+      << g.axes[1].kernel << "x" << g.axes[2].kernel << "/p" << w_pack << "/b" << oc_block << "/w";
+  for (const AxisPhase& p : phases[2]) {
+    key << "[";
+    for (const PhaseTap& t : p.taps) key << t.tap << ":" << t.offset << ",";
+    key << "]";
+  }
   return key.str();
 }
 

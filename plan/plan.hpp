@@ -126,7 +126,16 @@ struct KernelPlan {
 
   std::string to_string() const;   // human-readable, for `tconv3d plan`
   std::string cache_key() const;   // everything that changes the generated code
+  // Everything the packed weights' layout depends on. Only the layer and the
+  // ISA enter it, never the input's size, so every input shape of a layer
+  // shares one packing.
+  std::string weight_layout_key() const;
 };
+
+// The polyphase split of one axis: one entry per residue r = 0..stride-1,
+// with the taps (a * dilation) mod stride == r, in tap order. Every kernel
+// that computes by phases (generated and generic) takes its split from here.
+std::vector<AxisPhase> axis_phases(const AxisGeometry& axis);
 
 // isa must be kAvx2 or kAvx512 (resolved); the problem's activation must be
 // elementwise. Throws tconv3d::Error for shapes the generated code cannot

@@ -128,6 +128,18 @@ std::optional<tconv3d::Flavor> flavor_option(const tconv3d_options* options) {
   throw Error("options.flavor", "unknown value " + std::to_string(enum_bits(options->flavor)));
 }
 
+// The C handle of a layer: the layer and the strings the C API hands out.
+std::unique_ptr<tconv3d_layer> new_handle(tconv3d::Layer made, std::vector<std::string> warnings) {
+  auto handle = std::make_unique<tconv3d_layer>(std::move(made));
+  const tconv3d::Layer& layer = handle->layer;
+  handle->warnings = std::move(warnings);
+  handle->warnings.insert(handle->warnings.end(), layer.warnings().begin(), layer.warnings().end());
+  handle->backend = tconv3d::to_string(layer.backend());
+  handle->isa = layer.isa();
+  handle->kernel_name = layer.kernel_name();
+  return handle;
+}
+
 // Parses the config and options, then lets `make` build the tconv3d::Layer.
 template <typename Make>
 tconv3d_status create_layer(const char* config_json, const int64_t* input_shape, int input_rank,
@@ -142,14 +154,7 @@ tconv3d_status create_layer(const char* config_json, const int64_t* input_shape,
     std::vector<std::string> warnings;
     const tconv3d::LayerConfig config =
         tconv3d::parse_layer_config(config_json, flavor_option(options), &warnings);
-    auto handle = std::make_unique<tconv3d_layer>(make(config, shape, layer_opts));
-    const tconv3d::Layer& layer = handle->layer;
-    handle->warnings = std::move(warnings);
-    handle->warnings.insert(handle->warnings.end(), layer.warnings().begin(), layer.warnings().end());
-    handle->backend = tconv3d::to_string(layer.backend());
-    handle->isa = layer.isa();
-    handle->kernel_name = layer.kernel_name();
-    *out = handle.release();
+    *out = new_handle(make(config, shape, layer_opts), std::move(warnings)).release();
     return TCONV3D_OK;
   });
 }
@@ -212,6 +217,18 @@ tconv3d_status tconv3d_layer_create_initialized_from_json(const char* config_jso
                           const tconv3d::LayerOptions& layer_opts) {
                         return tconv3d::Layer::create_initialized(config, shape, seed, layer_opts);
                       });
+}
+
+tconv3d_status tconv3d_layer_reshape(const tconv3d_layer* layer, const int64_t* input_shape, int input_rank,
+                                     tconv3d_layer** out, char* error, size_t error_size) {
+  if (out) *out = nullptr;
+  return guarded(error, error_size, [&] {
+    if (!out) throw Error("out", "is NULL");
+    if (!layer) throw Error("layer", "is NULL");
+    const std::vector<int64_t> shape = shape_argument(input_shape, input_rank, "input_shape");
+    *out = new_handle(layer->layer.reshape(shape), {}).release();
+    return TCONV3D_OK;
+  });
 }
 
 void tconv3d_layer_destroy(tconv3d_layer* layer) { delete layer; }

@@ -6,13 +6,14 @@
 
 #include "core/problem.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/weight_store.hpp"
 #include "tconv3d/options.hpp"
 
 namespace tconv3d {
 
-// kernel: Keras layout; bias: (filters,) or null. Throws tconv3d::Error when
-// the requested backend or ISA cannot serve here.
-std::unique_ptr<Executor> make_executor(const Problem& problem, const float* kernel, const float* bias,
-                                        const LayerOptions& options);
+// weights: the layer's (a code-generating backend packs them there, once per
+// layout). Throws tconv3d::Error when the requested backend or ISA cannot
+// serve here.
+std::unique_ptr<Executor> make_executor(const Problem& problem, WeightStore& weights, const LayerOptions& options);
 
 }  // namespace tconv3d

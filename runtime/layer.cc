@@ -8,6 +8,7 @@
 #include "core/weights.hpp"
 #include "runtime/executor_factory.hpp"
 #include "runtime/memory_guard.hpp"
+#include "runtime/weight_store.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {
@@ -15,8 +16,8 @@ namespace tconv3d {
 struct Layer::State {
   LayerConfig config;
   ConvGeometry geometry;
-  std::vector<float> kernel;
-  std::vector<float> bias;
+  bool explicit_geometry = false;  // from create_from_geometry: reshape keeps its crops
+  std::shared_ptr<WeightStore> weights;  // shared by every shape of the layer
   std::vector<std::string> warnings;
   std::unique_ptr<Executor> executor;
   LayerOptions options;
@@ -29,6 +30,47 @@ std::vector<int64_t> kernel_shape_of(const ConvGeometry& g) {
   return {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels, g.in_channels};
 }
 
+void check_glu_axis(const ConvGeometry& g, const Activation& activation) {
+  if (activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2 != 0) {
+    throw Error("activation", "glu splits the last axis in two halves, but the output's last axis has odd size " +
+                                  std::to_string(g.output_shape()[4]));
+  }
+}
+
+std::shared_ptr<WeightStore> copy_weights(const ConstTensor& kernel, const ConstTensor& bias, int64_t kernel_elements,
+                                          int64_t bias_elements) {
+  // The copy, and the packing that follows (about as large).
+  check_allocatable(4.0 * 2.0 * double(kernel_elements), "kernel");
+  try {
+    std::vector<float> k(kernel.data, kernel.data + kernel_elements);
+    std::vector<float> b;
+    if (bias.data) b.assign(bias.data, bias.data + bias_elements);
+    return std::make_shared<WeightStore>(std::move(k), std::move(b));
+  } catch (const std::bad_alloc&) {
+    throw Error("layer", "out of memory while copying the weights");
+  }
+}
+
+// An explicit geometry (ONNX, PyTorch) for another input: the same crops on
+// both ends of every axis, so the output follows the input as those
+// frameworks' own formulas make it.
+ConvGeometry with_input_shape(const ConvGeometry& g, const std::vector<int64_t>& input_shape) {
+  if (input_shape.size() != 5)
+    throw Error("input_shape", "expected 5 dimensions, got " + shape_to_string(input_shape));
+  const bool last = g.data_format == DataFormat::kChannelsLast;
+  ConvGeometry r = g;
+  r.batch = input_shape[0];
+  r.in_channels = input_shape[last ? 4 : 1];
+  for (int a = 0; a < 3; ++a) {
+    AxisGeometry& ax = r.axes[a];
+    const int64_t crop_end = g.axes[a].crop_end();
+    ax.in = input_shape[static_cast<size_t>(last ? 1 + a : 2 + a)];
+    ax.out = ax.in > 0 ? ax.full_out() - ax.crop_begin - crop_end : 0;
+  }
+  validate_geometry(r);
+  return r;
+}
+
 }  // namespace
 
 Layer::Layer(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -37,25 +79,42 @@ Layer& Layer::operator=(Layer&&) noexcept = default;
 Layer::~Layer() = default;
 
 // What every way of creating a layer ends with, once shapes are checked and
-// state->config / state->geometry are set: copy the weights and build the executor.
-Layer Layer::finish(std::unique_ptr<State> state, const ConstTensor& kernel, const ConstTensor& bias,
-                    const LayerOptions& options) {
+// config, geometry and weights are set: the executor over those weights.
+Layer Layer::finish(std::unique_ptr<State> state) {
   const ConvGeometry& g = state->geometry;
   const LayerConfig& config = state->config;
+  const LayerOptions& options = state->options;
   if (options.threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(options.threads));
-  // Weights (kept + packed) and one output-sized scratch for axis activations.
-  check_allocatable(4.0 * (3.0 * double(g.kernel_elements()) + double(g.output_elements())), "layer");
+  // The packed weights (shared once packed) and one output-sized scratch for axis activations.
+  check_allocatable(4.0 * (double(g.kernel_elements()) + double(g.output_elements())), "layer");
   try {
-    state->kernel.assign(kernel.data, kernel.data + g.kernel_elements());
-    if (bias.data) state->bias.assign(bias.data, bias.data + g.out_channels);
-    state->executor = make_executor(make_problem(g, config.use_bias, config.activation), state->kernel.data(),
-                                    config.use_bias ? state->bias.data() : nullptr, options);
+    state->executor = make_executor(make_problem(g, config.use_bias, config.activation), *state->weights, options);
   } catch (const std::bad_alloc&) {
     throw Error("layer", "out of memory while creating the layer");
   }
   state->threads = options.threads > 0 ? options.threads : omp_get_max_threads();
   return Layer(std::move(state));
 }
+
+Layer Layer::reshape(const std::vector<int64_t>& input_shape) const {
+  const State& from = *state_;
+  auto state = std::make_unique<State>();
+  state->config = from.config;
+  state->options = from.options;
+  state->explicit_geometry = from.explicit_geometry;
+  state->weights = from.weights;
+  state->geometry = from.explicit_geometry ? with_input_shape(from.geometry, input_shape)
+                                           : resolve_geometry(from.config, input_shape, &state->warnings);
+  if (state->geometry.in_channels != from.geometry.in_channels) {
+    throw Error("input_shape", "the input has " + std::to_string(state->geometry.in_channels) +
+                                   " channels, but the layer's kernel takes " +
+                                   std::to_string(from.geometry.in_channels));
+  }
+  check_glu_axis(state->geometry, state->config.activation);
+  return finish(std::move(state));
+}
+
+int64_t Layer::weight_packs() const { return state_->weights->packs(); }
 
 Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input_shape,
                     const ConstTensor& kernel, const ConstTensor& bias, const LayerOptions& options) {
@@ -79,11 +138,9 @@ Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input
     throw Error("bias", "shape " + shape_to_string(bias.shape) + " does not match the layer: expected (" +
                             std::to_string(g.out_channels) + ",)");
   }
-  if (config.activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2 != 0) {
-    throw Error("activation", "glu splits the last axis in two halves, but the output's last axis has odd size " +
-                                  std::to_string(g.output_shape()[4]));
-  }
-  return finish(std::move(state), kernel, bias, options);
+  check_glu_axis(g, config.activation);
+  state->weights = copy_weights(kernel, bias, g.kernel_elements(), g.out_channels);
+  return finish(std::move(state));
 }
 
 Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape,
@@ -106,6 +163,7 @@ Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation
   auto state = std::make_unique<State>();
   state->options = options;
   state->geometry = geometry;
+  state->explicit_geometry = true;
   const ConvGeometry& g = state->geometry;
   // A config that tells what it can: the crops live only in the geometry.
   LayerConfig& c = state->config;
@@ -127,9 +185,9 @@ Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation
   if (bias.data && bias.shape != std::vector<int64_t>{g.out_channels})
     throw Error("bias", "shape " + shape_to_string(bias.shape) + " does not match the geometry: expected (" +
                             std::to_string(g.out_channels) + ",)");
-  if (activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2 != 0)
-    throw Error("activation", "glu needs an even last axis, got " + std::to_string(g.output_shape()[4]));
-  return finish(std::move(state), kernel, bias, options);
+  check_glu_axis(g, activation);
+  state->weights = copy_weights(kernel, bias, g.kernel_elements(), g.out_channels);
+  return finish(std::move(state));
 }
 
 void Layer::forward(const float* input, float* output) const {
@@ -160,8 +218,8 @@ int64_t Layer::output_elements() const {
   const Shape5 s = output_shape();
   return s[0] * s[1] * s[2] * s[3] * s[4];
 }
-const std::vector<float>& Layer::kernel() const { return state_->kernel; }
-const std::vector<float>& Layer::bias() const { return state_->bias; }
+const std::vector<float>& Layer::kernel() const { return state_->weights->kernel(); }
+const std::vector<float>& Layer::bias() const { return state_->weights->bias(); }
 const std::vector<std::string>& Layer::warnings() const { return state_->warnings; }
 Backend Layer::backend() const { return state_->executor->backend(); }
 std::string Layer::isa() const { return state_->executor->isa(); }
@@ -172,9 +230,9 @@ Layer::Losses Layer::losses(const float* output) const {
   const State& s = *state_;
   Losses l;
   if (s.config.kernel_regularizer)
-    l.kernel = regularization_loss(*s.config.kernel_regularizer, s.kernel.data(), int64_t(s.kernel.size()));
-  if (s.config.bias_regularizer && !s.bias.empty())
-    l.bias = regularization_loss(*s.config.bias_regularizer, s.bias.data(), int64_t(s.bias.size()));
+    l.kernel = regularization_loss(*s.config.kernel_regularizer, kernel().data(), int64_t(kernel().size()));
+  if (s.config.bias_regularizer && !bias().empty())
+    l.bias = regularization_loss(*s.config.bias_regularizer, bias().data(), int64_t(bias().size()));
   if (s.config.activity_regularizer && output) {
     l.activity = regularization_loss(*s.config.activity_regularizer, output, output_elements()) /
                  double(s.geometry.batch);

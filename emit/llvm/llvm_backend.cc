@@ -74,4 +74,9 @@ CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
   return code;
 }
 
+const codegen::CodeBackend& llvm_code_backend() {
+  static const codegen::CodeBackend backend{Backend::kLlvm, "__llvm", llvm_kernel_key, compile_row_kernel};
+  return backend;
+}
+
 }  // namespace tconv3d::llvm_backend

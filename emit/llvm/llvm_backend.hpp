@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/compiled_code.hpp"
+#include "plan/code_backend.hpp"
 #include "plan/plan.hpp"
 
 namespace tconv3d::llvm_backend {
@@ -38,6 +39,9 @@ std::string llvm_kernel_key(const codegen::KernelPlan& plan);
 // Compiles the plan's row kernel for this CPU (plan.isa picks the vector
 // width), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
 CompiledCode compile_row_kernel(const codegen::KernelPlan& plan);
+
+// The LLVM emitter as a code backend (JIT for this host).
+const codegen::CodeBackend& llvm_code_backend();
 
 
 }  // namespace tconv3d::llvm_backend

@@ -424,4 +424,10 @@ CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan) {
   throw Error("isa", "the xbyak emitter needs avx2 or avx512, got " + to_string(plan.isa));
 }
 
+const codegen::CodeBackend& xbyak_code_backend() {
+  static const codegen::CodeBackend backend{
+      Backend::kXbyak, "", [](const codegen::KernelPlan& plan) { return plan.cache_key(); }, emit_tconv_kernel};
+  return backend;
+}
+
 }  // namespace tconv3d::x64

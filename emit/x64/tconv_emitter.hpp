@@ -12,6 +12,7 @@
 
 #include "core/compiled_code.hpp"
 #include "emit/x64/activation_emitter.hpp"
+#include "plan/code_backend.hpp"
 #include "plan/plan.hpp"
 
 namespace tconv3d::x64 {
@@ -67,5 +68,8 @@ class TConvEmitter : public Xbyak::CodeGenerator {
 
 // Emits the kernel for plan.isa (kAvx2 or kAvx512).
 CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan);
+
+// The Xbyak emitter as a code backend.
+const codegen::CodeBackend& xbyak_code_backend();
 
 }  // namespace tconv3d::x64

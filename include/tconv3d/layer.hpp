@@ -44,6 +44,13 @@ class Layer {
   Layer& operator=(Layer&&) noexcept;
   ~Layer();
 
+  // The same layer for another input shape (batch, spatial sizes; the same
+  // channels): it shares this layer's weights and their packing, which
+  // depends only on the layer and the ISA, so nothing is repacked; a shape
+  // seen before finds its kernels in the kernel cache. Throws tconv3d::Error
+  // for a shape the layer cannot take.
+  Layer reshape(const std::vector<int64_t>& input_shape) const;
+
   // input: input_shape(); output: output_shape() elements. Thread-safe.
   void forward(const float* input, float* output) const;
 
@@ -59,6 +66,9 @@ class Layer {
   std::string isa() const;           // "avx2", "avx512", "none"
   std::string kernel_name() const;   // what runs, for reports
   int threads() const;
+  // How many packed weight layouts this layer and the layers reshaped from
+  // it have made (1 once a generated kernel ran; 0 for the portable kernels).
+  int64_t weight_packs() const;
 
   // The loss terms Keras would add: kernel and bias regularizers on the
   // weights, the activity regularizer on an output (after the activation)
@@ -71,8 +81,7 @@ class Layer {
  private:
   struct State;
   explicit Layer(std::unique_ptr<State> state);
-  static Layer finish(std::unique_ptr<State> state, const ConstTensor& kernel, const ConstTensor& bias,
-                      const LayerOptions& options);
+  static Layer finish(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;
 };
 

@@ -119,6 +119,13 @@ tconv3d_status tconv3d_layer_create_initialized_from_json(const char* config_jso
                                                           tconv3d_layer** out, char* error,
                                                           size_t error_size);
 
+/* The same layer for another input shape (batch and spatial sizes; the same
+ * channels) as a new layer: it shares `layer`'s weights and their packing,
+ * and a shape seen before compiles nothing. Free both layers independently.
+ * On failure *out is set to NULL. */
+tconv3d_status tconv3d_layer_reshape(const tconv3d_layer* layer, const int64_t* input_shape, int input_rank,
+                                     tconv3d_layer** out, char* error, size_t error_size);
+
 /* Frees the layer; NULL is allowed. */
 void tconv3d_layer_destroy(tconv3d_layer* layer);
 

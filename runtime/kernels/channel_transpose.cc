@@ -2,7 +2,10 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
+
+#include "core/cpu_features.hpp"
 
 namespace tconv3d {
 namespace {
@@ -116,6 +119,25 @@ void transpose_block(const float* src, int64_t ss, float* dst, int64_t ds, int64
   transpose_plain(src, ss, dst, ds, head, cols);
   transpose_plain(src + end * ss, ss, dst + end, ds, rows - end, cols);
   transpose_plain(src + head * ss + full_cols, ss, dst + full_cols * ds + head, ds, end - head, cols - full_cols);
+}
+
+void transpose_batched(const float* in, float* out, int64_t batch, int64_t rows, int64_t cols, int threads) {
+  constexpr int64_t kBlock = 32;
+  const bool avx = cpu_features().avx2_fma || cpu_features().avx512;
+#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
+      for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+        const float* src = in + n * rows * cols + r0 * cols + c0;
+        float* dst = out + n * rows * cols + c0 * rows + r0;
+        const int64_t block_rows = std::min(kBlock, rows - r0), block_cols = std::min(kBlock, cols - c0);
+        if (avx) {
+          transpose_block(src, cols, dst, rows, block_rows, block_cols, false);
+          continue;
+        }
+        for (int64_t c = 0; c < block_cols; ++c)
+          for (int64_t r = 0; r < block_rows; ++r) dst[c * rows + r] = src[r * cols + c];
+      }
 }
 
 }  // namespace tconv3d

@@ -14,4 +14,9 @@ namespace tconv3d {
 void transpose_block(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
                      int64_t cols, bool stream);
 
+// [batch][rows][cols] -> [batch][cols][rows] in square blocks shared among
+// `threads`: AVX tiles where the CPU runs AVX, plain loops elsewhere (the
+// generic kernel's SSE2 baseline).
+void transpose_batched(const float* in, float* out, int64_t batch, int64_t rows, int64_t cols, int threads);
+
 }  // namespace tconv3d

@@ -9,6 +9,7 @@
 
 #include "core/activation.hpp"
 #include "core/cpu_features.hpp"
+#include "runtime/kernels/channel_transpose.hpp"
 #include "runtime/kernels/generic_plan.hpp"
 #include "tconv3d/error.hpp"
 
@@ -119,7 +120,7 @@ class GenericExecutor final : public Executor {
       // (the stride phases interleave along W, so those would fill each
       // output cache line in two separate passes).
       input_cl.resize(size_t(g.input_elements()));
-      transpose(input, input_cl.data(), g.batch, g.in_channels, in_spatial, nthreads);
+      transpose_batched(input, input_cl.data(), g.batch, g.in_channels, in_spatial, nthreads);
       output_cl.resize(size_t(g.output_elements()));
       x = input_cl.data();
       y = output_cl.data();
@@ -136,7 +137,7 @@ class GenericExecutor final : public Executor {
         run_tile(plan_.tiles[i], x, y, rows.data(), panels.data(), active.data(), tile.data());
     }
     if (g.data_format == DataFormat::kChannelsFirst)
-      transpose(output_cl.data(), output, g.batch, out_spatial, g.out_channels, nthreads);
+      transpose_batched(output_cl.data(), output, g.batch, out_spatial, g.out_channels, nthreads);
   }
 
   Backend backend() const override { return Backend::kGeneric; }
@@ -144,21 +145,6 @@ class GenericExecutor final : public Executor {
   std::string kernel_name() const override { return plan_.describe(); }
 
  private:
-  // [batch][rows][cols] -> [batch][cols][rows] in 32x32 blocks.
-  static void transpose(const float* in, float* out, int64_t batch, int64_t rows, int64_t cols, int nthreads) {
-    constexpr int64_t kBlock = 32;
-#pragma omp parallel for collapse(3) schedule(static) num_threads(nthreads)
-    for (int64_t n = 0; n < batch; ++n)
-      for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
-        for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
-          const float* src = in + n * rows * cols;
-          float* dst = out + n * rows * cols;
-          const int64_t r1 = std::min(rows, r0 + kBlock), c1 = std::min(cols, c0 + kBlock);
-          for (int64_t c = c0; c < c1; ++c)
-            for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-        }
-  }
-
   void run_tile(const Tile& t, const float* x, float* y, const float** rows, const float** panels,
                 int64_t* active, float* tile) const {
     const ConvGeometry& g = problem_.geometry;

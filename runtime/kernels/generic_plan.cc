@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "plan/plan.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d::generic {
@@ -30,9 +31,11 @@ const MicroKernel* microkernels(GenericIsa isa) {
 
 AxisPhases::AxisPhases(const AxisGeometry& axis) {
   const int64_t s = axis.stride;
-  taps.resize(size_t(s));
   outputs.resize(size_t(s));
-  for (int64_t a = 0; a < axis.kernel; ++a) taps[size_t((a * axis.dilation) % s)].push_back(a);
+  for (const codegen::AxisPhase& phase : codegen::axis_phases(axis)) {
+    std::vector<int64_t>& class_taps = taps.emplace_back();
+    for (const codegen::PhaseTap& t : phase.taps) class_taps.push_back(t.tap);
+  }
   for (const auto& class_taps : taps) {
     std::vector<int64_t> shifts;
     for (int64_t a : class_taps) shifts.push_back((a - class_taps.front()) * axis.dilation / s);

@@ -9,7 +9,6 @@
 
 #include "core/kernel_args.hpp"
 #include "plan/row_taps.hpp"
-#include "plan/weight_pack.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
 
 namespace tconv3d {
@@ -20,11 +19,10 @@ constexpr int64_t kSlabBytes = int64_t(256) << 10;  // channels_first scratch pe
 
 class RowExecutor final : public Executor {
  public:
-  RowExecutor(codegen::KernelPlan plan, const float* kernel, const float* bias, Backend backend,
-              const std::string& name, const RowKernelCompiler& compile)
+  RowExecutor(codegen::KernelPlan plan, WeightStore& weights, Backend backend, const std::string& name,
+              const RowKernelCompiler& compile)
       : plan_(std::move(plan)),
-        weights_(pack_weights(plan_, kernel)),
-        bias_(pack_bias(plan_, plan_.has_bias ? bias : nullptr)),
+        packed_(weights.packed_for(plan_)),
         rows_(build_row_taps(plan_)),
         backend_(backend),
         name_(plan_.split_groups ? name + "_per_group" : name) {
@@ -111,8 +109,8 @@ class RowExecutor final : public Executor {
 #pragma omp parallel num_threads(threads)
     {
       codegen::KernelArgs args{};
-      args.weights = weights_.data();
-      args.bias = bias_.data();
+      args.weights = packed_->weights.data();
+      args.bias = packed_->bias.data();
 #pragma omp for schedule(dynamic, 1)
       for (int chunk = 0; chunk < chunks; ++chunk) {
         for (int64_t item = first[static_cast<size_t>(chunk)]; item < first[static_cast<size_t>(chunk) + 1];
@@ -156,8 +154,8 @@ class RowExecutor final : public Executor {
     {
       AlignedFloats slab(static_cast<size_t>(block_rows * out_row));
       codegen::KernelArgs args{};
-      args.weights = weights_.data();
-      args.bias = bias_.data();
+      args.weights = packed_->weights.data();
+      args.bias = packed_->bias.data();
 #pragma omp for schedule(dynamic, 1)
       for (int64_t item = 0; item < items; ++item) {
         const int64_t k = item / per_kernel, rest = item % per_kernel;
@@ -184,8 +182,7 @@ class RowExecutor final : public Executor {
   }
 
   codegen::KernelPlan plan_;
-  AlignedFloats weights_;
-  AlignedFloats bias_;
+  std::shared_ptr<const PackedWeights> packed_;  // shared by every shape of the layer
   RowTaps rows_;
   Backend backend_;
   std::string name_;
@@ -197,10 +194,9 @@ class RowExecutor final : public Executor {
 
 }  // namespace
 
-std::unique_ptr<Executor> make_row_executor(codegen::KernelPlan plan, const float* kernel, const float* bias,
-                                            Backend backend, const std::string& name,
-                                            const RowKernelCompiler& compile) {
-  return std::make_unique<RowExecutor>(std::move(plan), kernel, bias, backend, name, compile);
+std::unique_ptr<Executor> make_row_executor(codegen::KernelPlan plan, WeightStore& weights, Backend backend,
+                                            const std::string& name, const RowKernelCompiler& compile) {
+  return std::make_unique<RowExecutor>(std::move(plan), weights, backend, name, compile);
 }
 
 }  // namespace tconv3d

@@ -17,6 +17,7 @@
 #include "plan/plan.hpp"
 #include "runtime/exec_memory.hpp"
 #include "runtime/executor.hpp"
+#include "runtime/weight_store.hpp"
 #include "tconv3d/options.hpp"
 
 namespace tconv3d {
@@ -25,11 +26,10 @@ namespace tconv3d {
 // plan.for_group(k), one call per channel group, when plan.split_groups.
 using RowKernelCompiler = std::function<std::shared_ptr<const ExecutableCode>(const codegen::KernelPlan&)>;
 
-// kernel: Keras layout (kd, kh, kw, filters, in_channels); bias: (filters,) or
-// null (zeros). name: what kernel_name() reports ("_per_group" is appended
-// when the plan splits its channel groups).
-std::unique_ptr<Executor> make_row_executor(codegen::KernelPlan plan, const float* kernel, const float* bias,
-                                            Backend backend, const std::string& name,
-                                            const RowKernelCompiler& compile);
+// The weights come packed for the plan from `weights` (packed there once per
+// layout). name: what kernel_name() reports ("_per_group" is appended when
+// the plan splits its channel groups).
+std::unique_ptr<Executor> make_row_executor(codegen::KernelPlan plan, WeightStore& weights, Backend backend,
+                                            const std::string& name, const RowKernelCompiler& compile);
 
 }  // namespace tconv3d

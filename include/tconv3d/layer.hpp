@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "tconv3d/config.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/export.h"
 #include "tconv3d/geometry.hpp"
 
 namespace tconv3d {
@@ -16,10 +18,10 @@ namespace tconv3d {
 enum class Backend { kAuto, kReference, kGeneric, kXbyak, kLlvm };
 enum class Isa { kAuto, kAvx2, kAvx512 };
 
-std::string to_string(Backend);
-std::string to_string(Isa);
-Backend parse_backend(const std::string& text);  // auto|reference|generic|xbyak|llvm
-Isa parse_isa(const std::string& text);          // auto|avx2|avx512
+TCONV3D_API std::string to_string(Backend);
+TCONV3D_API std::string to_string(Isa);
+TCONV3D_API Backend parse_backend(const std::string& text);  // auto|reference|generic|xbyak|llvm
+TCONV3D_API Isa parse_isa(const std::string& text);          // auto|avx2|avx512
 
 struct LayerOptions {
   Backend backend = Backend::kAuto;
@@ -36,7 +38,7 @@ struct Problem {
   Activation fused_activation;  // elementwise or linear
 };
 
-class Executor {
+class TCONV3D_API Executor {
  public:
   virtual ~Executor() = default;
   // input and output are in the geometry's data format, densely packed.
@@ -52,7 +54,7 @@ struct ConstTensor {
   std::vector<int64_t> shape;
 };
 
-class Layer {
+class TCONV3D_API Layer {
  public:
   // kernel: Keras layout (kd, kh, kw, filters, in_channels), float32.
   // bias: (filters,) float32; required iff config.use_bias (data == nullptr: none).

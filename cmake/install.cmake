@@ -15,10 +15,15 @@ target_compile_features(tconv3d INTERFACE cxx_std_17)
 # What a consumer's code may test: TCONV3D_HAVE_MODELS (tconv3d::Model exists) and the backends.
 get_target_property(tconv3d_feature_definitions tconv3d INTERFACE_COMPILE_DEFINITIONS)
 
-# libtconv3d.so: the static library's objects again (no second compile; they
-# are PIC and built with hidden visibility), linked to what the static one uses.
-add_library(tconv3d_shared SHARED $<TARGET_OBJECTS:tconv3d>)
-target_link_libraries(tconv3d_shared PRIVATE $<TARGET_PROPERTY:tconv3d,LINK_LIBRARIES>)
+# libtconv3d.so: the whole static library (no second compile: its objects are
+# PIC and built with hidden visibility) and, privately, what that needs.
+# Linking the archive rather than naming its objects keeps this true however
+# tconv3d is assembled from internal libraries. CMake wants one source file
+# for a library; the generated one is empty.
+file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/tconv3d_shared.cc
+     CONTENT "// libtconv3d.so's code is libtconv3d.a, linked whole (cmake/install.cmake).\n")
+add_library(tconv3d_shared SHARED ${CMAKE_BINARY_DIR}/tconv3d_shared.cc)
+target_link_libraries(tconv3d_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,tconv3d>")
 target_include_directories(tconv3d_shared INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_definitions(tconv3d_shared INTERFACE ${tconv3d_feature_definitions})

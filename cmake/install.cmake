@@ -14,6 +14,9 @@ include(CMakePackageConfigHelpers)
 target_compile_features(tconv3d INTERFACE cxx_std_17)
 # What a consumer's code may test: TCONV3D_HAVE_MODELS (tconv3d::Model exists) and the backends.
 get_target_property(tconv3d_feature_definitions tconv3d INTERFACE_COMPILE_DEFINITIONS)
+if(NOT tconv3d_feature_definitions)
+  set(tconv3d_feature_definitions "")
+endif()
 
 # libtconv3d.so: the whole static library (no second compile: its objects are
 # PIC and built with hidden visibility) and, privately, what that needs.
@@ -62,6 +65,7 @@ install(DIRECTORY include/tconv3d DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 set(TCONV3D_STATIC_LIBZIP_DIR "")
 set(TCONV3D_STATIC_HDF5_LIBRARIES "")
 set(TCONV3D_STATIC_LLVM_LIBRARY "")
+set(TCONV3D_STATIC_UNAVAILABLE "")  # why the static package cannot be described, if it cannot
 set(pc_private_libs "-fopenmp -lpthread")
 if(TCONV3D_WITH_MODELS_ENABLED)
   find_library(TCONV3D_LIBZIP_LIBRARY zip HINTS ${LIBZIP_LIBRARY_DIRS} REQUIRED)
@@ -74,13 +78,21 @@ if(TCONV3D_WITH_MODELS_ENABLED)
   string(APPEND pc_private_libs " -lzip ${hdf5_flags}")
 endif()
 if(TCONV3D_WITH_LLVM_ENABLED)
-  # The one shared libLLVM this build links (Debian: libLLVM-14.so).
-  find_library(TCONV3D_LLVM_LIBRARY NAMES LLVM-${LLVM_VERSION_MAJOR} LLVM
-               PATHS ${LLVM_LIBRARY_DIR} NO_DEFAULT_PATH REQUIRED)
-  set(TCONV3D_STATIC_LLVM_LIBRARY ${TCONV3D_LLVM_LIBRARY})
-  string(APPEND pc_private_libs " ${TCONV3D_LLVM_LIBRARY}")
+  # The one shared libLLVM this build links (Debian: libLLVM-14.so). A build
+  # on LLVM's component archives instead still ships libtconv3d.so, which
+  # holds them; only the static package is left out.
+  if(TARGET LLVM)
+    find_library(TCONV3D_LLVM_LIBRARY NAMES LLVM-${LLVM_VERSION_MAJOR} LLVM
+                 PATHS ${LLVM_LIBRARY_DIR} NO_DEFAULT_PATH)
+  endif()
+  if(TCONV3D_LLVM_LIBRARY)
+    set(TCONV3D_STATIC_LLVM_LIBRARY ${TCONV3D_LLVM_LIBRARY})
+    string(APPEND pc_private_libs " ${TCONV3D_LLVM_LIBRARY}")
+  else()
+    set(TCONV3D_STATIC_UNAVAILABLE "this tconv3d was built on LLVM's component libraries; use tconv3d::shared")
+  endif()
 endif()
-list(JOIN tconv3d_feature_definitions ";" TCONV3D_STATIC_DEFINITIONS)
+set(TCONV3D_STATIC_DEFINITIONS "${tconv3d_feature_definitions}")
 list(TRANSFORM tconv3d_feature_definitions PREPEND "-D" OUTPUT_VARIABLE pc_definitions)
 list(JOIN pc_definitions " " TCONV3D_PC_DEFINITIONS)
 set(TCONV3D_PC_PRIVATE_LIBS "${pc_private_libs}")
@@ -94,5 +106,7 @@ configure_file(cmake/tconv3d-static.pc.in ${CMAKE_BINARY_DIR}/tconv3d-static.pc 
 install(FILES ${CMAKE_BINARY_DIR}/tconv3dConfig.cmake ${CMAKE_BINARY_DIR}/tconv3dConfigVersion.cmake
               ${CMAKE_BINARY_DIR}/tconv3dStatic.cmake cmake/tconv3d_add_kernel.cmake
         DESTINATION ${tconv3d_cmake_dir})
-install(FILES ${CMAKE_BINARY_DIR}/tconv3d.pc ${CMAKE_BINARY_DIR}/tconv3d-static.pc
-        DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${CMAKE_BINARY_DIR}/tconv3d.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+if(NOT TCONV3D_STATIC_UNAVAILABLE)
+  install(FILES ${CMAKE_BINARY_DIR}/tconv3d-static.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()

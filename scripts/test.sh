@@ -16,6 +16,9 @@ run_suite() {
 echo "== Release build and tests" >&2
 run_suite build -DCMAKE_BUILD_TYPE=Release
 
+echo "== The installed package from C++ and C projects (find_package, pkg-config)" >&2
+bash scripts/test-consumers.sh build
+
 echo "== Sanitize build (AddressSanitizer + UndefinedBehaviorSanitizer) and tests" >&2
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp

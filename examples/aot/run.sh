@@ -7,6 +7,8 @@
 #   examples/aot/run.sh BUILD_DIR aarch64-linux-gnu    cross: llvm NEON objects, linked with
 #                                                      aarch64-linux-gnu-gcc, run under qemu-aarch64
 # BUILD_DIR holds bin/tconv3d. Exit status 0 only if every combination matches.
+# The same program built through the installed package (find_package(tconv3d)
+# and tconv3d_add_kernel()) is one of scripts/test-consumers.sh's consumers.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 build="$(cd "${1:?usage: run.sh BUILD_DIR [TRIPLE]}" && pwd)"
@@ -59,17 +61,6 @@ for layer in "${layers[@]}"; do
     "${runner[@]}" "$dir/example" "$dir" || failures=$((failures + 1))
   done
 done
-# The same program through the installed package: find_package(tconv3d) and
-# tconv3d_add_kernel() generate the objects at build time.
-if [ -z "$target" ] && command -v cmake >/dev/null; then
-  echo "== CMake: find_package(tconv3d) + tconv3d_add_kernel()"
-  data="$work/layer_llvm_avx2"
-  cmake --install "$build" --prefix "$work/prefix" >/dev/null
-  cmake -S "$here" -B "$work/cmake_build" -DCMAKE_PREFIX_PATH="$work/prefix" -DEXAMPLE_DATA="$data" >/dev/null
-  cmake --build "$work/cmake_build" >/dev/null
-  "$work/cmake_build/aot_example" "$data" || failures=$((failures + 1))
-fi
-
 if [ "$failures" -ne 0 ]; then
   echo "run.sh: $failures combination(s) FAILED" >&2
   exit 1

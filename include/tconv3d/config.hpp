@@ -3,11 +3,18 @@
 // canonical); parse_layer_config() and validate() are the only ways in.
 #pragma once
 
+#if __cplusplus < 201703L
+#error "tconv3d's C++ API needs C++17 or later (-std=c++17)"
+#endif
+
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "tconv3d/error.hpp"
+#include "tconv3d/export.h"
 
 namespace tconv3d {
 
@@ -29,7 +36,7 @@ enum class ActivationKind {
   kSoftmax, kLogSoftmax, kGlu, kSparsemax,
 };
 
-struct Activation {
+struct TCONV3D_API Activation {
   ActivationKind kind = ActivationKind::kLinear;
   // leaky_relu slope, elu/celu alpha, shrink threshold, squareplus b, relu's
   // tf.keras 2.x alpha. Meaning depends on kind; defaults are Keras's.
@@ -99,19 +106,19 @@ struct LayerConfig {
 
 // Throws tconv3d::Error naming the argument for every value Keras rejects
 // (in the config's flavor). parse_layer_config() already calls it.
-void validate(const LayerConfig& config);
+TCONV3D_API void validate(const LayerConfig& config);
 
 // Parses Keras's JSON: a get_config() dict, or {"class_name": "Conv3DTranspose",
 // "config": {...}} as in a model file. Keras 2 and Keras 3 spellings.
 // `flavor` forces a flavor; without it a config in the tf.keras 2.x dialect
 // (`groups` present, `dilation_rate` absent) gets kTfKeras2, others kKeras3,
 // and the choice is reported in `warnings`.
-LayerConfig parse_layer_config(const std::string& json_text, std::optional<Flavor> flavor = {},
-                               std::vector<std::string>* warnings = nullptr);
+TCONV3D_API LayerConfig parse_layer_config(const std::string& json_text, std::optional<Flavor> flavor = {},
+                                           std::vector<std::string>* warnings = nullptr);
 
-std::string to_string(Padding);
-std::string to_string(DataFormat);
-std::string to_string(Flavor);
-Flavor parse_flavor(const std::string& text);  // "keras3" | "tf_keras2"
+TCONV3D_API std::string to_string(Padding);
+TCONV3D_API std::string to_string(DataFormat);
+TCONV3D_API std::string to_string(Flavor);
+TCONV3D_API Flavor parse_flavor(const std::string& text);  // "keras3" | "tf_keras2"
 
 }  // namespace tconv3d

@@ -2,13 +2,21 @@
 // at fault so a caller (or the CLI) can say exactly what was wrong.
 #pragma once
 
+#if __cplusplus < 201703L
+#error "tconv3d's C++ API needs C++17 or later (-std=c++17)"
+#endif
+
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "tconv3d/export.h"
+
 namespace tconv3d {
 
-class Error : public std::runtime_error {
+// Exported so that its type_info is one object: a catch in the program
+// matches what libtconv3d.so throws.
+class TCONV3D_API Error : public std::runtime_error {
  public:
   Error(std::string argument, const std::string& message)
       : std::runtime_error(argument.empty() ? message : argument + ": " + message),

@@ -12,10 +12,13 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "tconv3d/config.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/export.h"
 
 namespace tconv3d {
 
@@ -30,10 +33,15 @@ struct AxisGeometry {
   int64_t effective_kernel() const { return (kernel - 1) * dilation + 1; }
   int64_t full_out() const { return (in - 1) * stride + effective_kernel(); }
   int64_t crop_end() const { return full_out() - crop_begin - out; }
-  bool operator==(const AxisGeometry&) const = default;
+  // Spelled out: the public headers are C++17, which has no defaulted ==.
+  bool operator==(const AxisGeometry& o) const {
+    return in == o.in && kernel == o.kernel && stride == o.stride && dilation == o.dilation &&
+           crop_begin == o.crop_begin && out == o.out;
+  }
+  bool operator!=(const AxisGeometry& o) const { return !(*this == o); }
 };
 
-struct ConvGeometry {
+struct TCONV3D_API ConvGeometry {
   int64_t batch = 0;
   int64_t in_channels = 0;
   int64_t out_channels = 0;       // filters
@@ -51,32 +59,36 @@ struct ConvGeometry {
   // the FMAs an output-stationary kernel must do, so the share of the FMA
   // peak is taken from these. Same as flops() for valid padding.
   double useful_flops() const;
-  bool operator==(const ConvGeometry&) const = default;
+  bool operator==(const ConvGeometry& o) const {
+    return batch == o.batch && in_channels == o.in_channels && out_channels == o.out_channels &&
+           axes == o.axes && data_format == o.data_format;
+  }
+  bool operator!=(const ConvGeometry& o) const { return !(*this == o); }
 };
 
 // Keras's output length for one axis (keras_semantics.md §2); `dilation` is the
 // one the flavor honours (tf.keras 2.x passes 1).
-int64_t keras_output_length(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
-                            Padding padding, std::optional<int64_t> output_padding);
+TCONV3D_API int64_t keras_output_length(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
+                                        Padding padding, std::optional<int64_t> output_padding);
 // The left crop P of §3.3.
-int64_t keras_crop_begin(int64_t kernel, int64_t stride, int64_t dilation, Padding padding,
-                         std::optional<int64_t> output_padding);
+TCONV3D_API int64_t keras_crop_begin(int64_t kernel, int64_t stride, int64_t dilation, Padding padding,
+                                     std::optional<int64_t> output_padding);
 
 // Resolves a validated config against an input shape (in the config's data
 // format). Checks rank, channel count, positive sizes, element-count overflow
 // and the flavor's own errors; throws tconv3d::Error naming what is wrong.
 // Warnings (a dilation tf.keras 2.x ignores) go to `warnings`.
-ConvGeometry resolve_geometry(const LayerConfig& config, const std::vector<int64_t>& input_shape,
-                              std::vector<std::string>* warnings = nullptr);
+TCONV3D_API ConvGeometry resolve_geometry(const LayerConfig& config, const std::vector<int64_t>& input_shape,
+                                          std::vector<std::string>* warnings = nullptr);
 
 // Checks a geometry built by hand (ONNX/PyTorch conventions): positive sizes,
 // crops that leave every output inside range, no overflow.
-void validate_geometry(const ConvGeometry& geometry);
+TCONV3D_API void validate_geometry(const ConvGeometry& geometry);
 
 // The final output shape after the activation: GLU halves the last axis.
-Shape5 activated_output_shape(const ConvGeometry& geometry, const Activation& activation);
+TCONV3D_API Shape5 activated_output_shape(const ConvGeometry& geometry, const Activation& activation);
 
-std::string shape_to_string(const std::vector<int64_t>& shape);
-std::string shape_to_string(const Shape5& shape);
+TCONV3D_API std::string shape_to_string(const std::vector<int64_t>& shape);
+TCONV3D_API std::string shape_to_string(const Shape5& shape);
 
 }  // namespace tconv3d

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "tconv3d/config.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/export.h"
 #include "tconv3d/geometry.hpp"
 #include "tconv3d/options.hpp"
 
@@ -20,7 +22,7 @@ struct ConstTensor {
   std::vector<int64_t> shape;
 };
 
-class Layer {
+class TCONV3D_API Layer {
  public:
   // kernel: Keras layout (kd, kh, kw, filters, in_channels), float32.
   // bias: (filters,) float32; required iff config.use_bias (data == nullptr: none).

@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "tconv3d/config.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/export.h"
 #include "tconv3d/layer.hpp"
 
 namespace tconv3d {
@@ -33,7 +35,7 @@ struct ModelOptions {
 };
 
 // One transposed convolution of the model.
-class ModelLayer {
+class TCONV3D_API ModelLayer {
  public:
   struct Info {
     std::string name;     // path: enclosing models joined by '/', e.g. "decoder/up1"
@@ -83,7 +85,7 @@ class ModelLayer {
   std::unique_ptr<Impl> impl_;
 };
 
-class Model {
+class TCONV3D_API Model {
  public:
   // Throws tconv3d::Error naming the file, the layer and the problem.
   static Model load(const std::string& path, const ModelOptions& options = {});

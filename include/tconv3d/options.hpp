@@ -1,17 +1,23 @@
 // How a layer is run: which backend and instruction set, on how many threads.
 #pragma once
 
+#if __cplusplus < 201703L
+#error "tconv3d's C++ API needs C++17 or later (-std=c++17)"
+#endif
+
 #include <string>
+
+#include "tconv3d/export.h"
 
 namespace tconv3d {
 
 enum class Backend { kAuto, kReference, kGeneric, kXbyak, kLlvm };
 enum class Isa { kAuto, kAvx2, kAvx512 };
 
-std::string to_string(Backend);
-std::string to_string(Isa);
-Backend parse_backend(const std::string& text);  // auto|reference|generic|xbyak|llvm
-Isa parse_isa(const std::string& text);          // auto|avx2|avx512
+TCONV3D_API std::string to_string(Backend);
+TCONV3D_API std::string to_string(Isa);
+TCONV3D_API Backend parse_backend(const std::string& text);  // auto|reference|generic|xbyak|llvm
+TCONV3D_API Isa parse_isa(const std::string& text);          // auto|avx2|avx512
 
 struct LayerOptions {
   Backend backend = Backend::kAuto;

@@ -41,6 +41,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tconv3d/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -93,10 +95,10 @@ typedef struct tconv3d_layer tconv3d_layer;
 
 /* Fills `options` with the defaults (auto backend and ISA, all threads,
  * detected flavor). Passing NULL options to the create functions means the same. */
-void tconv3d_options_init(tconv3d_options* options);
+TCONV3D_API void tconv3d_options_init(tconv3d_options* options);
 
 /* A static, never-NULL name for a status ("OK", "INVALID_ARGUMENT", ...). */
-const char* tconv3d_status_name(tconv3d_status status);
+TCONV3D_API const char* tconv3d_status_name(tconv3d_status status);
 
 /* Creates a layer from Keras's JSON (a get_config() dict, or
  * {"class_name": "Conv3DTranspose", "config": {...}}), an input shape of
@@ -104,64 +106,64 @@ const char* tconv3d_status_name(tconv3d_status status);
  * bias may be NULL (then bias_len must be 0); it is required iff the config's
  * use_bias is true. The weights are copied: the caller's buffers may be freed
  * afterwards. On failure *out is set to NULL. */
-tconv3d_status tconv3d_layer_create_from_json(const char* config_json, const int64_t* input_shape,
-                                              int input_rank, const float* kernel,
-                                              const int64_t* kernel_shape, int kernel_rank,
-                                              const float* bias, int64_t bias_len,
-                                              const tconv3d_options* options, tconv3d_layer** out,
-                                              char* error, size_t error_size);
+TCONV3D_API tconv3d_status tconv3d_layer_create_from_json(const char* config_json, const int64_t* input_shape,
+                                                          int input_rank, const float* kernel,
+                                                          const int64_t* kernel_shape, int kernel_rank,
+                                                          const float* bias, int64_t bias_len,
+                                                          const tconv3d_options* options, tconv3d_layer** out,
+                                                          char* error, size_t error_size);
 
 /* Same, with the weights drawn from the config's initializers; the same seed
  * gives the same weights on every machine. */
-tconv3d_status tconv3d_layer_create_initialized_from_json(const char* config_json,
-                                                          const int64_t* input_shape, int input_rank,
-                                                          uint64_t seed, const tconv3d_options* options,
-                                                          tconv3d_layer** out, char* error,
-                                                          size_t error_size);
+TCONV3D_API tconv3d_status tconv3d_layer_create_initialized_from_json(
+    const char* config_json, const int64_t* input_shape, int input_rank, uint64_t seed,
+    const tconv3d_options* options, tconv3d_layer** out, char* error, size_t error_size);
 
 /* The same layer for another input shape (batch and spatial sizes; the same
  * channels) as a new layer: it shares `layer`'s weights and their packing,
  * and a shape seen before compiles nothing. Free both layers independently.
  * On failure *out is set to NULL. */
-tconv3d_status tconv3d_layer_reshape(const tconv3d_layer* layer, const int64_t* input_shape, int input_rank,
+TCONV3D_API tconv3d_status tconv3d_layer_reshape(const tconv3d_layer* layer, const int64_t* input_shape, int input_rank,
                                      tconv3d_layer** out, char* error, size_t error_size);
 
 /* Frees the layer; NULL is allowed. */
-void tconv3d_layer_destroy(tconv3d_layer* layer);
+TCONV3D_API void tconv3d_layer_destroy(tconv3d_layer* layer);
 
 /* The input shape the layer was made for, and its output shape (after the
  * activation: glu halves the last axis). Both in the layer's data format. */
-tconv3d_status tconv3d_layer_input_shape(const tconv3d_layer* layer, int64_t shape[5]);
-tconv3d_status tconv3d_layer_output_shape(const tconv3d_layer* layer, int64_t shape[5]);
+TCONV3D_API tconv3d_status tconv3d_layer_input_shape(const tconv3d_layer* layer, int64_t shape[5]);
+TCONV3D_API tconv3d_status tconv3d_layer_output_shape(const tconv3d_layer* layer, int64_t shape[5]);
 
 /* The product of the output shape: how many floats `output` must hold. */
-tconv3d_status tconv3d_layer_output_elements(const tconv3d_layer* layer, int64_t* count);
+TCONV3D_API tconv3d_status tconv3d_layer_output_elements(const tconv3d_layer* layer, int64_t* count);
 
 /* Computes the layer. input holds the input shape's element count, output the
  * output's; they must not overlap. Safe to call from several threads at once
  * on the same layer. */
-tconv3d_status tconv3d_layer_forward(const tconv3d_layer* layer, const float* input, float* output,
-                                     char* error, size_t error_size);
+TCONV3D_API tconv3d_status tconv3d_layer_forward(const tconv3d_layer* layer, const float* input,
+                                                 float* output, char* error, size_t error_size);
 
 /* The loss terms Keras would add for this layer: kernel and bias regularizer
  * on the weights, and the activity regularizer on `output` (a result of
  * tconv3d_layer_forward) divided by the batch size. Zero where the config sets
  * no regularizer. output may be NULL, then activity is 0. */
-tconv3d_status tconv3d_layer_losses(const tconv3d_layer* layer, const float* output, double* kernel_loss,
-                                    double* bias_loss, double* activity_loss);
+TCONV3D_API tconv3d_status tconv3d_layer_losses(const tconv3d_layer* layer, const float* output,
+                                                double* kernel_loss, double* bias_loss,
+                                                double* activity_loss);
 
 /* Warnings from creation (e.g. a dilation tf.keras 2.x would ignore, or the
  * flavor that was detected). The strings live as long as the layer. */
-int tconv3d_layer_warning_count(const tconv3d_layer* layer);
-const char* tconv3d_layer_warning(const tconv3d_layer* layer, int index); /* NULL if out of range */
+TCONV3D_API int tconv3d_layer_warning_count(const tconv3d_layer* layer);
+TCONV3D_API const char* tconv3d_layer_warning(const tconv3d_layer* layer,
+                                              int index); /* NULL if out of range */
 
 /* What runs: backend ("reference", "generic", ...), ISA ("avx2", "avx512",
  * "none") and kernel name. Strings live as long as the layer; NULL layer gives "". */
-const char* tconv3d_layer_backend(const tconv3d_layer* layer);
-const char* tconv3d_layer_isa(const tconv3d_layer* layer);
-const char* tconv3d_layer_kernel_name(const tconv3d_layer* layer);
+TCONV3D_API const char* tconv3d_layer_backend(const tconv3d_layer* layer);
+TCONV3D_API const char* tconv3d_layer_isa(const tconv3d_layer* layer);
+TCONV3D_API const char* tconv3d_layer_kernel_name(const tconv3d_layer* layer);
 /* The thread count forward() uses. */
-int tconv3d_layer_threads(const tconv3d_layer* layer);
+TCONV3D_API int tconv3d_layer_threads(const tconv3d_layer* layer);
 
 #ifdef __cplusplus
 } /* extern "C" */

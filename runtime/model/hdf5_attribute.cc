@@ -32,14 +32,14 @@ Attribute parse_attribute(const FileImage& file, const HeaderMessage& message, u
   return attribute;
 }
 
-void refuse_dense_attributes(const FileImage& file, const ObjectHeader& header) {
+bool has_dense_attributes(const FileImage& file, const ObjectHeader& header) {
   const HeaderMessage* info = header.find(kAttributeInfoMessage);
-  if (!info) return;
+  if (!info) return false;
   ByteCursor cursor = message_cursor(file, *info, "attribute info message");
   cursor.skip(1);  // version
   const uint8_t flags = cursor.u8();
   if (flags & 0x01) cursor.skip(2);  // maximum creation index
-  if (cursor.address() != kUndefinedAddress) file.unsupported("dense attribute storage (fractal heap)");
+  return cursor.address() != kUndefinedAddress;
 }
 
 std::string fixed_string(std::string_view bytes, int padding) {
@@ -51,18 +51,20 @@ std::string fixed_string(std::string_view bytes, int padding) {
 
 }  // namespace
 
-std::optional<Attribute> find_attribute(const FileImage& file, const ObjectHeader& header, const std::string& name) {
+AttributeTable read_attributes(const FileImage& file, const ObjectHeader& header) {
+  AttributeTable table;
   for (const HeaderMessage& message : header.messages) {
     if (message.type != kAttributeMessage) continue;
     if (message.shared()) file.unsupported("shared attribute message");
     Attribute attribute = parse_attribute(file, message, header.address);
-    if (attribute.name == name) return attribute;
+    table.compact.emplace(attribute.name, std::move(attribute));
   }
-  refuse_dense_attributes(file, header);
-  return std::nullopt;
+  table.dense = has_dense_attributes(file, header);
+  return table;
 }
 
-std::vector<std::string> attribute_strings(const FileImage& file, const Attribute& attribute, const std::string& what) {
+std::vector<std::string> attribute_strings(const FileImage& file, const Attribute& attribute, GlobalHeapReader& heap,
+                                           const std::string& what) {
   const uint64_t count = attribute.space.element_count();
   const Datatype& type = attribute.type;
   std::vector<std::string> out;
@@ -83,7 +85,6 @@ std::vector<std::string> attribute_strings(const FileImage& file, const Attribut
     for (uint64_t i = 0; i < count; ++i) out.push_back(fixed_string(cursor.bytes(element_size), type.string_padding));
     return out;
   }
-  GlobalHeapReader heap(file);
   for (uint64_t i = 0; i < count; ++i) {
     const uint32_t length = cursor.u32();
     const uint64_t collection = cursor.address();
@@ -92,7 +93,7 @@ std::vector<std::string> attribute_strings(const FileImage& file, const Attribut
       out.emplace_back();
       continue;
     }
-    const std::string_view object = heap.object(collection, index);
+    const std::string_view object = heap.object(file, collection, index);
     if (length > object.size())
       file.corrupt(what + ": a string of " + std::to_string(length) + " bytes in a heap object of " +
                    std::to_string(object.size()));

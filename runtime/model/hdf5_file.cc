@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "runtime/memory_guard.hpp"
 #include "runtime/model/hdf5_attribute.hpp"
 #include "runtime/model/hdf5_dataset.hpp"
+#include "runtime/model/hdf5_global_heap.hpp"
 #include "runtime/model/hdf5_group.hpp"
 #include "runtime/model/hdf5_superblock.hpp"
 #include "tconv3d/error.hpp"
@@ -21,92 +24,116 @@ constexpr int kMaxAttributeParts = 100000;
 
 }  // namespace
 
+// Each structure is parsed at most once per file: a hostile file with many
+// links or attributes cannot turn the loader's repeated lookups into
+// quadratic work.
+struct Hdf5File::State {
+  struct Object {
+    hdf5::ObjectHeader header;
+    std::optional<std::map<std::string, hdf5::Link>> links;
+    std::optional<hdf5::AttributeTable> attributes;
+  };
+
+  State(std::string bytes, const std::string& name) : image(std::move(bytes)), view(image, name) {}
+
+  Object& object(uint64_t address) {
+    auto found = objects.find(address);
+    if (found == objects.end())
+      found = objects.emplace(address, Object{hdf5::read_object_header(view, address), {}, {}}).first;
+    return found->second;
+  }
+
+  const std::map<std::string, hdf5::Link>& links(Object& group) {
+    if (!group.links) {
+      std::map<std::string, hdf5::Link> by_name;
+      for (hdf5::Link& link : hdf5::read_group_links(view, group.header)) by_name.emplace(link.name, std::move(link));
+      group.links = std::move(by_name);
+    }
+    return *group.links;
+  }
+
+  const hdf5::AttributeTable& attributes(Object& object) {
+    if (!object.attributes) object.attributes = hdf5::read_attributes(view, object.header);
+    return *object.attributes;
+  }
+
+  // The object at `path` ("" is the root); null when a component is missing
+  // or lies below something that is not a group.
+  Object* find(const std::string& path) {
+    Object* current = &object(root);
+    if (path.empty() || path == "/") return current;
+    size_t start = 0;
+    while (start <= path.size()) {
+      size_t end = path.find('/', start);
+      if (end == std::string::npos) end = path.size();
+      if (end == start) return nullptr;  // an empty component
+      if (!hdf5::is_group(current->header)) return nullptr;
+      const auto& members = links(*current);
+      const auto link = members.find(path.substr(start, end - start));
+      if (link == members.end()) return nullptr;
+      if (!link->second.hard) view.unsupported("soft or external link '" + path.substr(0, end) + "'");
+      current = &object(link->second.address);
+      start = end + 1;
+    }
+    return current;
+  }
+
+  const std::string image;  // never moves: `view` and the parsed structures point into it
+  hdf5::FileImage view;
+  uint64_t root = 0;
+  std::map<uint64_t, Object> objects;
+  hdf5::GlobalHeapReader heap;
+  std::mutex mutex;
+};
+
 Hdf5File Hdf5File::open(std::string image, const std::string& name) {
   Hdf5File file;
   file.name_ = name;
-  file.image_ = std::move(image);
-  hdf5::FileImage view(file.image_, name);
-  const hdf5::Superblock superblock = hdf5::read_superblock(file.image_, view);
-  file.offset_size_ = superblock.offset_size;
-  file.length_size_ = superblock.length_size;
-  file.base_address_ = superblock.base_address;
-  file.root_address_ = superblock.root_object_header;
+  file.state_ = std::make_shared<State>(std::move(image), name);
+  State& state = *file.state_;
+  const hdf5::Superblock superblock = hdf5::read_superblock(state.image, state.view);
+  state.root = superblock.root_object_header;
   // The root must at least be a readable group, so a damaged file fails here.
-  if (!hdf5::is_group(hdf5::read_object_header(view, file.root_address_)))
-    view.corrupt("the root object is not a group");
+  if (!hdf5::is_group(state.object(state.root).header)) state.view.corrupt("the root object is not a group");
   return file;
 }
 
-namespace {
-
-hdf5::FileImage image_of(const std::string& image, const std::string& name, int offset_size, int length_size,
-                         uint64_t base) {
-  hdf5::FileImage view(image, name);
-  view.set_layout(offset_size, length_size, base);
-  return view;
-}
-
-}  // namespace
-
-std::optional<uint64_t> Hdf5File::find_object(const std::string& path) const {
-  const hdf5::FileImage view = image_of(image_, name_, offset_size_, length_size_, base_address_);
-  uint64_t address = root_address_;
-  if (path.empty() || path == "/") return address;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    if (end == start) return std::nullopt;  // an empty component
-    const std::string component = path.substr(start, end - start);
-    const hdf5::ObjectHeader header = hdf5::read_object_header(view, address);
-    if (!hdf5::is_group(header)) return std::nullopt;
-    const std::vector<hdf5::Link> links = hdf5::read_group_links(view, header);
-    const auto link = std::find_if(links.begin(), links.end(), [&](const hdf5::Link& l) { return l.name == component; });
-    if (link == links.end()) return std::nullopt;
-    if (!link->hard) view.unsupported("soft or external link '" + path.substr(0, end) + "'");
-    address = link->address;
-    start = end + 1;
-  }
-  return address;
-}
-
 bool Hdf5File::has_group(const std::string& path) const {
-  const auto address = find_object(path);
-  if (!address) return false;
-  const hdf5::FileImage view = image_of(image_, name_, offset_size_, length_size_, base_address_);
-  return hdf5::is_group(hdf5::read_object_header(view, *address));
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  const State::Object* object = state_->find(path);
+  return object && hdf5::is_group(object->header);
 }
 
 bool Hdf5File::has_dataset(const std::string& path) const {
-  const auto address = find_object(path);
-  if (!address) return false;
-  const hdf5::FileImage view = image_of(image_, name_, offset_size_, length_size_, base_address_);
-  return hdf5::is_dataset(hdf5::read_object_header(view, *address));
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  const State::Object* object = state_->find(path);
+  return object && hdf5::is_dataset(object->header);
 }
 
 std::vector<std::string> Hdf5File::children(const std::string& group) const {
-  const auto address = find_object(group);
-  const hdf5::FileImage view = image_of(image_, name_, offset_size_, length_size_, base_address_);
-  if (!address) throw Error(name_, "no group '" + object_path(group) + "'");
-  const hdf5::ObjectHeader header = hdf5::read_object_header(view, *address);
-  if (!hdf5::is_group(header)) throw Error(name_, "no group '" + object_path(group) + "'");
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  State::Object* object = state_->find(group);
+  if (!object || !hdf5::is_group(object->header)) throw Error(name_, "no group '" + object_path(group) + "'");
   std::vector<std::string> names;
-  for (const hdf5::Link& link : hdf5::read_group_links(view, header)) names.push_back(link.name);
-  std::sort(names.begin(), names.end());
-  return names;
+  for (const auto& [name, link] : state_->links(*object)) names.push_back(name);
+  return names;  // sorted: the map's order
 }
 
 std::optional<std::vector<std::string>> Hdf5File::string_list_attribute(const std::string& object,
                                                                         const std::string& attr) const {
-  const auto address = find_object(object);
-  if (!address) return std::nullopt;
-  const hdf5::FileImage view = image_of(image_, name_, offset_size_, length_size_, base_address_);
-  const hdf5::ObjectHeader header = hdf5::read_object_header(view, *address);
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  State::Object* found = state_->find(object);
+  if (!found) return std::nullopt;
+  const hdf5::AttributeTable& table = state_->attributes(*found);
   const std::string where = object_path(object);
   auto read_one = [&](const std::string& attr_name) -> std::optional<std::vector<std::string>> {
-    const auto attribute = hdf5::find_attribute(view, header, attr_name);
-    if (!attribute) return std::nullopt;
-    return hdf5::attribute_strings(view, *attribute, "attribute '" + attr_name + "' of '" + where + "'");
+    const auto attribute = table.compact.find(attr_name);
+    if (attribute == table.compact.end()) {
+      if (table.dense) state_->view.unsupported("dense attribute storage (fractal heap) on '" + where + "'");
+      return std::nullopt;
+    }
+    return hdf5::attribute_strings(state_->view, attribute->second, state_->heap,
+                                   "attribute '" + attr_name + "' of '" + where + "'");
   };
   if (auto whole = read_one(attr)) return whole;
   std::optional<std::vector<std::string>> joined;
@@ -128,12 +155,11 @@ std::optional<std::string> Hdf5File::string_attribute(const std::string& object,
 }
 
 Float32Dataset Hdf5File::read_float32(const std::string& path) const {
-  const auto address = find_object(path);
-  const hdf5::FileImage view = image_of(image_, name_, offset_size_, length_size_, base_address_);
-  if (!address) throw Error(name_, "no dataset '" + path + "'");
-  const hdf5::ObjectHeader header = hdf5::read_object_header(view, *address);
-  if (!hdf5::is_dataset(header)) throw Error(name_, "no dataset '" + path + "'");
-  const hdf5::DatasetInfo info = hdf5::read_dataset_info(view, header, path);
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  const State::Object* object = state_->find(path);
+  if (!object || !hdf5::is_dataset(object->header)) throw Error(name_, "no dataset '" + path + "'");
+  const hdf5::FileImage& view = state_->view;
+  const hdf5::DatasetInfo info = hdf5::read_dataset_info(view, object->header, path);
   if (!info.type.is_float32())
     throw Error(name_, "dataset '" + path + "' holds " + info.type.describe() + "; tconv3d needs float32 weights");
   Float32Dataset out;
@@ -141,7 +167,7 @@ Float32Dataset Hdf5File::read_float32(const std::string& path) const {
   const uint64_t count = info.space.element_count();  // read_dataset_info bounded it by the file size
   check_allocatable(4.0 * double(count), name_ + ": " + path);
   out.data.resize(static_cast<size_t>(count));
-  hdf5::read_dataset_bytes(view, header, info, path, reinterpret_cast<char*>(out.data.data()));
+  hdf5::read_dataset_bytes(view, object->header, info, path, reinterpret_cast<char*>(out.data.data()));
   if (info.type.big_endian) {
     for (float& value : out.data) {
       uint32_t bits;

@@ -5,7 +5,9 @@
 // compact or unfiltered chunked datasets. A damaged file is a
 // tconv3d::Error naming the file and what was wrong, never a crash or a
 // hang; a valid file outside the subset is an "unsupported HDF5 feature"
-// Error. The object holds no state besides the bytes: calls are thread-safe.
+// Error. What was parsed is kept, so that repeated lookups (Keras's loader
+// asks for every layer's group by path) cost no more than one reading of
+// each structure; a lock makes calls thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -43,15 +45,9 @@ class Hdf5File {
 
  private:
   Hdf5File() = default;
-  // The object header address of `path` ("" is the root), nullopt when a
-  // component is missing or is not a group.
-  std::optional<uint64_t> find_object(const std::string& path) const;
+  struct State;  // the bytes, and what has been parsed from them (hdf5_file.cc)
   std::string name_;
-  std::string image_;
-  int offset_size_ = 8;
-  int length_size_ = 8;
-  uint64_t base_address_ = 0;
-  uint64_t root_address_ = 0;
+  std::shared_ptr<State> state_;
 };
 
 }  // namespace tconv3d::model

@@ -5,7 +5,7 @@
 
 namespace tconv3d::model::hdf5 {
 
-const GlobalHeapReader::Collection& GlobalHeapReader::collection(uint64_t address) {
+const GlobalHeapReader::Collection& GlobalHeapReader::collection(const FileImage& file_, uint64_t address) {
   if (auto found = collections_.find(address); found != collections_.end()) return found->second;
   const std::string what = "global heap collection at address " + std::to_string(address);
   ByteCursor header = file_.from(address, what);
@@ -34,8 +34,8 @@ const GlobalHeapReader::Collection& GlobalHeapReader::collection(uint64_t addres
   return collections_.emplace(address, std::move(objects)).first->second;
 }
 
-std::string_view GlobalHeapReader::object(uint64_t collection_address, uint32_t index) {
-  const Collection& objects = collection(collection_address);
+std::string_view GlobalHeapReader::object(const FileImage& file_, uint64_t collection_address, uint32_t index) {
+  const Collection& objects = collection(file_, collection_address);
   const auto found = objects.find(index);
   if (found == objects.end())
     file_.corrupt("global heap collection at address " + std::to_string(collection_address) + " has no object " +

@@ -14,14 +14,13 @@ namespace tconv3d::model::hdf5 {
 // once per reader, so a list of N strings costs N lookups, not N scans.
 class GlobalHeapReader {
  public:
-  explicit GlobalHeapReader(const FileImage& file) : file_(file) {}
   // The object's bytes; Error when the collection or the index is not there.
-  std::string_view object(uint64_t collection, uint32_t index);
+  // `file` must be the same image on every call.
+  std::string_view object(const FileImage& file, uint64_t collection, uint32_t index);
 
  private:
   using Collection = std::map<uint32_t, std::string_view>;
-  const Collection& collection(uint64_t address);
-  const FileImage& file_;
+  const Collection& collection(const FileImage& file, uint64_t address);
   std::map<uint64_t, Collection> collections_;
 };
 

@@ -93,6 +93,7 @@ std::vector<std::string> attribute_strings(const FileImage& file, const Attribut
       out.emplace_back();
       continue;
     }
+    file.charge(length);
     const std::string_view object = heap.object(file, collection, index);
     if (length > object.size())
       file.corrupt(what + ": a string of " + std::to_string(length) + " bytes in a heap object of " +

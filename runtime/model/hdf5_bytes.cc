@@ -27,6 +27,7 @@ std::string_view ByteCursor::bytes(uint64_t count) {
   if (count > remaining())
     file_->corrupt(what_ + " is cut short (needs " + std::to_string(count) + " more bytes at offset " +
                    std::to_string(position_) + " of " + std::to_string(bytes_.size()) + ")");
+  file_->charge(count + 1);
   const std::string_view out = bytes_.substr(position_, static_cast<size_t>(count));
   position_ += static_cast<size_t>(count);
   return out;
@@ -45,6 +46,20 @@ void ByteCursor::expect_signature(std::string_view signature) {
 void ByteCursor::align(size_t alignment) {
   const size_t misaligned = position_ % alignment;
   if (misaligned) skip(alignment - misaligned);
+}
+
+// A few dozen readings of every byte, plus room for small files.
+constexpr uint64_t kWorkPerByte = 32;
+constexpr uint64_t kWorkAllowance = uint64_t(64) << 20;
+
+FileImage::FileImage(std::string_view image, std::string name)
+    : image_(image), name_(std::move(name)), budget_(kWorkPerByte * image.size() + kWorkAllowance) {}
+
+void FileImage::charge(uint64_t work) const {
+  if (work > budget_ - spent_)
+    corrupt("reading it takes far more work than its " + std::to_string(image_.size()) +
+            " bytes justify (structures that repeat or point at each other)");
+  spent_ += work;
 }
 
 void FileImage::set_layout(int offset_size, int length_size, uint64_t base) {

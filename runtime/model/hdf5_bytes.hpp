@@ -53,7 +53,7 @@ class ByteCursor {
 
 class FileImage {
  public:
-  FileImage(std::string_view image, std::string name) : image_(image), name_(std::move(name)) {}
+  FileImage(std::string_view image, std::string name);
 
   // Set once the superblock is read; addresses are relative to `base`.
   void set_layout(int offset_size, int length_size, uint64_t base);
@@ -67,6 +67,13 @@ class FileImage {
   // A cursor from `address` to the end of the image (for structures whose size is read from them).
   ByteCursor from(uint64_t address, const std::string& what) const;
 
+  // Counts work (bytes read, copied or produced) against a budget in
+  // proportion to the file's size. Each structure is read once, so a real
+  // file stays far below it; a hostile one that points many structures at
+  // the same bytes (shared heaps, repeated chunks, huge repeated names)
+  // gets an Error instead of quadratic time or memory.
+  void charge(uint64_t work) const;
+
   [[noreturn]] void corrupt(const std::string& what) const;
   [[noreturn]] void unsupported(const std::string& feature) const;
 
@@ -77,6 +84,8 @@ class FileImage {
   int offset_size_ = 8;
   int length_size_ = 8;
   uint64_t base_ = 0;
+  uint64_t budget_ = 0;
+  mutable uint64_t spent_ = 0;
 };
 
 }  // namespace tconv3d::model::hdf5

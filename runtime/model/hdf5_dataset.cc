@@ -108,6 +108,7 @@ class ChunkTreeReader {
       if (stored_size != chunk_bytes_)
         file_.corrupt(what + ": a chunk of " + std::to_string(stored_size) + " bytes where " +
                       std::to_string(chunk_bytes_) + " are needed");
+      file_.charge(chunk_bytes_);
       copier_.copy(origin, file_.at(child, chunk_bytes_, "a chunk of dataset '" + path_ + "'").rest());
     }
   }
@@ -181,6 +182,7 @@ void read_dataset_bytes(const FileImage& file, const ObjectHeader& header, const
   if (!layout) file.corrupt("dataset '" + path + "' has no data layout");
   refuse_filters(file, header, path);
   const uint64_t bytes = info.space.element_count() * info.type.size;  // bounded by read_dataset_info
+  file.charge(bytes);
   ByteCursor cursor = message_cursor(file, *layout, "data layout of dataset '" + path + "'");
   const int version = cursor.u8();
   if (version < 3 || version > 4)

@@ -56,6 +56,7 @@ class SymbolTableReader {
     if (offset >= names_.size()) file_.corrupt("a link name lies outside its local heap");
     const std::string_view rest = names_.substr(offset);
     const size_t end = rest.find('\0');
+    file_.charge(end == std::string_view::npos ? rest.size() : end);
     if (end == std::string_view::npos) file_.corrupt("a link name in the local heap is not terminated");
     return std::string(rest.substr(0, end));
   }

@@ -74,8 +74,7 @@ class ChunkTreeReader {
  public:
   ChunkTreeReader(const FileImage& file, const std::string& path, const std::vector<uint64_t>& dims,
                   const std::vector<uint64_t>& chunk, uint64_t element_size, char* out)
-      : file_(file), path_(path), dims_(dims), chunk_(chunk), element_size_(element_size),
-        copier_(dims, chunk, element_size, out) {
+      : file_(file), path_(path), dims_(dims), chunk_(chunk), copier_(dims, chunk, element_size, out) {
     chunk_bytes_ = element_size;
     for (uint64_t c : chunk) chunk_bytes_ *= c;  // bounded: the caller checked it fits in the file
   }
@@ -125,7 +124,6 @@ class ChunkTreeReader {
   const std::string& path_;
   const std::vector<uint64_t>& dims_;
   const std::vector<uint64_t>& chunk_;
-  uint64_t element_size_;
   uint64_t chunk_bytes_ = 0;
   ChunkCopier copier_;
   std::set<uint64_t> visited_;

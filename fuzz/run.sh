@@ -16,7 +16,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 seconds="${1:-20}"
 shift || true
-all_targets=(keras_zip zip hdf5 onnx config_json npy)
+all_targets=(keras_zip zip hdf5 hdf5_reader onnx config_json npy)
 if [ "$#" -gt 0 ]; then targets=("$@"); else targets=("${all_targets[@]}"); fi
 build="${FUZZ_BUILD_DIR:-$root/build-fuzz}"
 
@@ -49,6 +49,7 @@ done
 seed keras_zip "$models"/*.keras
 seed zip "$models"/*.keras "$models"/*.npz
 seed hdf5 "$models"/*.h5 "$unzipped"/*.weights.h5 "$root"/tests/data/hdf5/*.h5 "$here"/known/*.h5
+seed hdf5_reader "$models"/*.h5 "$unzipped"/*.weights.h5 "$root"/tests/data/hdf5/*.h5 "$here"/known/*.h5
 seed onnx "$models"/*.onnx
 seed config_json "$models"/*.config.json "$unzipped"/*.config.json
 seed npy $(find "$root/tests/data" -name '*.npy' | head -50)

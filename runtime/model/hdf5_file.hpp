@@ -28,7 +28,6 @@ class Hdf5File {
   // `name` is used in every error message (the file, or "model.keras:model.weights.h5").
   static Hdf5File open(std::string image, const std::string& name);
 
-
   const std::string& name() const { return name_; }
   bool has_group(const std::string& path) const;
   bool has_dataset(const std::string& path) const;

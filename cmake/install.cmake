@@ -3,7 +3,7 @@
 # the pkg-config modules tconv3d (shared) and tconv3d-static.
 #
 # The shared library is the default for consumers: its dependencies (OpenMP,
-# libzip, HDF5, libLLVM) are linked into it privately, so a consumer needs
+# libzip, libLLVM) are linked into it privately, so a consumer needs
 # none of them to build. The static library needs them all on the consumer's
 # link line; its package file finds them without LLVM's CMake package, which
 # requires the C language (tconv3dStatic.cmake.in).
@@ -62,19 +62,16 @@ install(DIRECTORY include/tconv3d DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 # The static library's dependencies, for tconv3dStatic.cmake and the .pc files.
 set(TCONV3D_STATIC_LIBZIP_DIR "")
-set(TCONV3D_STATIC_HDF5_LIBRARIES "")
 set(TCONV3D_STATIC_LLVM_LIBRARY "")
 set(TCONV3D_STATIC_UNAVAILABLE "")  # why the static package cannot be described, if it cannot
 set(pc_private_libs "-fopenmp -lpthread")
 if(TCONV3D_WITH_MODELS_ENABLED)
   find_library(TCONV3D_LIBZIP_LIBRARY zip HINTS ${LIBZIP_LIBRARY_DIRS} REQUIRED)
   get_filename_component(TCONV3D_STATIC_LIBZIP_DIR ${TCONV3D_LIBZIP_LIBRARY} DIRECTORY)
-  set(TCONV3D_STATIC_HDF5_LIBRARIES "${HDF5_C_LIBRARIES}")
-  list(JOIN HDF5_C_LIBRARIES " " hdf5_flags)
   # -lzip rather than Requires.private: libzip, which would make pkg-config
   # want libzip.pc even for the shared library, and whose --static list
   # (OpenSSL, bzip2...) is only for a static libzip.
-  string(APPEND pc_private_libs " -lzip ${hdf5_flags}")
+  string(APPEND pc_private_libs " -lzip")
 endif()
 if(TCONV3D_WITH_LLVM_ENABLED)
   # The one shared libLLVM this build links (Debian: libLLVM-14.so). A build

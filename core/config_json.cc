@@ -115,14 +115,24 @@ LayerConfig config_from_json(const json& input, std::optional<Flavor> forced_fla
   return config;
 }
 
+json parse_untrusted_json(const std::string& text, const std::string& where) {
+  // The parser keeps its own stack; the callback stops it before the value
+  // becomes deep enough to hurt the recursive code that uses it.
+  const json::parser_callback_t limit_depth = [&](int depth, json::parse_event_t, json&) {
+    if (depth > kMaxJsonDepth)
+      throw Error(where, "invalid JSON: nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    return true;
+  };
+  try {
+    return json::parse(text, limit_depth);
+  } catch (const json::exception& e) {
+    throw Error(where, std::string("invalid JSON: ") + e.what());
+  }
+}
+
 LayerConfig parse_layer_config(const std::string& json_text, std::optional<Flavor> flavor,
                                std::vector<std::string>* warnings) {
-  json parsed;
-  try {
-    parsed = json::parse(json_text);
-  } catch (const json::exception& e) {
-    throw Error("layer", std::string("invalid JSON: ") + e.what());
-  }
+  const json parsed = parse_untrusted_json(json_text, "layer");
   try {
     return config_from_json(parsed, flavor, warnings);
   } catch (const json::exception& e) {

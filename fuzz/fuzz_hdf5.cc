@@ -1,6 +1,6 @@
-// libFuzzer target: an HDF5 model or weights file (the pre-check, then
-// libhdf5). Odd sizes are read with a fixed model config, so weights-only
-// layouts are reached too.
+// libFuzzer target: an HDF5 model or weights file, read by tconv3d's own
+// HDF5 reader (runtime/model/hdf5_*). Odd sizes are read with a fixed model
+// config, so weights-only layouts are reached too.
 #include <cstddef>
 #include <cstdint>
 #include <string>

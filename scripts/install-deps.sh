@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libxbyak-dev llvm-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-  libhdf5-dev libzip-dev libdnnl-dev zlib1g-dev
+  libzip-dev libdnnl-dev zlib1g-dev
   clang-14 libclang-rt-14-dev
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 )

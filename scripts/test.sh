@@ -21,7 +21,6 @@ bash scripts/test-consumers.sh build
 
 echo "== Sanitize build (AddressSanitizer + UndefinedBehaviorSanitizer) and tests" >&2
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCONV3D_SANITIZE=ON -DTCONV3D_BUILD_BENCH=OFF
 

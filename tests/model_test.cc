@@ -296,6 +296,6 @@ TEST_F(ModelCorruption, CliInspectRunAndBadInput) {
 
 #else
 
-TEST(Model, NotBuilt) { GTEST_SKIP() << "built without HDF5 + libzip: no model loading"; }
+TEST(Model, NotBuilt) { GTEST_SKIP() << "built without libzip: no model loading"; }
 
 #endif

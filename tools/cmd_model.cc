@@ -229,7 +229,7 @@ int model_command(const std::vector<std::string>& argv) {
 #else
 
 int model_command(const std::vector<std::string>&) {
-  throw Error("model", "this build of tconv3d has no model loading: rebuild with libhdf5-dev and libzip-dev "
+  throw Error("model", "this build of tconv3d has no model loading: rebuild with libzip-dev "
                        "installed (CMake option TCONV3D_WITH_MODELS)");
 }
 

@@ -1,11 +1,13 @@
-// A read-only HDF5 file held in memory, through libhdf5's C API.
-//
-// libhdf5 1.10 can crash on malformed files, so the image is checked first:
-// the signature, a known superblock version, and an end-of-file address that
-// the bytes actually reach (the usual sign of a truncated file). HDF5's own
-// error printing is switched off; every failure becomes a tconv3d::Error
-// naming the file and the object. libhdf5 is not thread-safe in Debian's
-// build: every call here holds one process-wide lock.
+// A read-only HDF5 file held in memory, read by tconv3d's own bounds-checked
+// reader of the HDF5 subset that Keras and tf.keras write (hdf5_*.hpp):
+// superblocks 0-3, object headers v1/v2, symbol-table and compact-link
+// groups, string attributes (fixed and variable length), and contiguous,
+// compact or unfiltered chunked datasets. A damaged file is a
+// tconv3d::Error naming the file and what was wrong, never a crash or a
+// hang; a valid file outside the subset is an "unsupported HDF5 feature"
+// Error. What was parsed is kept, so that repeated lookups (Keras's loader
+// asks for every layer's group by path) cost no more than one reading of
+// each structure; a lock makes calls thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +28,6 @@ class Hdf5File {
   // `name` is used in every error message (the file, or "model.keras:model.weights.h5").
   static Hdf5File open(std::string image, const std::string& name);
 
-  Hdf5File(Hdf5File&&) noexcept;
-  Hdf5File& operator=(Hdf5File&&) noexcept;
-  ~Hdf5File();
-
   const std::string& name() const { return name_; }
   bool has_group(const std::string& path) const;
   bool has_dataset(const std::string& path) const;
@@ -46,13 +44,9 @@ class Hdf5File {
 
  private:
   Hdf5File() = default;
+  struct State;  // the bytes, and what has been parsed from them (hdf5_file.cc)
   std::string name_;
-  std::string image_;
-  int64_t file_id_ = -1;
+  std::shared_ptr<State> state_;
 };
-
-// The pre-check alone, for tests and fuzzing: throws Error(name, ...) when
-// the image is not a well-formed HDF5 superblock that fits in the bytes.
-void check_hdf5_image(const std::string& image, const std::string& name);
 
 }  // namespace tconv3d::model

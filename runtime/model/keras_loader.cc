@@ -15,13 +15,7 @@ namespace {
 
 using nlohmann::json;
 
-json parse_json(const std::string& text, const std::string& where) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(where, std::string("invalid JSON: ") + e.what());
-  }
-}
+json parse_json(const std::string& text, const std::string& where) { return parse_untrusted_json(text, where); }
 
 // "2.15.0" -> tf_keras2, "3.x" -> keras3; anything else: no opinion.
 std::optional<Flavor> flavor_of_version(const std::string& version) {

@@ -45,6 +45,7 @@ std::map<std::string, std::string> read_zip_members(const std::string& bytes, co
   const zip_int64_t count = zip_get_num_entries(archive.get(), 0);
   if (count < 0 || count > 100000) throw Error(name, "zip archive has an unreadable member count");
   std::map<std::string, std::string> members;
+  double total = 0;  // all members stay in memory together
   for (zip_int64_t i = 0; i < count; ++i) {
     zip_stat_t st;
     zip_stat_init(&st);
@@ -57,7 +58,8 @@ std::map<std::string, std::string> read_zip_members(const std::string& bytes, co
     // Deflate cannot expand more than ~1032x; a larger claim is a lie or a bomb.
     if ((st.valid & ZIP_STAT_COMP_SIZE) && st.size > 1100 * (st.comp_size + 1))
       throw Error(name, "zip member '" + member + "' claims an impossible size " + std::to_string(st.size));
-    check_allocatable(double(st.size), name + ":" + member);
+    total += double(st.size);
+    check_allocatable(total, name + ":" + member);
     std::unique_ptr<zip_file_t, MemberCloser> file(zip_fopen_index(archive.get(), static_cast<zip_uint64_t>(i), 0));
     if (!file) throw Error(name, "cannot open zip member '" + member + "': " + zip_strerror(archive.get()));
     std::string content(st.size, '\0');

@@ -178,7 +178,7 @@ std::vector<uint8_t> write_native(const AotRequest& r, const Prepared& p, AotRes
   const Isa isa = r.isa == Isa::kAuto ? Isa::kAvx2 : r.isa;
   if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
     throw Error("--isa", "xbyak objects are avx2 or avx512, got " + to_string(isa));
-  const codegen::KernelPlan plan = codegen::make_plan(p.problem, isa, codegen::PlanOptions::baseline());
+  const codegen::KernelPlan plan = codegen::plan_for_backend(p.problem, isa, Backend::kXbyak);
   if (!native_aot_supports(plan)) return {};
   std::vector<uint8_t> kernel_bytes;
 #ifdef TCONV3D_HAVE_XBYAK
@@ -212,7 +212,7 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
   // aarch64 takes the 8-lane plan: LLVM splits each vector into two NEON registers,
   // which keeps the register tile the plan sized (16 x 8 lanes = 32 x 4 lanes).
   const Isa plan_isa = target.vector_floats == 16 ? Isa::kAvx512 : Isa::kAvx2;
-  const codegen::KernelPlan plan = codegen::make_plan(p.problem, plan_isa, codegen::PlanOptions::baseline());
+  const codegen::KernelPlan plan = codegen::plan_for_backend(p.problem, plan_isa, p.backend);
 
   llvm_backend::AotModuleRequest module;
   module.plan = &plan;

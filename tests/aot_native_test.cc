@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <sstream>
 #include <filesystem>
 #include <fstream>
 
@@ -120,18 +121,11 @@ TEST(AotNative, LinkedObjectsMatchTheReference) {
 
 // --- Every Keras golden case, through a linked object ------------------------
 
-// One C program for every case: it calls a baked-weights object (layer_b) and
-// a run-time-packed one (layer_r) of the same layer, so each case costs one
-// link. The packed buffer starts as NaNs: NAME_pack must write every float.
-const char* const kGoldenMain = R"(#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-size_t layer_b_workspace_size(void);
-void layer_b(const float* input, float* output, void* workspace);
-size_t layer_r_workspace_size(void);
-size_t layer_r_packed_size(void);
-void layer_r_pack(const float* kernel, const float* bias, float* packed);
-void layer_r(const float* input, float* output, const float* packed, void* workspace);
+// One C program runs every case of an ISA, so the whole suite costs one
+// compile and link: per case it calls a baked-weights object (cN_b) and a
+// run-time-packed one (cN_r) of the same layer. The packed buffer starts as
+// NaNs: NAME_pack must write every float.
+const char* const kGoldenRunner = R"(
 static float* load(const char* dir, const char* name, size_t n) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -148,28 +142,33 @@ static void save(const char* dir, const char* name, const float* data, size_t n)
   if (!f || fwrite(data, 4, n, f) != n) exit(4);
   fclose(f);
 }
-int main(int argc, char** argv) {
-  if (argc != 6) return 2;
-  const char* dir = argv[1];
-  size_t in = strtoull(argv[2], 0, 10), out = strtoull(argv[3], 0, 10);
-  size_t kernel_n = strtoull(argv[4], 0, 10), bias_n = strtoull(argv[5], 0, 10);
-  float* x = load(dir, "input.bin", in);
-  float* kernel = load(dir, "kernel.bin", kernel_n);
-  float* bias = bias_n ? load(dir, "bias.bin", bias_n) : NULL;
-  float* y = malloc(4 * out + 4);
-  size_t ws = layer_b_workspace_size();
+static void run_case(const struct Case* c) {
+  float* x = load(c->dir, "input.bin", c->in);
+  float* kernel = load(c->dir, "kernel.bin", c->kernel);
+  float* bias = c->bias ? load(c->dir, "bias.bin", c->bias) : NULL;
+  float* y = malloc(4 * c->out + 4);
+  size_t ws = c->workspace_b();
   void* workspace = ws ? malloc(ws) : NULL;
-  layer_b(x, y, workspace);
-  save(dir, "baked.bin", y, out);
+  c->run_b(x, y, workspace);
+  save(c->dir, "baked.bin", y, c->out);
   free(workspace);
-  float* packed = malloc(4 * layer_r_packed_size());
-  memset(packed, 0xff, 4 * layer_r_packed_size());
-  layer_r_pack(kernel, bias, packed);
-  ws = layer_r_workspace_size();
+  float* packed = malloc(4 * c->packed_size());
+  memset(packed, 0xff, 4 * c->packed_size());
+  c->pack(kernel, bias, packed);
+  ws = c->workspace_r();
   workspace = ws ? malloc(ws) : NULL;
-  memset(y, 0, 4 * out);
-  layer_r(x, y, packed, workspace);
-  save(dir, "packed.bin", y, out);
+  memset(y, 0, 4 * c->out);
+  c->run_r(x, y, packed, workspace);
+  save(c->dir, "packed.bin", y, c->out);
+  free(workspace);
+  free(packed);
+  free(y);
+  free(bias);
+  free(kernel);
+  free(x);
+}
+int main(void) {
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i) run_case(&cases[i]);
   return 0;
 }
 )";
@@ -208,78 +207,93 @@ std::vector<float> jit_output(const GoldenCase& c, Isa isa) {
   return y;
 }
 
-// Writes the baked and the run-time-packed object of `c` for `isa`, links
-// them with the shared main, runs it, and checks both outputs.
-void check_golden_case(const GoldenCase& c, Isa isa, const fs::path& main_object, const fs::path& dir) {
-  SCOPED_TRACE(c.name + " on " + to_string(isa));
+// Writes case `i`'s baked (cI_b) and run-time-packed (cI_r) objects and data
+// into `dir`; returns its entry of the runner's case table.
+std::string write_golden_case(const GoldenCase& c, Isa isa, int i, const fs::path& dir) {
+  const std::string id = "c" + std::to_string(i);
   AotRequest request;
   request.config = c.config;
   request.input_shape = c.input.shape;
   request.backend = Backend::kXbyak;
   request.isa = isa;
-  request.symbol = "layer_r";
-  request.object_path = (dir / "r.o").string();
-  write_aot(request);
-  request.symbol = "layer_b";
-  request.object_path = (dir / "b.o").string();
+  request.symbol = id + "_r";
+  request.object_path = (dir / (id + "_r.o")).string();
+  EXPECT_EQ(write_aot(request).backend, "xbyak");
+  request.symbol = id + "_b";
+  request.object_path = (dir / (id + "_b.o")).string();
   request.kernel = c.kernel.data.data();
   request.bias = c.has_bias ? c.bias.data.data() : nullptr;
-  const AotResult result = write_aot(request);
-  ASSERT_EQ(result.backend, "xbyak");
+  EXPECT_EQ(write_aot(request).backend, "xbyak");
+  fs::create_directory(dir / id);
+  write_floats(dir / id / "input.bin", c.input.data);
+  write_floats(dir / id / "kernel.bin", c.kernel.data);
+  if (c.has_bias) write_floats(dir / id / "bias.bin", c.bias.data);
+  std::ostringstream entry;
+  entry << "  {\"" << (dir / id).string() << "\", " << c.input.data.size() << ", " << c.expected.data.size() << ", "
+        << c.kernel.data.size() << ", " << (c.has_bias ? c.bias.data.size() : 0) << ", " << id << "_b_workspace_size, "
+        << id << "_b, " << id << "_r_workspace_size, " << id << "_r_packed_size, " << id << "_r_pack, " << id << "_r},\n";
+  return entry.str();
+}
 
-  std::string output;
-  ASSERT_EQ(testing::run_shell("nm -u " + (dir / "b.o").string() + " && nm -u " + (dir / "r.o").string(), &output), 0);
-  EXPECT_EQ(output, "") << "the objects need nothing from outside";
-  write_floats(dir / "input.bin", c.input.data);
-  write_floats(dir / "kernel.bin", c.kernel.data);
-  if (c.has_bias) write_floats(dir / "bias.bin", c.bias.data);
-  ASSERT_EQ(testing::run_shell("cc -o " + (dir / "run").string() + " " + main_object.string() + " " +
-                                   (dir / "b.o").string() + " " + (dir / "r.o").string(),
-                               &output),
-            0)
-      << output;
-  const size_t out = c.expected.data.size();
-  ASSERT_EQ(testing::run_shell((dir / "run").string() + " " + dir.string() + " " + std::to_string(c.input.data.size()) +
-                                   " " + std::to_string(out) + " " + std::to_string(c.kernel.data.size()) + " " +
-                                   std::to_string(c.has_bias ? c.bias.data.size() : 0),
-                               &output),
-            0)
-      << output;
-  const std::vector<float> jit = jit_output(c, isa);
-  ASSERT_EQ(jit.size(), out);
-  for (const char* which : {"baked.bin", "packed.bin"}) {
-    const std::vector<float> actual = read_floats(dir / which, out);
-    EXPECT_LE(testing::scaled_max_error(actual, c.expected.data), 1e-5) << which << " against Keras";
-    EXPECT_EQ(std::memcmp(actual.data(), jit.data(), 4 * out), 0) << which << " is not bitwise the JIT's output";
+std::string golden_declarations(int cases) {
+  std::ostringstream out;
+  out << "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n";
+  for (int i = 0; i < cases; ++i) {
+    const std::string id = "c" + std::to_string(i);
+    out << "size_t " << id << "_b_workspace_size(void);\nvoid " << id << "_b(const float*, float*, void*);\n"
+        << "size_t " << id << "_r_workspace_size(void);\nsize_t " << id << "_r_packed_size(void);\n"
+        << "void " << id << "_r_pack(const float*, const float*, float*);\nvoid " << id
+        << "_r(const float*, float*, const float*, void*);\n";
   }
+  out << "struct Case {\n  const char* dir;\n  size_t in, out, kernel, bias;\n  size_t (*workspace_b)(void);\n"
+      << "  void (*run_b)(const float*, float*, void*);\n  size_t (*workspace_r)(void);\n"
+      << "  size_t (*packed_size)(void);\n  void (*pack)(const float*, const float*, float*);\n"
+      << "  void (*run_r)(const float*, float*, const float*, void*);\n};\n";
+  return out.str();
+}
+
+// Every case on one ISA: objects, one program, one run, then the checks.
+void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa) {
+  SCOPED_TRACE(to_string(isa));
+  const fs::path dir = fresh_dir("golden_" + to_string(isa));
+  std::string table;
+  for (size_t i = 0; i < cases.size(); ++i) table += write_golden_case(cases[i], isa, static_cast<int>(i), dir);
+  std::string output;
+  ASSERT_EQ(testing::run_shell("nm -u -A " + dir.string() + "/*.o", &output), 0);
+  EXPECT_EQ(output, "") << "the objects need nothing from outside";
+  std::ofstream(dir / "main.c") << golden_declarations(static_cast<int>(cases.size()))
+                                << "static const struct Case cases[] = {\n" << table << "};\n" << kGoldenRunner;
+  ASSERT_EQ(testing::run_shell("cc -std=c99 -Wall -Werror -o " + (dir / "run").string() + " " +
+                                   (dir / "main.c").string() + " " + dir.string() + "/*.o",
+                               &output),
+            0)
+      << output;
+  ASSERT_EQ(testing::run_shell((dir / "run").string(), &output), 0) << output;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const GoldenCase& c = cases[i];
+    SCOPED_TRACE(c.name);
+    const std::vector<float> jit = jit_output(c, isa);
+    const size_t out = c.expected.data.size();
+    ASSERT_EQ(jit.size(), out);
+    for (const char* which : {"baked.bin", "packed.bin"}) {
+      const std::vector<float> actual = read_floats(dir / ("c" + std::to_string(i)) / which, out);
+      EXPECT_LE(testing::scaled_max_error(actual, c.expected.data), 1e-5) << which << " against Keras";
+      EXPECT_EQ(std::memcmp(actual.data(), jit.data(), 4 * out), 0) << which << " is not bitwise the JIT's output";
+    }
+  }
+  fs::remove_all(dir);
 }
 
 TEST(AotNativeGolden, EveryKerasCaseLinksRunsAndMatchesTheJitBitwise) {
   if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
   if (!testing::have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
-  const fs::path dir = fresh_dir("golden");
-  std::ofstream(dir / "main.c") << kGoldenMain;
-  std::string output;
-  ASSERT_EQ(testing::run_shell("cc -O1 -std=c99 -Wall -Werror -c -o " + (dir / "main.o").string() + " " +
-                                   (dir / "main.c").string(),
-                               &output),
-            0)
-      << output;
   std::ifstream index(std::string(TCONV3D_TEST_DATA_DIR) + "/keras/index.json");
-  const nlohmann::json cases = nlohmann::json::parse(index)["cases"];
+  std::vector<GoldenCase> cases;
+  const nlohmann::json fixtures = nlohmann::json::parse(index);
+  for (const nlohmann::json& entry : fixtures["cases"]) cases.push_back(load_golden(entry));
   ASSERT_GE(cases.size(), 100u);
-  std::vector<Isa> isas = {Isa::kAvx2};
-  if (cpu_features().avx512) isas.push_back(Isa::kAvx512);
-  int checked = 0;
-  for (const nlohmann::json& entry : cases) {
-    const GoldenCase c = load_golden(entry);
-    for (Isa isa : isas) {
-      check_golden_case(c, isa, dir / "main.o", dir);
-      ++checked;
-    }
-  }
-  EXPECT_EQ(checked, static_cast<int>(cases.size() * isas.size()));
-  fs::remove_all(dir);
+  check_golden_cases(cases, Isa::kAvx2);
+  if (cpu_features().avx512) check_golden_cases(cases, Isa::kAvx512);
 }
 
 #ifndef TCONV3D_HAVE_LLVM

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/cpu_features.hpp"
+#include "plan/plan.hpp"
 #include "runtime/aot.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/test_support.hpp"
@@ -253,7 +254,8 @@ std::string golden_declarations(int cases) {
 }
 
 // Every case on one ISA: objects, one program, one run, then the checks.
-void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa) {
+// tolerance: of the scaled error against the expected output.
+void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa, double tolerance = 1e-5) {
   SCOPED_TRACE(to_string(isa));
   const fs::path dir = fresh_dir("golden_" + to_string(isa));
   std::string table;
@@ -277,7 +279,7 @@ void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa) {
     ASSERT_EQ(jit.size(), out);
     for (const char* which : {"baked.bin", "packed.bin"}) {
       const std::vector<float> actual = read_floats(dir / ("c" + std::to_string(i)) / which, out);
-      EXPECT_LE(testing::scaled_max_error(actual, c.expected.data), 1e-5) << which << " against Keras";
+      EXPECT_LE(testing::scaled_max_error(actual, c.expected.data), tolerance) << which << " against the expected output";
       EXPECT_EQ(std::memcmp(actual.data(), jit.data(), 4 * out), 0) << which << " is not bitwise the JIT's output";
     }
   }
@@ -294,6 +296,62 @@ TEST(AotNativeGolden, EveryKerasCaseLinksRunsAndMatchesTheJitBitwise) {
   ASSERT_GE(cases.size(), 100u);
   check_golden_cases(cases, Isa::kAvx2);
   if (cpu_features().avx512) check_golden_cases(cases, Isa::kAvx512);
+}
+
+// A layer on random data, with the reference's output as the expectation.
+GoldenCase random_golden(const std::string& name, const std::string& config_json,
+                         const std::vector<int64_t>& input_shape) {
+  GoldenCase c;
+  c.name = name;
+  c.config = parse_layer_config(config_json);
+  const ConvGeometry g = resolve_geometry(c.config, input_shape);
+  std::mt19937_64 rng(31);
+  c.input = {input_shape, testing::random_tensor(g.input_elements(), rng)};
+  c.kernel = {{g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels, g.in_channels},
+              testing::random_tensor(g.kernel_elements(), rng)};
+  c.has_bias = c.config.use_bias;
+  if (c.has_bias) c.bias = {{g.out_channels}, testing::random_tensor(g.out_channels, rng)};
+  LayerOptions options;
+  options.backend = Backend::kReference;
+  const Layer reference = Layer::create(c.config, input_shape, {c.kernel.data.data(), c.kernel.shape},
+                                        c.has_bias ? ConstTensor{c.bias.data.data(), c.bias.shape} : ConstTensor{},
+                                        options);
+  c.expected.data.resize(static_cast<size_t>(reference.output_elements()));
+  reference.forward(c.input.data.data(), c.expected.data.data());
+  return c;
+}
+
+codegen::KernelPlan xbyak_plan(const GoldenCase& c, Isa isa) {
+  Problem problem;
+  problem.geometry = resolve_geometry(c.config, c.input.shape);
+  problem.has_bias = c.config.use_bias;
+  if (c.config.activation.is_elementwise()) problem.fused_activation = c.config.activation;
+  return codegen::plan_for_backend(problem, isa, Backend::kXbyak);
+}
+
+// The plan features the golden cases are too small for: one row kernel per
+// channel group, and lane-packed W (with an axis activation and channels_first).
+TEST(AotNative, SplitGroupsAndLanePackingMatchTheJitBitwise) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
+  if (!testing::have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
+  const std::vector<GoldenCase> cases = {
+      random_golden("split_groups", R"({"filters": 200, "kernel_size": 3, "activation": "tanh"})", {1, 2, 2, 3, 160}),
+      random_golden("lane_packed",
+                    R"({"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "softmax"})",
+                    {2, 3, 2, 5, 3}),
+      random_golden("lane_packed_cf",
+                    R"({"filters": 3, "kernel_size": 3, "strides": [1, 1, 2], "data_format": "channels_first",
+                        "activation": "log_softmax"})",
+                    {1, 5, 2, 3, 6})};
+  std::vector<Isa> isas = {Isa::kAvx2};
+  if (cpu_features().avx512) isas.push_back(Isa::kAvx512);
+  for (Isa isa : isas) {
+    ASSERT_TRUE(xbyak_plan(cases[0], isa).split_groups) << xbyak_plan(cases[0], isa).to_string();
+    ASSERT_GT(xbyak_plan(cases[1], isa).w_pack, 1) << xbyak_plan(cases[1], isa).to_string();
+    ASSERT_GT(xbyak_plan(cases[2], isa).w_pack, 1) << xbyak_plan(cases[2], isa).to_string();
+    // 4320-term float sums (160 channels x 27 taps) in the split-group layer.
+    check_golden_cases(cases, isa, 1e-4);
+  }
 }
 
 #ifndef TCONV3D_HAVE_LLVM

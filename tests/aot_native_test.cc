@@ -196,9 +196,9 @@ GoldenCase load_golden(const nlohmann::json& entry) {
 }
 
 // The JIT's output with one thread on `isa`.
-std::vector<float> jit_output(const GoldenCase& c, Isa isa) {
+std::vector<float> jit_output(const GoldenCase& c, Isa isa, Backend backend) {
   LayerOptions options;
-  options.backend = Backend::kXbyak;
+  options.backend = backend;
   options.isa = isa;
   options.threads = 1;
   const Layer layer = Layer::create(c.config, c.input.shape, {c.kernel.data.data(), c.kernel.shape},
@@ -210,21 +210,21 @@ std::vector<float> jit_output(const GoldenCase& c, Isa isa) {
 
 // Writes case `i`'s baked (cI_b) and run-time-packed (cI_r) objects and data
 // into `dir`; returns its entry of the runner's case table.
-std::string write_golden_case(const GoldenCase& c, Isa isa, int i, const fs::path& dir) {
+std::string write_golden_case(const GoldenCase& c, Isa isa, Backend backend, int i, const fs::path& dir) {
   const std::string id = "c" + std::to_string(i);
   AotRequest request;
   request.config = c.config;
   request.input_shape = c.input.shape;
-  request.backend = Backend::kXbyak;
+  request.backend = backend;
   request.isa = isa;
   request.symbol = id + "_r";
   request.object_path = (dir / (id + "_r.o")).string();
-  EXPECT_EQ(write_aot(request).backend, "xbyak");
+  EXPECT_EQ(write_aot(request).backend, to_string(backend));
   request.symbol = id + "_b";
   request.object_path = (dir / (id + "_b.o")).string();
   request.kernel = c.kernel.data.data();
   request.bias = c.has_bias ? c.bias.data.data() : nullptr;
-  EXPECT_EQ(write_aot(request).backend, "xbyak");
+  EXPECT_EQ(write_aot(request).backend, to_string(backend));
   fs::create_directory(dir / id);
   write_floats(dir / id / "input.bin", c.input.data);
   write_floats(dir / id / "kernel.bin", c.kernel.data);
@@ -255,11 +255,12 @@ std::string golden_declarations(int cases) {
 
 // Every case on one ISA: objects, one program, one run, then the checks.
 // tolerance: of the scaled error against the expected output.
-void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa, double tolerance = 1e-5) {
-  SCOPED_TRACE(to_string(isa));
-  const fs::path dir = fresh_dir("golden_" + to_string(isa));
+void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa, double tolerance = 1e-5,
+                        Backend backend = Backend::kXbyak) {
+  SCOPED_TRACE(to_string(backend) + " " + to_string(isa));
+  const fs::path dir = fresh_dir("golden_" + to_string(backend) + to_string(isa));
   std::string table;
-  for (size_t i = 0; i < cases.size(); ++i) table += write_golden_case(cases[i], isa, static_cast<int>(i), dir);
+  for (size_t i = 0; i < cases.size(); ++i) table += write_golden_case(cases[i], isa, backend, static_cast<int>(i), dir);
   std::string output;
   ASSERT_EQ(testing::run_shell("nm -u -A " + dir.string() + "/*.o", &output), 0);
   EXPECT_EQ(output, "") << "the objects need nothing from outside";
@@ -274,7 +275,7 @@ void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa, double to
   for (size_t i = 0; i < cases.size(); ++i) {
     const GoldenCase& c = cases[i];
     SCOPED_TRACE(c.name);
-    const std::vector<float> jit = jit_output(c, isa);
+    const std::vector<float> jit = jit_output(c, isa, backend);
     const size_t out = c.expected.data.size();
     ASSERT_EQ(jit.size(), out);
     for (const char* which : {"baked.bin", "packed.bin"}) {
@@ -286,17 +287,36 @@ void check_golden_cases(const std::vector<GoldenCase>& cases, Isa isa, double to
   fs::remove_all(dir);
 }
 
-TEST(AotNativeGolden, EveryKerasCaseLinksRunsAndMatchesTheJitBitwise) {
-  if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
-  if (!testing::have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
+std::vector<GoldenCase> all_golden_cases() {
   std::ifstream index(std::string(TCONV3D_TEST_DATA_DIR) + "/keras/index.json");
   std::vector<GoldenCase> cases;
   const nlohmann::json fixtures = nlohmann::json::parse(index);
   for (const nlohmann::json& entry : fixtures["cases"]) cases.push_back(load_golden(entry));
+  return cases;
+}
+
+TEST(AotNativeGolden, EveryKerasCaseLinksRunsAndMatchesTheJitBitwise) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
+  if (!testing::have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
+  const std::vector<GoldenCase> cases = all_golden_cases();
   ASSERT_GE(cases.size(), 100u);
   check_golden_cases(cases, Isa::kAvx2);
   if (cpu_features().avx512) check_golden_cases(cases, Isa::kAvx512);
 }
+
+#ifdef TCONV3D_HAVE_LLVM
+// The same for LLVM objects and the LLVM JIT (elementwise activations: LLVM
+// objects have no axis activations), on AVX2.
+TEST(AotLlvmGolden, ElementwiseKerasCasesMatchTheLlvmJitBitwise) {
+  if (!cpu_features().avx2_fma) GTEST_SKIP() << "x86 objects need AVX2+FMA to run here";
+  if (!testing::have_c_compiler()) GTEST_SKIP() << "no C compiler (cc)";
+  std::vector<GoldenCase> cases;
+  for (GoldenCase& c : all_golden_cases())
+    if (c.config.activation.is_elementwise()) cases.push_back(std::move(c));
+  ASSERT_GE(cases.size(), 90u);
+  check_golden_cases(cases, Isa::kAvx2, 1e-5, Backend::kLlvm);
+}
+#endif
 
 // A layer on random data, with the reference's output as the expectation.
 GoldenCase random_golden(const std::string& name, const std::string& config_json,

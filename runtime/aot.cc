@@ -234,7 +234,11 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
     result.packed_floats = plan.packed_weight_count() + plan.padded_out_channels();
   }
 #ifdef TCONV3D_HAVE_XBYAK
-  if (p.backend == Backend::kXbyak) module.row_kernel_bytes = x64::emit_tconv_kernel(plan).bytes;
+  if (p.backend == Backend::kXbyak) {
+    const int kernels = plan.split_groups ? plan.oc_groups : 1;
+    for (int k = 0; k < kernels; ++k)
+      module.row_kernel_bytes.push_back(x64::emit_tconv_kernel(plan.split_groups ? plan.for_group(k) : plan).bytes);
+  }
 #endif
   if (plan.transpose_channels_first)
     result.workspace_bytes = 4 * ((p.geometry.input_elements() + 15) / 16 * 16 + p.geometry.output_elements());

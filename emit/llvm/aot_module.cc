@@ -29,11 +29,19 @@ class AotModuleEmitter {
         ir_(b_, module, plan_.lanes) {}
 
   void emit() {
-    if (request_.row_kernel_bytes.empty()) {
-      row_kernel_ = emit_row_kernel(module_, plan_, request_.symbol + "__row");
-      row_kernel_->setLinkage(llvm::GlobalValue::InternalLinkage);
-    } else {
-      embed_row_kernel_bytes();
+    // The JIT's kernels: one per channel group when the plan splits them.
+    const int kernels = plan_.split_groups ? plan_.oc_groups : 1;
+    if (!request_.row_kernel_bytes.empty() && request_.row_kernel_bytes.size() != size_t(kernels))
+      throw Error("plan", "expected " + std::to_string(kernels) + " row kernels, got " +
+                              std::to_string(request_.row_kernel_bytes.size()));
+    for (int k = 0; k < kernels; ++k) {
+      const std::string name = request_.symbol + "__row" + std::to_string(k);
+      if (request_.row_kernel_bytes.empty()) {
+        row_kernels_.push_back(emit_row_kernel(module_, plan_.split_groups ? plan_.for_group(k) : plan_, name));
+        row_kernels_.back()->setLinkage(llvm::GlobalValue::InternalLinkage);
+      } else {
+        embed_row_kernel_bytes(name, request_.row_kernel_bytes[static_cast<size_t>(k)]);
+      }
     }
     const bool baked = !request_.packed_weights.empty();
     emit_constant_function(request_.symbol + "_workspace_size", workspace_bytes());
@@ -65,15 +73,14 @@ class AotModuleEmitter {
   // The Xbyak bytes become a local function symbol in .text, written by the
   // integrated assembler exactly as given: position-independent code needs no
   // relocation, so the bytes run unchanged wherever the linker puts them.
-  void embed_row_kernel_bytes() {
-    const std::string name = request_.symbol + "__row";
+  void embed_row_kernel_bytes(const std::string& name, const std::vector<uint8_t>& bytes) {
     auto* type = llvm::FunctionType::get(b_.getVoidTy(), {llvm::PointerType::getUnqual(kernel_args_type(ctx_))}, false);
-    row_kernel_ = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
-    row_kernel_->setDSOLocal(true);
-    row_kernel_->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    llvm::Function* kernel = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
+    kernel->setDSOLocal(true);
+    kernel->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    row_kernels_.push_back(kernel);
     std::string text = "\t.section .text." + name + ",\"ax\",@progbits\n\t.p2align 6\n\t.type " + name +
                        ",@function\n\t.hidden " + name + "\n" + name + ":\n";
-    const auto& bytes = request_.row_kernel_bytes;
     for (size_t i = 0; i < bytes.size(); i += 32) {
       text += "\t.byte ";
       for (size_t j = i; j < std::min(bytes.size(), i + 32); ++j)
@@ -225,7 +232,7 @@ class AotModuleEmitter {
       set(1, b_.CreateInBoundsGEP(ir_.i64(), pair_table, begin));
       set(2, b_.CreateAShr(b_.CreateSub(end, begin), 1));
       set(5, ir_.at(y, b_.CreateMul(r, ir_.i64c(out_row))));
-      b_.CreateCall(row_kernel_, {args});
+      for (llvm::Function* kernel : row_kernels_) b_.CreateCall(kernel, {args});
     }, "row");
 
     if (plan_.transpose_channels_first)
@@ -239,7 +246,7 @@ class AotModuleEmitter {
   llvm::LLVMContext& ctx_;
   llvm::IRBuilder<> b_;
   IrSupport ir_;
-  llvm::Function* row_kernel_ = nullptr;
+  std::vector<llvm::Function*> row_kernels_;  // one, or one per channel group
 };
 
 }  // namespace

@@ -251,8 +251,7 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
 AotResult write_aot(const AotRequest& r) {
   AotResult result;
   const Prepared p = prepare(r, result);
-  std::vector<uint8_t> object;
-  object = native_object(r, p) ? write_native(r, p, result) : write_with_llvm(r, p, result);
+  const std::vector<uint8_t> object = native_object(r, p) ? write_native(r, p, result) : write_with_llvm(r, p, result);
   result.object_bytes = object.size();
 
   write_file_atomically(r.object_path, "-o", object.data(), object.size());

@@ -16,80 +16,93 @@ AlignedFloats::AlignedFloats(size_t count) : size_(count) {
 
 namespace {
 
-// Lane-packed W (plan.w_pack > 1): one vector per (ci, input offset t), lane
-// r * Cout + c holding the W tap a with a * dilation = t * stride + r.
-void pack_lane_packed(const codegen::KernelPlan& plan, const float* kernel, float* out) {
+// Keras index of (kd*kh tap dh, W tap a_w, filter f, input channel ci).
+int64_t keras_index(const ConvGeometry& g, int64_t dh, int64_t a_w, int64_t f, int64_t ci) {
+  return ((dh * g.axes[2].kernel + a_w) * g.out_channels + f) * g.in_channels + ci;
+}
+
+// Lane-packed W (plan.w_pack > 1): one vector per (ci, input offset t); lanes
+// r * Cout .. r * Cout + Cout - 1 hold the W tap a with a * dilation =
+// t * stride + r, or stay zero when there is no such tap.
+void lane_packed_runs(const codegen::KernelPlan& plan, std::vector<PackRun>& runs) {
   const ConvGeometry& g = plan.geometry;
   const AxisGeometry& w = g.axes[2];
-  const int64_t kh = g.axes[1].kernel, cin = g.in_channels, cout = g.out_channels;
   const auto& taps = plan.phases[2].front().taps;
   const int64_t wt = static_cast<int64_t>(taps.size());
-  for (int64_t a_d = 0; a_d < g.axes[0].kernel; ++a_d) {
-    for (int64_t a_h = 0; a_h < kh; ++a_h) {
-      float* block = out + (a_d * kh + a_h) * plan.weights_per_dh_tap();
-      for (int64_t ci = 0; ci < cin; ++ci) {
-        for (int64_t t = 0; t < wt; ++t) {
-          float* vec = block + (ci * wt + t) * plan.padded_out_channels();
-          for (int64_t lane = 0; lane < plan.vector_channels(); ++lane) {
-            const int64_t reach = taps[static_cast<size_t>(t)].offset * w.stride + lane / cout;
-            const int64_t a_w = reach / w.dilation;
-            if (reach % w.dilation != 0 || a_w >= w.kernel) continue;  // no tap: stays zero
-            vec[lane] = kernel[(((a_d * kh + a_h) * w.kernel + a_w) * cout + lane % cout) * cin + ci];
-          }
+  for (int64_t dh = 0; dh < g.axes[0].kernel * g.axes[1].kernel; ++dh) {
+    for (int64_t ci = 0; ci < g.in_channels; ++ci) {
+      for (int64_t t = 0; t < wt; ++t) {
+        const int64_t vector = dh * plan.weights_per_dh_tap() + (ci * wt + t) * plan.padded_out_channels();
+        for (int64_t r = 0; r < plan.w_pack; ++r) {
+          const int64_t reach = taps[static_cast<size_t>(t)].offset * w.stride + r;
+          if (reach % w.dilation != 0 || reach / w.dilation >= w.kernel) continue;
+          runs.push_back({vector + r * g.out_channels, keras_index(g, dh, reach / w.dilation, 0, ci), g.out_channels});
         }
       }
     }
   }
 }
 
-}  // namespace
-
-AlignedFloats pack_weights(const codegen::KernelPlan& plan, const float* kernel) {
-  if (plan.w_pack > 1) {
-    AlignedFloats packed(static_cast<size_t>(plan.packed_weight_count()));
-    pack_lane_packed(plan, kernel, packed.data());
-    return packed;
-  }
+// One run per (dh, W phase, channel group, ci, W tap): the group's filters.
+void phase_runs(const codegen::KernelPlan& plan, std::vector<PackRun>& runs) {
   const ConvGeometry& g = plan.geometry;
-  const int64_t kh = g.axes[1].kernel, kw = g.axes[2].kernel;
-  const int64_t cin = g.in_channels, cout = g.out_channels;
-  const int64_t lanes = plan.lanes;
-  AlignedFloats packed(static_cast<size_t>(plan.packed_weight_count()));
-  float* out = packed.data();
-  for (int64_t a_d = 0; a_d < g.axes[0].kernel; ++a_d) {
-    for (int64_t a_h = 0; a_h < kh; ++a_h) {
-      const int64_t dh_base = (a_d * kh + a_h) * plan.weights_per_dh_tap();
-      for (int rw = 0; rw < static_cast<int>(plan.phases[2].size()); ++rw) {
-        const auto& taps = plan.phases[2][rw].taps;
-        const int64_t wt = static_cast<int64_t>(taps.size());
-        for (int group = 0; group < plan.oc_groups; ++group) {
-          const int64_t vectors = group + 1 == plan.oc_groups ? plan.last_group_vectors : plan.oc_block;
-          const int64_t base = dh_base + plan.weights_phase_offset(rw) + group * plan.weights_group_stride(rw);
-          for (int64_t ci = 0; ci < cin; ++ci) {
-            for (int64_t t = 0; t < wt; ++t) {
-              const int64_t a_w = taps[static_cast<size_t>(t)].tap;
-              const float* src = kernel + ((a_d * kh + a_h) * kw + a_w) * cout * cin + ci;
-              for (int64_t v = 0; v < vectors; ++v) {
-                for (int64_t lane = 0; lane < lanes; ++lane) {
-                  const int64_t f = (group * plan.oc_block + v) * lanes + lane;
-                  if (f < cout) out[base + ((ci * wt + t) * vectors + v) * lanes + lane] = src[f * cin];
-                }
-              }
-            }
-          }
-        }
+  for (int64_t dh = 0; dh < g.axes[0].kernel * g.axes[1].kernel; ++dh) {
+    for (int rw = 0; rw < static_cast<int>(plan.phases[2].size()); ++rw) {
+      const auto& taps = plan.phases[2][rw].taps;
+      const int64_t wt = static_cast<int64_t>(taps.size());
+      for (int group = 0; group < plan.oc_groups; ++group) {
+        const int64_t vectors = group + 1 == plan.oc_groups ? plan.last_group_vectors : plan.oc_block;
+        const int64_t first_filter = int64_t(group) * plan.oc_block * plan.lanes;
+        const int64_t count = std::min(vectors * plan.lanes, g.out_channels - first_filter);
+        if (count <= 0) continue;
+        const int64_t base = dh * plan.weights_per_dh_tap() + plan.weights_phase_offset(rw) +
+                             group * plan.weights_group_stride(rw);
+        for (int64_t ci = 0; ci < g.in_channels; ++ci)
+          for (int64_t t = 0; t < wt; ++t)
+            runs.push_back({base + (ci * wt + t) * vectors * plan.lanes,
+                            keras_index(g, dh, taps[static_cast<size_t>(t)].tap, first_filter, ci), count});
       }
     }
   }
+}
+
+// Lane-packed W repeats the channels once per voxel the vector holds.
+std::vector<PackRun> bias_runs(const codegen::KernelPlan& plan) {
+  std::vector<PackRun> runs;
+  const int64_t cout = plan.geometry.out_channels;
+  if (plan.has_bias)
+    for (int64_t r = 0; r < plan.w_pack; ++r) runs.push_back({r * cout, 0, cout});
+  return runs;
+}
+
+}  // namespace
+
+PackRuns packing_runs(const codegen::KernelPlan& plan) {
+  PackRuns runs;
+  runs.weight_stride = plan.geometry.in_channels;
+  if (plan.w_pack > 1)
+    lane_packed_runs(plan, runs.weights);
+  else
+    phase_runs(plan, runs.weights);
+  runs.bias = bias_runs(plan);
+  return runs;
+}
+
+void apply_pack_runs(const std::vector<PackRun>& runs, int64_t stride, const float* source, float* packed) {
+  for (const PackRun& run : runs)
+    for (int64_t i = 0; i < run.count; ++i) packed[run.dst + i] = source[run.src + i * stride];
+}
+
+AlignedFloats pack_weights(const codegen::KernelPlan& plan, const float* kernel) {
+  AlignedFloats packed(static_cast<size_t>(plan.packed_weight_count()));
+  const PackRuns runs = packing_runs(plan);
+  apply_pack_runs(runs.weights, runs.weight_stride, kernel, packed.data());
   return packed;
 }
 
 AlignedFloats pack_bias(const codegen::KernelPlan& plan, const float* bias) {
   AlignedFloats packed(static_cast<size_t>(plan.padded_out_channels()));
-  if (!plan.has_bias || !bias) return packed;
-  // Lane-packed W repeats the channels once per voxel the vector holds.
-  for (int64_t lane = 0; lane < plan.vector_channels(); ++lane)
-    packed.data()[lane] = bias[lane % plan.geometry.out_channels];
+  if (bias) apply_pack_runs(bias_runs(plan), 1, bias, packed.data());
   return packed;
 }
 

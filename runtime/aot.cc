@@ -73,16 +73,20 @@ Prepared prepare(const AotRequest& r, AotResult& result) {
   }
   validate(r.config);
   p.geometry = resolve_geometry(r.config, r.input_shape, &result.warnings);
-  if (!r.config.activation.is_elementwise())
+  // Axis activations run in the Xbyak driver after the rows; the LLVM module has none.
+  if (!r.config.activation.is_elementwise() && p.backend != Backend::kXbyak)
     throw Error("activation", r.config.activation.name +
-                                  " works along the last axis and is not fused into AOT objects; only elementwise "
-                                  "activations are supported here");
+                                  " works along the last axis; only --backend xbyak objects apply it (llvm objects "
+                                  "take elementwise activations only)");
+  if (r.config.activation.kind == ActivationKind::kGlu && p.geometry.output_shape()[4] % 2 != 0)
+    throw Error("activation", "glu splits the last axis in two halves, but the output's last axis has odd size " +
+                                  std::to_string(p.geometry.output_shape()[4]));
   if (r.kernel && r.config.use_bias && !r.bias) throw Error("--bias", "use_bias is true but no bias was given");
   if (r.bias && !r.kernel) throw Error("--bias", "a bias needs --kernel too");
   if (r.bias && !r.config.use_bias) throw Error("--bias", "a bias was given but use_bias is false");
   p.problem.geometry = p.geometry;
   p.problem.has_bias = r.config.use_bias;
-  p.problem.fused_activation = r.config.activation;
+  if (r.config.activation.is_elementwise()) p.problem.fused_activation = r.config.activation;
   return p;
 }
 
@@ -100,7 +104,7 @@ std::string aot_header_text(const AotRequest& r, const AotResult& result) {
   const ConvGeometry g = resolve_geometry(r.config, r.input_shape);
   const std::string& s = r.symbol;
   const std::string guard = upper(s) + "_TCONV3D_H";
-  const Shape5 in = g.input_shape(), out = g.output_shape();
+  const Shape5 in = g.input_shape(), out = activated_output_shape(g, r.config.activation);
   std::ostringstream h;
   h << "/* " << s << ": a Keras Conv3DTranspose layer compiled ahead of time by `tconv3d aot`.\n"
     << " *\n"
@@ -114,8 +118,8 @@ std::string aot_header_text(const AotRequest& r, const AotResult& result) {
     << " *\n"
     << " * input:  float32 " << dims(in, g.data_format) << ", dense, C order (" << g.input_elements()
     << " floats)\n"
-    << " * output: float32 " << dims(out, g.data_format) << ", dense, C order (" << g.output_elements()
-    << " floats)\n"
+    << " * output: float32 " << dims(out, g.data_format) << ", dense, C order ("
+    << out[0] * out[1] * out[2] * out[3] * out[4] << " floats)\n"
     << " * Any alignment works; 64-byte alignment is fastest. Input and output must not overlap.\n"
     << " * " << s << " runs on the calling thread (no threads are created); calls on different\n"
     << " * outputs may run concurrently from several threads, each with its own workspace.\n"
@@ -127,11 +131,11 @@ std::string aot_header_text(const AotRequest& r, const AotResult& result) {
     << "#ifndef " << guard << "\n#define " << guard << "\n\n#include <stddef.h>\n\n"
     << "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
     << "#define " << upper(s) << "_INPUT_ELEMENTS " << g.input_elements() << "\n"
-    << "#define " << upper(s) << "_OUTPUT_ELEMENTS " << g.output_elements() << "\n"
+    << "#define " << upper(s) << "_OUTPUT_ELEMENTS " << out[0] * out[1] * out[2] * out[3] * out[4] << "\n"
     << "#define " << upper(s) << "_WORKSPACE_BYTES " << result.workspace_bytes << "\n";
   if (!result.baked_weights) h << "#define " << upper(s) << "_PACKED_FLOATS " << result.packed_floats << "\n";
   h << "\n/* Bytes of scratch memory " << s << " needs (" << result.workspace_bytes
-    << "; nonzero only for channels_first,\n * where the data is transposed around the kernel). */\n"
+    << "; nonzero only for channels_first, where the data is transposed\n * around the kernel, and for glu and sparsemax, which need room for a row or the whole\n * pre-activation output). */\n"
     << "size_t " << s << "_workspace_size(void);\n\n";
   if (result.baked_weights) {
     h << "/* output = layer(input). The weights are baked into the object.\n"
@@ -162,11 +166,10 @@ bool elf_x86_64(const std::string& triple) {
 }
 
 // Whether the object can be assembled without LLVM (runtime/aot_native.hpp):
-// an Xbyak kernel for channels_last with the weights baked in.
+// every Xbyak object for x86-64 ELF.
 bool native_object(const AotRequest& r, const Prepared& p) {
 #ifdef TCONV3D_HAVE_XBYAK
-  return p.backend == Backend::kXbyak && r.kernel && p.geometry.data_format == DataFormat::kChannelsLast &&
-         elf_x86_64(r.triple);
+  return p.backend == Backend::kXbyak && elf_x86_64(r.triple);
 #else
   (void)r;
   (void)p;
@@ -178,17 +181,17 @@ std::vector<uint8_t> write_native(const AotRequest& r, const Prepared& p, AotRes
   const Isa isa = r.isa == Isa::kAuto ? Isa::kAvx2 : r.isa;
   if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
     throw Error("--isa", "xbyak objects are avx2 or avx512, got " + to_string(isa));
-  const codegen::KernelPlan plan = codegen::make_plan(p.problem, isa, codegen::PlanOptions::baseline());
-  if (!native_aot_supports(plan)) return {};
-  std::vector<uint8_t> kernel_bytes;
-#ifdef TCONV3D_HAVE_XBYAK
-  kernel_bytes = x64::emit_tconv_kernel(plan).bytes;
-#endif
+  const codegen::KernelPlan plan = codegen::plan_for_backend(p.problem, isa, Backend::kXbyak);
+  const Activation axis_activation = r.config.activation.is_elementwise() ? Activation{} : r.config.activation;
+  NativeAotObject object =
+      build_native_aot_object(plan, axis_activation, r.kernel, r.config.use_bias ? r.bias : nullptr, r.symbol);
   result.triple = r.triple.empty() ? "x86_64-linux-gnu" : r.triple;
   result.isa = to_string(isa);
   result.backend = "xbyak";
-  result.baked_weights = true;
-  return build_native_aot_object(plan, kernel_bytes, r.kernel, r.config.use_bias ? r.bias : nullptr, r.symbol);
+  result.baked_weights = r.kernel != nullptr;
+  result.workspace_bytes = object.workspace_bytes;
+  result.packed_floats = object.packed_floats;
+  return std::move(object.bytes);
 }
 
 // Everything else: the driver (and the packing function) come from LLVM.
@@ -197,9 +200,12 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
   (void)r;
   (void)p;
   (void)result;
-  throw Error("--backend", std::string("this build has no LLVM (apt: llvm-dev); without it only channels_last "
-                                       "layers with --backend xbyak and baked weights (--kernel) can be written"));
+  throw Error("--backend", std::string("this build has no LLVM (apt: llvm-dev); without it objects are written "
+                                       "by --backend xbyak, for x86-64 Linux targets only"));
 #else
+  if (!r.config.activation.is_elementwise())
+    throw Error("activation", r.config.activation.name + " needs an xbyak object for x86-64 Linux; target '" +
+                                  r.triple + "' goes through LLVM, whose objects take elementwise activations only");
   const llvm_backend::LlvmTarget target = llvm_backend::aot_target(r.triple, r.isa, "--target");
   result.triple = target.triple;
   result.isa = target.isa_name;
@@ -212,7 +218,7 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
   // aarch64 takes the 8-lane plan: LLVM splits each vector into two NEON registers,
   // which keeps the register tile the plan sized (16 x 8 lanes = 32 x 4 lanes).
   const Isa plan_isa = target.vector_floats == 16 ? Isa::kAvx512 : Isa::kAvx2;
-  const codegen::KernelPlan plan = codegen::make_plan(p.problem, plan_isa, codegen::PlanOptions::baseline());
+  const codegen::KernelPlan plan = codegen::plan_for_backend(p.problem, plan_isa, p.backend);
 
   llvm_backend::AotModuleRequest module;
   module.plan = &plan;
@@ -228,7 +234,11 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
     result.packed_floats = plan.packed_weight_count() + plan.padded_out_channels();
   }
 #ifdef TCONV3D_HAVE_XBYAK
-  if (p.backend == Backend::kXbyak) module.row_kernel_bytes = x64::emit_tconv_kernel(plan).bytes;
+  if (p.backend == Backend::kXbyak) {
+    const int kernels = plan.split_groups ? plan.oc_groups : 1;
+    for (int k = 0; k < kernels; ++k)
+      module.row_kernel_bytes.push_back(x64::emit_tconv_kernel(plan.split_groups ? plan.for_group(k) : plan).bytes);
+  }
 #endif
   if (plan.transpose_channels_first)
     result.workspace_bytes = 4 * ((p.geometry.input_elements() + 15) / 16 * 16 + p.geometry.output_elements());
@@ -241,9 +251,7 @@ std::vector<uint8_t> write_with_llvm(const AotRequest& r, const Prepared& p, Aot
 AotResult write_aot(const AotRequest& r) {
   AotResult result;
   const Prepared p = prepare(r, result);
-  std::vector<uint8_t> object;
-  if (native_object(r, p)) object = write_native(r, p, result);
-  if (object.empty()) object = write_with_llvm(r, p, result);
+  const std::vector<uint8_t> object = native_object(r, p) ? write_native(r, p, result) : write_with_llvm(r, p, result);
   result.object_bytes = object.size();
 
   write_file_atomically(r.object_path, "-o", object.data(), object.size());

@@ -3,13 +3,15 @@
 // declares it (standard C headers only). A program links the object and calls
 // it with no tconv3d runtime, no JIT and no other library (not even libm).
 //
-// The object is built from the same KernelPlan as the JIT: the row kernel
-// comes from LLVM (any supported target, including aarch64) or from the Xbyak
-// emitter (x86-64, its bytes embedded verbatim, position-independent), and a
-// driver loops over the output rows on the calling thread. For an Xbyak
-// kernel on a channels_last layer with baked weights, the driver is Xbyak code
-// too and the object is written without LLVM (runtime/aot_native.hpp); the
-// rest (channels_first, run-time packing, other targets) is built by LLVM.
+// The object is built from the same KernelPlan as the JIT (plan_for_backend),
+// so with one thread it computes bit for bit what the JIT computes. With
+// --backend xbyak on x86-64 Linux everything is our own code and needs no
+// LLVM in the build (runtime/aot_native.hpp): the JIT's row kernel(s), a
+// driver that loops over the output rows on the calling thread, transposes
+// channels_first data through the workspace and applies axis activations
+// (softmax, log_softmax, glu, sparsemax), and NAME_pack for run-time weights.
+// LLVM builds the rest: its own row kernel, other targets (aarch64), and
+// elementwise activations only.
 #pragma once
 
 #include <cstdint>

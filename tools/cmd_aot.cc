@@ -73,9 +73,10 @@ int aot_command(const std::vector<std::string>& raw_argv) {
   const AotResult result = write_aot(request);
   warnings.insert(warnings.end(), result.warnings.begin(), result.warnings.end());
   print_warnings(warnings);
-  std::printf("wrote %s (%zu bytes): %s, row kernel from %s for %s (%s), %s weights%s\n", request.object_path.c_str(),
-              result.object_bytes, request.symbol.c_str(), result.backend.c_str(), result.triple.c_str(),
-              result.isa.c_str(), result.baked_weights ? "baked" : "run-time packed",
+  std::printf("wrote %s (%zu bytes): %s, row kernel from %s for %s (%s), %s weights, workspace %lld bytes%s\n",
+              request.object_path.c_str(), result.object_bytes, request.symbol.c_str(), result.backend.c_str(),
+              result.triple.c_str(), result.isa.c_str(), result.baked_weights ? "baked" : "run-time packed",
+              static_cast<long long>(result.workspace_bytes),
               request.header_path.empty() ? "" : (", header " + request.header_path).c_str());
   return 0;
 }

@@ -10,6 +10,7 @@
 #include "emit/llvm/ir_kernel.hpp"
 #include "emit/llvm/ir_support.hpp"
 #include "plan/row_taps.hpp"
+#include "plan/weight_pack.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d::llvm_backend {
@@ -28,11 +29,19 @@ class AotModuleEmitter {
         ir_(b_, module, plan_.lanes) {}
 
   void emit() {
-    if (request_.row_kernel_bytes.empty()) {
-      row_kernel_ = emit_row_kernel(module_, plan_, request_.symbol + "__row");
-      row_kernel_->setLinkage(llvm::GlobalValue::InternalLinkage);
-    } else {
-      embed_row_kernel_bytes();
+    // The JIT's kernels: one per channel group when the plan splits them.
+    const int kernels = plan_.split_groups ? plan_.oc_groups : 1;
+    if (!request_.row_kernel_bytes.empty() && request_.row_kernel_bytes.size() != size_t(kernels))
+      throw Error("plan", "expected " + std::to_string(kernels) + " row kernels, got " +
+                              std::to_string(request_.row_kernel_bytes.size()));
+    for (int k = 0; k < kernels; ++k) {
+      const std::string name = request_.symbol + "__row" + std::to_string(k);
+      if (request_.row_kernel_bytes.empty()) {
+        row_kernels_.push_back(emit_row_kernel(module_, plan_.split_groups ? plan_.for_group(k) : plan_, name));
+        row_kernels_.back()->setLinkage(llvm::GlobalValue::InternalLinkage);
+      } else {
+        embed_row_kernel_bytes(name, request_.row_kernel_bytes[static_cast<size_t>(k)]);
+      }
     }
     const bool baked = !request_.packed_weights.empty();
     emit_constant_function(request_.symbol + "_workspace_size", workspace_bytes());
@@ -64,15 +73,14 @@ class AotModuleEmitter {
   // The Xbyak bytes become a local function symbol in .text, written by the
   // integrated assembler exactly as given: position-independent code needs no
   // relocation, so the bytes run unchanged wherever the linker puts them.
-  void embed_row_kernel_bytes() {
-    const std::string name = request_.symbol + "__row";
+  void embed_row_kernel_bytes(const std::string& name, const std::vector<uint8_t>& bytes) {
     auto* type = llvm::FunctionType::get(b_.getVoidTy(), {llvm::PointerType::getUnqual(kernel_args_type(ctx_))}, false);
-    row_kernel_ = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
-    row_kernel_->setDSOLocal(true);
-    row_kernel_->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    llvm::Function* kernel = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
+    kernel->setDSOLocal(true);
+    kernel->setVisibility(llvm::GlobalValue::HiddenVisibility);
+    row_kernels_.push_back(kernel);
     std::string text = "\t.section .text." + name + ",\"ax\",@progbits\n\t.p2align 6\n\t.type " + name +
                        ",@function\n\t.hidden " + name + "\n" + name + ":\n";
-    const auto& bytes = request_.row_kernel_bytes;
     for (size_t i = 0; i < bytes.size(); i += 32) {
       text += "\t.byte ";
       for (size_t j = i; j < std::min(bytes.size(), i + 32); ++j)
@@ -100,74 +108,54 @@ class AotModuleEmitter {
     b_.CreateRet(ir_.i64c(value));
   }
 
-  // Mirrors plan/weight_pack.cc: [kd][kh][W phase][group][ci][W tap][vector][lane],
-  // then the bias padded to whole vectors. Every float of `packed` is written.
+  // NAME_pack: zeros, then the plan's packing runs (plan/weight_pack.hpp),
+  // embedded as a table of (dst, src, count) and applied by one loop, so the
+  // layout has no second description here. The bias (zeros when the layer
+  // has none or bias is NULL) follows the weights.
   void emit_pack() {
     llvm::Function* f = exported(request_.symbol + "_pack", b_.getVoidTy(), {ir_.f32_ptr(), ir_.f32_ptr(), ir_.f32_ptr()});
     llvm::Value* kernel = f->getArg(0);
     llvm::Value* bias = f->getArg(1);
     llvm::Value* packed = f->getArg(2);
-    const ConvGeometry& g = plan_.geometry;
-    const int64_t kh = g.axes[1].kernel, kw = g.axes[2].kernel, cin = g.in_channels, cout = g.out_channels;
-    const int64_t lanes = plan_.lanes;
-    ir_.loop(plan_.packed_weight_count(), [&](llvm::Value* i) {
+    ir_.loop(packed_floats(), [&](llvm::Value* i) {
       b_.CreateStore(llvm::ConstantFP::get(ir_.f32(), 0.0), ir_.at(packed, i));
     }, "zero");
-    ir_.loop(g.axes[0].kernel * kh, [&](llvm::Value* dh) {
-      llvm::Value* dh_base = b_.CreateMul(dh, ir_.i64c(plan_.weights_per_dh_tap()));
-      for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) {
-        const auto& taps = plan_.phases[2][rw].taps;
-        const int64_t wt = static_cast<int64_t>(taps.size());
-        if (wt == 0) continue;
-        ir_.loop(plan_.oc_groups, [&](llvm::Value* group) {
-          llvm::Value* is_last = b_.CreateICmpEQ(group, ir_.i64c(plan_.oc_groups - 1));
-          llvm::Value* vectors = b_.CreateSelect(is_last, ir_.i64c(plan_.last_group_vectors), ir_.i64c(plan_.oc_block));
-          llvm::Value* base = b_.CreateAdd(b_.CreateAdd(dh_base, ir_.i64c(plan_.weights_phase_offset(rw))),
-                                           b_.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw))));
-          ir_.loop(cin, [&](llvm::Value* ci) {
-            for (int64_t t = 0; t < wt; ++t) {
-              const int64_t a_w = taps[static_cast<size_t>(t)].tap;
-              // Keras index of (dh, a_w, f=0, ci): ((dh * kw + a_w) * cout + f) * cin + ci.
-              llvm::Value* src0 = b_.CreateAdd(
-                  b_.CreateMul(b_.CreateAdd(b_.CreateMul(dh, ir_.i64c(kw)), ir_.i64c(a_w)), ir_.i64c(cout * cin)), ci);
-              ir_.loop(vectors, [&](llvm::Value* v) {
-                ir_.loop(lanes, [&](llvm::Value* lane) {
-                  llvm::Value* f_index = b_.CreateAdd(
-                      b_.CreateMul(b_.CreateAdd(b_.CreateMul(group, ir_.i64c(plan_.oc_block)), v), ir_.i64c(lanes)), lane);
-                  llvm::Value* valid = b_.CreateICmpSLT(f_index, ir_.i64c(cout));
-                  llvm::Value* src = b_.CreateSelect(valid, b_.CreateAdd(src0, b_.CreateMul(f_index, ir_.i64c(cin))), src0);
-                  llvm::Value* value = b_.CreateSelect(valid, ir_.load_scalar(ir_.at(kernel, src)),
-                                                       llvm::ConstantFP::get(ir_.f32(), 0.0));
-                  llvm::Value* dst = b_.CreateAdd(
-                      base, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(ci, ir_.i64c(wt)), ir_.i64c(t)), vectors), v), ir_.i64c(lanes)), lane));
-                  b_.CreateStore(value, ir_.at(packed, dst));
-                }, "lane");
-              }, "vector");
-            }
-          }, "ci");
-        }, "group");
-      }
-    }, "dh");
-    // The bias (zeros when the layer has none or bias is NULL), padded.
-    llvm::Value* bias_out = ir_.at(packed, plan_.packed_weight_count());
-    llvm::Value* has_bias = b_.CreateIsNotNull(bias);
-    ir_.loop(plan_.padded_out_channels(), [&](llvm::Value* f) {
-      llvm::BasicBlock* load_block = llvm::BasicBlock::Create(ctx_, "bias.load", b_.GetInsertBlock()->getParent());
-      llvm::BasicBlock* join = llvm::BasicBlock::Create(ctx_, "bias.join", b_.GetInsertBlock()->getParent());
-      llvm::BasicBlock* from = b_.GetInsertBlock();
-      llvm::Value* use = b_.CreateAnd(has_bias, b_.CreateICmpSLT(f, ir_.i64c(cout)));
-      if (!plan_.has_bias) use = b_.getFalse();
-      b_.CreateCondBr(use, load_block, join);
-      b_.SetInsertPoint(load_block);
-      llvm::Value* loaded = ir_.load_scalar(ir_.at(bias, f));
-      b_.CreateBr(join);
-      b_.SetInsertPoint(join);
-      llvm::PHINode* value = b_.CreatePHI(ir_.f32(), 2);
-      value->addIncoming(llvm::ConstantFP::get(ir_.f32(), 0.0), from);
-      value->addIncoming(loaded, load_block);
-      b_.CreateStore(value, ir_.at(bias_out, f));
-    }, "bias");
+    const PackRuns runs = packing_runs(plan_);
+    emit_apply_runs(runs.weights, runs.weight_stride, kernel, packed, "weights");
+    if (runs.bias.empty()) {
+      b_.CreateRetVoid();
+      return;
+    }
+    llvm::BasicBlock* with_bias = llvm::BasicBlock::Create(ctx_, "with_bias", f);
+    llvm::BasicBlock* done = llvm::BasicBlock::Create(ctx_, "done", f);
+    b_.CreateCondBr(b_.CreateIsNotNull(bias), with_bias, done);
+    b_.SetInsertPoint(with_bias);
+    emit_apply_runs(runs.bias, 1, bias, ir_.at(packed, plan_.packed_weight_count()), "bias");
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
     b_.CreateRetVoid();
+  }
+
+  // for each run: packed[dst + i] = source[src + i * stride], i < count.
+  void emit_apply_runs(const std::vector<PackRun>& runs, int64_t stride, llvm::Value* source, llvm::Value* packed,
+                       const std::string& name) {
+    if (runs.empty()) return;
+    std::vector<int64_t> flat;
+    for (const PackRun& r : runs) flat.insert(flat.end(), {r.dst, r.src, r.count});
+    llvm::Value* table = first_element(
+        constant_array(name + "_runs", llvm::ConstantDataArray::get(ctx_, llvm::ArrayRef<int64_t>(flat))));
+    auto field = [&](llvm::Value* run, int k) {
+      llvm::Value* index = b_.CreateAdd(b_.CreateMul(run, ir_.i64c(3)), ir_.i64c(k));
+      return b_.CreateAlignedLoad(ir_.i64(), b_.CreateInBoundsGEP(ir_.i64(), table, index), llvm::Align(8));
+    };
+    ir_.loop(static_cast<int64_t>(runs.size()), [&](llvm::Value* run) {
+      llvm::Value* dst = field(run, 0);
+      llvm::Value* src = field(run, 1);
+      ir_.loop(field(run, 2), [&](llvm::Value* i) {
+        llvm::Value* value = ir_.load_scalar(ir_.at(source, b_.CreateAdd(src, b_.CreateMul(i, ir_.i64c(stride)))));
+        b_.CreateStore(value, ir_.at(packed, b_.CreateAdd(dst, i)));
+      }, "element");
+    }, "run");
   }
 
   // dst[(n*S + s)*C + c] = src[(n*C + c)*S + s] (to_last) or the reverse.
@@ -244,7 +232,7 @@ class AotModuleEmitter {
       set(1, b_.CreateInBoundsGEP(ir_.i64(), pair_table, begin));
       set(2, b_.CreateAShr(b_.CreateSub(end, begin), 1));
       set(5, ir_.at(y, b_.CreateMul(r, ir_.i64c(out_row))));
-      b_.CreateCall(row_kernel_, {args});
+      for (llvm::Function* kernel : row_kernels_) b_.CreateCall(kernel, {args});
     }, "row");
 
     if (plan_.transpose_channels_first)
@@ -258,7 +246,7 @@ class AotModuleEmitter {
   llvm::LLVMContext& ctx_;
   llvm::IRBuilder<> b_;
   IrSupport ir_;
-  llvm::Function* row_kernel_ = nullptr;
+  std::vector<llvm::Function*> row_kernels_;  // one, or one per channel group
 };
 
 }  // namespace

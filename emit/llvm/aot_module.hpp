@@ -29,9 +29,10 @@ struct AotModuleRequest {
   // data; empty: the object exports NAME_pack / NAME_packed_size instead.
   std::vector<float> packed_weights;
   std::vector<float> packed_bias;
-  // Machine code of the row kernel from the Xbyak emitter (same plan, same
-  // KernelArgs ABI), embedded verbatim in .text; empty: LLVM emits the kernel.
-  std::vector<uint8_t> row_kernel_bytes;
+  // Machine code of the row kernel(s) from the Xbyak emitter (same plan, same
+  // KernelArgs ABI; one per channel group when plan->split_groups), embedded
+  // verbatim in .text; empty: LLVM emits the kernels.
+  std::vector<std::vector<uint8_t>> row_kernel_bytes;
 };
 
 // Object file bytes. Throws tconv3d::Error.

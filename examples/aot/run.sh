@@ -3,7 +3,7 @@
 # library, no JIT, no libm for the objects), runs it and checks its results
 # against `tconv3d run --backend reference`.
 #
-#   examples/aot/run.sh BUILD_DIR                      host: llvm and xbyak objects, avx2 (+avx512 if the CPU has it)
+#   examples/aot/run.sh BUILD_DIR                      host: llvm (where built) and xbyak objects, avx2 (+avx512 if the CPU has it)
 #   examples/aot/run.sh BUILD_DIR aarch64-linux-gnu    cross: llvm NEON objects, linked with
 #                                                      aarch64-linux-gnu-gcc, run under qemu-aarch64
 # BUILD_DIR holds bin/tconv3d. Exit status 0 only if every combination matches.
@@ -26,8 +26,15 @@ if [ -n "$target" ]; then
   command -v qemu-aarch64 >/dev/null || { echo "run.sh: qemu-aarch64 not found (apt: qemu-user)" >&2; exit 2; }
   combos=("llvm:auto")
 else
-  combos=("llvm:avx2" "xbyak:avx2")
-  if grep -q -w avx512f /proc/cpuinfo; then combos+=("llvm:avx512" "xbyak:avx512"); fi
+  # A build without LLVM writes xbyak objects only (every layer, the same C ABI).
+  backends=(xbyak)
+  if "$tconv3d" aot --layer "$here/layer.json" --input-shape 1,1,1,1,24 --backend llvm --symbol probe \
+      -o "$work/probe.o" >/dev/null 2>&1; then backends=(llvm xbyak); fi
+  combos=()
+  for backend in "${backends[@]}"; do
+    combos+=("$backend:avx2")
+    if grep -q -w avx512f /proc/cpuinfo; then combos+=("$backend:avx512"); fi
+  done
 fi
 
 # layer file | input shape | kernel shape (kd,kh,kw,filters,cin)

@@ -131,14 +131,22 @@ INSTANTIATE_TEST_SUITE_P(AllIsas, GenericKernelIsa,
                          });
 
 TEST(GenericKernel, ForcingAnIsaTheCpuLacksIsAnError) {
-  if (cpu_features().avx512) GTEST_SKIP() << "this CPU runs every generic ISA";
   Problem problem;
   LayerConfig config;
   config.filters = 2;
   config.kernel_size = Triple{1, 1, 1};
   problem.geometry = resolve_geometry(config, {1, 1, 1, 1, 1});
   const float kernel[2] = {1, 2}, bias[2] = {0, 0};
+  {
+    const ScopedCpuFeatureMask no_avx512(CpuFeature::kAvx512);  // as on an AVX2-only CPU
+    EXPECT_THROW(make_generic_executor_for(problem, kernel, bias, GenericIsa::kAvx512), Error);
+    EXPECT_NE(best_generic_isa(), GenericIsa::kAvx512);
+  }
+  const ScopedCpuFeatureMask no_avx2(CpuFeature::kAvx2Fma);  // as on an SSE2-only CPU
+  EXPECT_THROW(make_generic_executor_for(problem, kernel, bias, GenericIsa::kAvx2), Error);
   EXPECT_THROW(make_generic_executor_for(problem, kernel, bias, GenericIsa::kAvx512), Error);
+  EXPECT_EQ(best_generic_isa(), GenericIsa::kSse2);
+  EXPECT_EQ(make_generic_executor(problem, kernel, bias)->isa(), "sse2");
 }
 
 }  // namespace

@@ -234,7 +234,7 @@ TEST(JitKernel, EmitterRefusesATileBeyondTheRegisters) {
 }
 
 TEST(JitKernel, ForcingAvx512WithoutItIsAClearError) {
-  if (cpu_features().avx512) GTEST_SKIP() << "this CPU runs AVX-512, so forcing it is not an error here";
+  const ScopedCpuFeatureMask no_avx512(CpuFeature::kAvx512);  // as on a CPU without it
   LayerConfig config;
   config.filters = 4;
   config.kernel_size = {2, 2, 2};
@@ -258,6 +258,25 @@ TEST(JitKernel, AutoPicksXbyakWhereTheCpuRunsIt) {
   LayerOptions o;  // auto
   const Layer layer = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
   EXPECT_EQ(layer.backend(), Backend::kXbyak);
+}
+
+TEST(JitKernel, WithoutAvx2AutoFallsBackAndForcingXbyakIsAClearError) {
+  const ScopedCpuFeatureMask no_avx2(CpuFeature::kAvx2Fma);  // as on a CPU with neither ISA
+  LayerConfig config;
+  config.filters = 4;
+  config.kernel_size = {2, 2, 2};
+  const Layer automatic = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, LayerOptions{});
+  EXPECT_EQ(automatic.backend(), Backend::kGeneric);
+  EXPECT_EQ(automatic.isa(), "sse2");
+  LayerOptions o;
+  o.backend = Backend::kXbyak;
+  try {
+    Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
+    FAIL() << "xbyak was accepted on a CPU with neither AVX2+FMA nor AVX-512";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "backend");
+    EXPECT_NE(std::string(e.what()).find("AVX2+FMA"), std::string::npos) << e.what();
+  }
 }
 
 #else

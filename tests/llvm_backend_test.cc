@@ -39,21 +39,7 @@ std::vector<Isa> isas_to_test() {
 #define SKIP_WITHOUT_AVX2()                                                     \
   if (!cpu_features().avx2_fma) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512"
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using testing::ScopedEnv;
 
 fs::path fresh_dir(const std::string& tag) { return testing::fresh_temp_dir("llvm_" + tag); }
 
@@ -305,6 +291,21 @@ TEST(LlvmTarget, KeysNameEverythingThatChangesTheCode) {
   }
   const codegen::KernelPlan plan = small_plan(8);
   EXPECT_NE(llvm_backend::llvm_kernel_key(plan).find(plan.cache_key()), std::string::npos);
+}
+
+// The host target follows the masked CPU view: with AVX-512 hidden, LLVM is
+// told to emit none, and forcing it is refused.
+TEST(LlvmTarget, HostTargetFollowsTheCpuMask) {
+  SKIP_WITHOUT_AVX2();
+  const ScopedCpuFeatureMask no_avx512(CpuFeature::kAvx512);
+  const llvm_backend::LlvmTarget host = llvm_backend::host_target(Isa::kAuto);
+  EXPECT_EQ(host.vector_floats, 8);
+  EXPECT_EQ(host.isa_name, "avx2");
+  EXPECT_NE(host.features.find("-avx512f"), std::string::npos) << host.features;
+  EXPECT_EQ(host.features.find("+avx512"), std::string::npos) << host.features;
+  EXPECT_THROW(llvm_backend::host_target(Isa::kAvx512), Error);
+  const ScopedCpuFeatureMask no_avx2(CpuFeature::kAvx2Fma);
+  EXPECT_THROW(llvm_backend::host_target(Isa::kAuto), Error);
 }
 
 TEST(LlvmTarget, AotTargetsAreCheckedWithClearErrors) {

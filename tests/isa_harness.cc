@@ -57,6 +57,10 @@ std::vector<Target> targets(std::initializer_list<Backend> backends) {
   return list;
 }
 
+std::vector<Isa> plan_isas() { return {Isa::kAvx2, Isa::kAvx512}; }
+
+std::string isa_name(const ::testing::TestParamInfo<Isa>& info) { return to_string(info.param); }
+
 std::string why_cpu_cannot_run(Isa isa) {
   const CpuFeatures cpu = cpu_features();
   if (isa == Isa::kAvx512 && !cpu.avx512)

@@ -40,6 +40,11 @@ struct Target {
 // (where built), generic on sse2, avx2 and avx512, the reference once.
 std::vector<Target> targets(std::initializer_list<Backend> backends);
 
+// Every ISA a plan can be made for. Plans are made, never run, so tests of
+// plans run on every host, and none skips.
+std::vector<Isa> plan_isas();
+std::string isa_name(const ::testing::TestParamInfo<Isa>& info);  // for INSTANTIATE_TEST_SUITE_P
+
 // Why this CPU (as cpu_features() shows it) cannot run `isa`; empty if it can.
 std::string why_cpu_cannot_run(Isa isa);
 

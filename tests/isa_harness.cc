@@ -57,7 +57,7 @@ std::vector<Target> targets(std::initializer_list<Backend> backends) {
   return list;
 }
 
-std::vector<Isa> plan_isas() { return {Isa::kAvx2, Isa::kAvx512}; }
+std::vector<Isa> all_isas() { return {Isa::kAvx2, Isa::kAvx512}; }
 
 std::string isa_name(const ::testing::TestParamInfo<Isa>& info) { return to_string(info.param); }
 

@@ -40,9 +40,10 @@ struct Target {
 // (where built), generic on sse2, avx2 and avx512, the reference once.
 std::vector<Target> targets(std::initializer_list<Backend> backends);
 
-// Every ISA a plan can be made for. Plans are made, never run, so tests of
-// plans run on every host, and none skips.
-std::vector<Isa> plan_isas();
+// Every x86 ISA the library knows, whatever this CPU runs: for tests that run
+// nothing (plans) or check what happens where the ISA is missing (masked), so
+// they run, and none skips, on every host.
+std::vector<Isa> all_isas();
 std::string isa_name(const ::testing::TestParamInfo<Isa>& info);  // for INSTANTIATE_TEST_SUITE_P
 
 // Why this CPU (as cpu_features() shows it) cannot run `isa`; empty if it can.

@@ -158,7 +158,7 @@ TEST_P(PlanIsa, LanePackedSuperVoxelsCoverEveryOutputOnce) {
   EXPECT_GT(packed, 15);
 }
 
-INSTANTIATE_TEST_SUITE_P(PlanIsas, PlanIsa, ::testing::ValuesIn(testing::plan_isas()), testing::isa_name);
+INSTANTIATE_TEST_SUITE_P(Isas, PlanIsa, ::testing::ValuesIn(testing::all_isas()), testing::isa_name);
 
 TEST(Plan, FourFilterHeadIsLanePacked) {
   LayerConfig c;

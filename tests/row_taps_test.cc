@@ -131,7 +131,7 @@ TEST_P(RowTaps, PartitionGivesChunksOfAboutEqualCost) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(PlanIsas, RowTaps, ::testing::ValuesIn(testing::plan_isas()), testing::isa_name);
+INSTANTIATE_TEST_SUITE_P(Isas, RowTaps, ::testing::ValuesIn(testing::all_isas()), testing::isa_name);
 
 }  // namespace
 }  // namespace tconv3d

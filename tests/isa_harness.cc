@@ -33,6 +33,8 @@ LayerOptions Target::options(int threads) const {
   return o;
 }
 
+void PrintTo(const Target& target, std::ostream* os) { *os << target.name(); }
+
 std::vector<Target> targets(std::initializer_list<Backend> backends) {
   std::vector<Target> list;
   for (Backend backend : backends) {

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include <initializer_list>
+#include <ostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ struct Target {
   generic::GenericIsa generic_isa() const;     // the generic kernel's code for this ISA
   LayerOptions options(int threads = 1) const;  // backend and ISA forced
 };
+
+// GoogleTest prints a parameter with this (and CTest lists it): the name.
+void PrintTo(const Target& target, std::ostream* os);
 
 // The targets of `backends` in this build: xbyak and llvm on avx2 and avx512
 // (where built), generic on sse2, avx2 and avx512, the reference once.

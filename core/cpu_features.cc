@@ -2,9 +2,11 @@
 
 #include <cpuid.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <sstream>
 
 #include "tconv3d/error.hpp"
 
@@ -47,15 +49,61 @@ CpuFeatures detect() {
   return f;
 }
 
+// Hiding AVX2+FMA hides AVX-512 as well.
+unsigned closed(unsigned hidden) {
+  if (hidden & unsigned(CpuFeature::kAvx2Fma)) hidden |= unsigned(CpuFeature::kAvx512);
+  return hidden;
+}
+
+unsigned parse_mask(const char* text) {
+  unsigned hidden = 0;
+  std::istringstream items(text);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    if (item == "avx2") hidden |= unsigned(CpuFeature::kAvx2Fma);
+    else if (item == "avx512") hidden |= unsigned(CpuFeature::kAvx512);
+    else if (!item.empty())
+      throw Error("TCONV3D_CPU_MASK", "expected a comma-separated list of avx2 and avx512, got '" +
+                                          std::string(text) + "'");
+  }
+  return closed(hidden);
+}
+
+// The features hidden from the environment, read once per process.
+unsigned environment_mask() {
+  static const unsigned mask = [] {
+    const char* env = std::getenv("TCONV3D_CPU_MASK");
+    return env ? parse_mask(env) : 0u;
+  }();
+  return mask;
+}
+
+// The features hidden by live ScopedCpuFeatureMasks. Atomic, so a layer
+// created on another thread reads a whole mask, old or new.
+std::atomic<unsigned> scoped_mask{0};
+
 }  // namespace
 
-const CpuFeatures& cpu_features() {
+const CpuFeatures& detected_cpu_features() {
   static const CpuFeatures features = detect();
   return features;
 }
 
+CpuFeatures cpu_features() {
+  CpuFeatures f = detected_cpu_features();
+  const unsigned hidden = environment_mask() | scoped_mask.load(std::memory_order_acquire);
+  if (hidden & unsigned(CpuFeature::kAvx2Fma)) f.avx2_fma = false;
+  if (hidden & unsigned(CpuFeature::kAvx512)) f.avx512 = false;
+  return f;
+}
+
+ScopedCpuFeatureMask::ScopedCpuFeatureMask(CpuFeature hidden)
+    : previous_(scoped_mask.fetch_or(closed(unsigned(hidden)), std::memory_order_acq_rel)) {}
+
+ScopedCpuFeatureMask::~ScopedCpuFeatureMask() { scoped_mask.store(previous_, std::memory_order_release); }
+
 Isa best_isa() {
-  const CpuFeatures& f = cpu_features();
+  const CpuFeatures f = cpu_features();
   if (f.avx512) return Isa::kAvx512;
   if (f.avx2_fma) return Isa::kAvx2;
   return Isa::kAuto;
@@ -71,7 +119,7 @@ Isa resolve_isa(Isa requested) {
       }
     }
   }
-  const CpuFeatures& f = cpu_features();
+  const CpuFeatures f = cpu_features();
   switch (requested) {
     case Isa::kAuto: return best_isa();
     case Isa::kAvx2:

@@ -1,5 +1,7 @@
 // What this CPU and OS can run: CPUID feature bits plus the OS's XSAVE state
 // (XCR0), so AVX-512 counts only where the kernel saves the zmm and opmask state.
+// Features can be hidden (TCONV3D_CPU_MASK, ScopedCpuFeatureMask), so that the
+// paths of a CPU that lacks them run, and are tested, on any host.
 #pragma once
 
 #include <string>
@@ -14,7 +16,33 @@ struct CpuFeatures {
   std::string brand;
 };
 
-const CpuFeatures& cpu_features();
+// A feature that can be hidden. Hiding AVX2+FMA hides AVX-512 too: every
+// AVX-512 path also relies on AVX2+FMA.
+enum class CpuFeature : unsigned { kAvx2Fma = 1u, kAvx512 = 2u };
+
+// The features every ISA decision of the library sees: the detected ones less
+// those hidden by TCONV3D_CPU_MASK (read once; a comma-separated list of avx2,
+// avx512) and by any live ScopedCpuFeatureMask. Throws tconv3d::Error naming
+// TCONV3D_CPU_MASK when its value is not such a list.
+CpuFeatures cpu_features();
+
+// What the hardware and OS really run, nothing hidden.
+const CpuFeatures& detected_cpu_features();
+
+// Hides `hidden` from cpu_features() while it lives, on top of whatever is
+// hidden already; the destructor restores the previous view. For tests: create
+// it before the layers it should affect (a layer keeps the ISA it was created
+// with), and not while other threads create layers.
+class ScopedCpuFeatureMask {
+ public:
+  explicit ScopedCpuFeatureMask(CpuFeature hidden);
+  ~ScopedCpuFeatureMask();
+  ScopedCpuFeatureMask(const ScopedCpuFeatureMask&) = delete;
+  ScopedCpuFeatureMask& operator=(const ScopedCpuFeatureMask&) = delete;
+
+ private:
+  unsigned previous_;
+};
 
 // Resolves a requested ISA: kAuto honours TCONV3D_ISA, then picks the best the
 // CPU runs. Forcing one the CPU lacks throws tconv3d::Error naming it.

@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "core/activation.hpp"
-#include "core/cpu_features.hpp"
 #include "emit/x64/activation_emitter.hpp"
 #include "tconv3d/error.hpp"
+#include "tests/isa_harness.hpp"
 
 namespace tconv3d::x64 {
 namespace {
@@ -369,15 +369,16 @@ void check_every_activation() {
   std::cout << "max |error| / max(1, |f(x)|) per activation:\n" << report.str();
 }
 
-TEST(ActivationEmitterTest, Avx2EveryActivationMatchesDoubleDefinition) {
-  if (!cpu_features().avx2_fma) GTEST_SKIP() << "this CPU lacks AVX2 + FMA";
-  check_every_activation<Xbyak::Ymm>();
+// Once per ISA (tests/isa_harness.hpp): ymm code for avx2, zmm for avx512.
+class ActivationEmitterIsa : public testing::TargetTest {};
+
+TEST_P(ActivationEmitterIsa, EveryActivationMatchesDoubleDefinition) {
+  if (isa() == Isa::kAvx512) check_every_activation<Xbyak::Zmm>();
+  else check_every_activation<Xbyak::Ymm>();
 }
 
-TEST(ActivationEmitterTest, Avx512EveryActivationMatchesDoubleDefinition) {
-  if (!cpu_features().avx512) GTEST_SKIP() << "this CPU lacks AVX-512 F/BW/VL/DQ";
-  check_every_activation<Xbyak::Zmm>();
-}
+INSTANTIATE_TEST_SUITE_P(Targets, ActivationEmitterIsa, ::testing::ValuesIn(testing::targets({Backend::kXbyak})),
+                         testing::target_name);
 
 TEST(ActivationEmitterTest, ScratchRegistersStaySmall) {
   for (const Case& c : all_cases()) {

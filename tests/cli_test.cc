@@ -51,16 +51,20 @@ class CliTest : public ::testing::Test {
 
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
-  CliResult run(const std::vector<std::string>& args) const { return testing::run_cli(args, dir_.string()); }
+  CliResult run(const std::vector<std::string>& args, const std::vector<std::string>& env = {}) const {
+    return testing::run_cli(args, dir_.string(), env);
+  }
 
   // Runs, expecting exit code 2 with `needle` on stderr (and nothing but the
   // error there: no sanitizer report, no crash), and no file at `output`.
   void expect_bad_input(const std::vector<std::string>& args, const std::string& needle,
-                        const std::vector<std::string>& outputs = {}) const {
+                        const std::vector<std::string>& outputs = {}, const std::vector<std::string>& env = {}) const {
     std::string joined;
+    for (const std::string& a : env) joined += a + " ";
+    joined += "tconv3d";
     for (const std::string& a : args) joined += " " + a;
-    SCOPED_TRACE("tconv3d" + joined);
-    const CliResult r = run(args);
+    SCOPED_TRACE(joined);
+    const CliResult r = run(args, env);
     EXPECT_EQ(r.exit_code, 2) << "stderr: " << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << "stderr lacks '" << needle << "': " << r.err;
     EXPECT_EQ(r.err.find("internal error"), std::string::npos) << r.err;
@@ -427,14 +431,42 @@ TEST_F(CliTest, OptionValueErrors) {
                    "'keras4'");
 }
 
+// TCONV3D_CPU_MASK hides AVX-512 (and, with avx2, every vector ISA) in the
+// child, so the refusal is checked on every host.
 TEST_F(CliTest, ForcedIsaTheCpuLacks) {
   write_text(path("l.json"), kLayer);
+  const std::vector<std::string> bench = {"bench", "--layer", path("l.json"), "--input-shape", "1,2,2,2,6",
+                                          "--min-time", "0", "--isa"};
+  auto with_isa = [&](const std::string& isa) {
+    std::vector<std::string> args = bench;
+    args.push_back(isa);
+    return args;
+  };
+  expect_bad_input(with_isa("avx512"), "avx512", {}, {"TCONV3D_CPU_MASK=avx512"});
+  expect_bad_input(with_isa("avx2"), "avx2", {}, {"TCONV3D_CPU_MASK=avx2"});
+  expect_bad_input(with_isa("avx512"), "avx512", {}, {"TCONV3D_CPU_MASK=avx2"});
+  // TCONV3D_ISA is refused the same way.
+  expect_bad_input({"bench", "--layer", path("l.json"), "--input-shape", "1,2,2,2,6", "--min-time", "0"}, "avx512",
+                   {}, {"TCONV3D_CPU_MASK=avx512", "TCONV3D_ISA=avx512"});
+}
+
+TEST_F(CliTest, CpuMaskHidesOnlyWhatItNames) {
+  write_text(path("l.json"), kLayer);
+  const std::vector<std::string> plan = {"plan", "--layer", path("l.json"), "--input-shape", "1,2,2,2,6"};
   if (cpu_features().avx512) {
-    GTEST_SKIP() << "this CPU runs AVX-512, so --isa avx512 cannot be refused here";
+    const CliResult unmasked = run(plan);
+    EXPECT_NE(unmasked.out.find("avx512"), std::string::npos) << unmasked.out;
   }
-  expect_bad_input({"bench", "--layer", path("l.json"), "--input-shape", "1,2,2,2,6", "--min-time", "0", "--isa",
-                    "avx512"},
-                   "avx512");
+  if (cpu_features().avx2_fma) {
+    // With AVX-512 hidden the auto choice is AVX2.
+    const CliResult masked = run(plan, {"TCONV3D_CPU_MASK=avx512"});
+    EXPECT_EQ(masked.exit_code, 0) << masked.err;
+    EXPECT_NE(masked.out.find("avx2"), std::string::npos) << masked.out;
+    EXPECT_EQ(masked.out.find("avx512"), std::string::npos) << masked.out;
+  }
+  // An empty mask hides nothing; a misspelt one is an error naming the variable.
+  EXPECT_EQ(run(plan, {"TCONV3D_CPU_MASK="}).exit_code, 0);
+  expect_bad_input(plan, "TCONV3D_CPU_MASK", {}, {"TCONV3D_CPU_MASK=avx-512"});
 }
 
 TEST_F(CliTest, BenchSuiteErrors) {

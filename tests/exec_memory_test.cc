@@ -19,6 +19,7 @@
 #include "runtime/exec_memory.hpp"
 #include "runtime/jit_observe.hpp"
 #include "tconv3d/error.hpp"
+#include "tests/test_support.hpp"
 
 namespace tconv3d {
 namespace {
@@ -66,19 +67,7 @@ std::string read_file(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Sets (or unsets, with nullopt) an environment variable for one scope.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    value ? setenv(name, value->c_str(), 1) : unsetenv(name);
-  }
-  ~ScopedEnv() { old_ ? setenv(name_, old_->c_str(), 1) : unsetenv(name_); }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using testing::ScopedEnv;
 
 std::shared_ptr<const ExecutableCode> make(const std::vector<uint8_t>& bytes, const std::string& name) {
   return ExecutableCode::create(bytes.data(), bytes.size(), name);

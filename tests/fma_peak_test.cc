@@ -1,6 +1,6 @@
 // The FMA peak probe (runtime/fma_peak) and `tconv3d peak`: bad options are
 // errors naming the option, each ISA the CPU has gives a finite positive rate,
-// an ISA it lacks is an error. No speed is asserted.
+// an ISA it lacks (or that is hidden) is an error. No speed is asserted.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,7 +12,8 @@
 
 #include "core/cpu_features.hpp"
 #include "tconv3d/error.hpp"
-#include "test_support.hpp"
+#include "tests/isa_harness.hpp"
+#include "tests/test_support.hpp"
 #include "tools/support/fma_peak.hpp"
 
 namespace tconv3d {
@@ -58,21 +59,25 @@ TEST(FmaPeak, RejectsOutOfRangeOptionsNamingThem) {
   EXPECT_NE(error_of(Isa::kAuto, quick()).find("isa"), std::string::npos);
 }
 
-TEST(FmaPeak, EachIsaTheCpuHasGivesAFinitePositiveRate) {
-  const CpuFeatures& cpu = cpu_features();
-  if (!cpu.avx2_fma && !cpu.avx512) GTEST_SKIP() << "this CPU has neither AVX2+FMA nor AVX-512";
-  for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
-    const bool has = isa == Isa::kAvx512 ? cpu.avx512 : cpu.avx2_fma;
-    if (!has) {
-      EXPECT_NE(error_of(isa, quick()).find("isa"), std::string::npos) << to_string(isa);
-      continue;
-    }
+// Once per ISA: a finite positive rate where the CPU runs it, and with it
+// hidden (as on a CPU without it) an error naming the ISA, on every host.
+class FmaPeakIsa : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(FmaPeakIsa, FiniteRateWhereTheCpuRunsItAndAnErrorWhereItLacks) {
+  const Isa isa = GetParam();
+  if (testing::why_cpu_cannot_run(isa).empty()) {
     for (int threads : {1, 2}) {
       const double gflops = measure_fma_peak(isa, quick(threads));
-      EXPECT_TRUE(std::isfinite(gflops) && gflops > 0) << to_string(isa) << " threads " << threads << ": " << gflops;
+      EXPECT_TRUE(std::isfinite(gflops) && gflops > 0) << "threads " << threads << ": " << gflops;
     }
   }
+  const ScopedCpuFeatureMask hide(isa == Isa::kAvx512 ? CpuFeature::kAvx512 : CpuFeature::kAvx2Fma);
+  const std::string error = error_of(isa, quick());
+  EXPECT_NE(error.find("isa"), std::string::npos) << error;
+  EXPECT_NE(error.find(to_string(isa)), std::string::npos) << error;
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, FmaPeakIsa, ::testing::ValuesIn(testing::all_isas()), testing::isa_name);
 
 TEST(PeakCli, HelpExplainsTheOptions) {
   const auto result = testing::run_cli({"peak", "--help"}, ::testing::TempDir());

@@ -11,6 +11,7 @@
 #include "runtime/kernels/generic.hpp"
 #include "runtime/kernels/reference.hpp"
 #include "tconv3d/error.hpp"
+#include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
 
 namespace tconv3d {
@@ -31,15 +32,6 @@ TEST(GenericKernel, MatchesReferenceOnRandomConfigs) {
       ASSERT_LE(error, 1e-5) << "case " << i << " threads " << threads << ": " << c.describe();
     }
   }
-}
-
-bool cpu_runs(GenericIsa isa) {
-  switch (isa) {
-    case GenericIsa::kSse2: return true;
-    case GenericIsa::kAvx2: return cpu_features().avx2_fma;
-    case GenericIsa::kAvx512: return cpu_features().avx512;
-  }
-  return false;
 }
 
 // Runs the generic kernel of one ISA and the reference on the same random
@@ -72,19 +64,14 @@ double check_isa(const LayerConfig& config, const std::vector<int64_t>& input_sh
   return testing::scaled_max_error(first, expected);
 }
 
-class GenericKernelIsa : public ::testing::TestWithParam<GenericIsa> {
- protected:
-  void SetUp() override {
-    if (!cpu_runs(GetParam()))
-      GTEST_SKIP() << "this CPU cannot run the generic kernel's " << generic::to_string(GetParam()) << " code";
-  }
-};
+// Once per instruction set of the generic kernel (tests/isa_harness.hpp).
+class GenericKernelIsa : public testing::TargetTest {};
 
 TEST_P(GenericKernelIsa, MatchesReferenceOnRandomConfigs) {
-  std::mt19937_64 rng(77 + int(GetParam()));
+  std::mt19937_64 rng(77 + int(target().generic_isa()));
   for (int i = 0; i < 80; ++i) {
     const testing::RandomCase c = testing::random_case(rng, /*elementwise_activation_only=*/true);
-    const double error = check_isa(c.config, c.input_shape, GetParam(), 5000 + i, c.describe());
+    const double error = check_isa(c.config, c.input_shape, target().generic_isa(), 5000 + i, c.describe());
     ASSERT_LE(error, 1e-5) << "case " << i << ": " << c.describe();
   }
 }
@@ -117,28 +104,33 @@ TEST_P(GenericKernelIsa, AwkwardChannelCountsBothFormats) {
         const std::string what = "filters " + std::to_string(f) + " in_channels " + std::to_string(cin) +
                                  (format == DataFormat::kChannelsLast ? " channels_last" : " channels_first") +
                                  " shape_kind " + std::to_string(shape_kind);
-        const double error = check_isa(config, shape, GetParam(), 9000 + index, what);
+        const double error = check_isa(config, shape, target().generic_isa(), 9000 + index, what);
         ASSERT_LE(error, 1e-5) << what;
       }
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, GenericKernelIsa,
-                         ::testing::Values(GenericIsa::kSse2, GenericIsa::kAvx2, GenericIsa::kAvx512),
-                         [](const ::testing::TestParamInfo<GenericIsa>& info) {
-                           return std::string(generic::to_string(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(Targets, GenericKernelIsa, ::testing::ValuesIn(testing::targets({Backend::kGeneric})),
+                         testing::target_name);
 
 TEST(GenericKernel, ForcingAnIsaTheCpuLacksIsAnError) {
-  if (cpu_features().avx512) GTEST_SKIP() << "this CPU runs every generic ISA";
   Problem problem;
   LayerConfig config;
   config.filters = 2;
   config.kernel_size = Triple{1, 1, 1};
   problem.geometry = resolve_geometry(config, {1, 1, 1, 1, 1});
   const float kernel[2] = {1, 2}, bias[2] = {0, 0};
+  {
+    const ScopedCpuFeatureMask no_avx512(CpuFeature::kAvx512);  // as on an AVX2-only CPU
+    EXPECT_THROW(make_generic_executor_for(problem, kernel, bias, GenericIsa::kAvx512), Error);
+    EXPECT_NE(best_generic_isa(), GenericIsa::kAvx512);
+  }
+  const ScopedCpuFeatureMask no_avx2(CpuFeature::kAvx2Fma);  // as on an SSE2-only CPU
+  EXPECT_THROW(make_generic_executor_for(problem, kernel, bias, GenericIsa::kAvx2), Error);
   EXPECT_THROW(make_generic_executor_for(problem, kernel, bias, GenericIsa::kAvx512), Error);
+  EXPECT_EQ(best_generic_isa(), GenericIsa::kSse2);
+  EXPECT_EQ(make_generic_executor(problem, kernel, bias)->isa(), "sse2");
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // The xbyak backend against the reference: random layers, the benchmark
 // suite's layers at reduced size, both data formats, every elementwise
 // activation, bitwise identity across thread counts, and the forced-ISA error.
-// Each test runs once per ISA; an ISA this CPU lacks is skipped with a message.
+// Each test runs once per ISA (tests/isa_harness.hpp); an ISA this CPU lacks
+// is skipped with a message.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,6 +13,7 @@
 #include "core/cpu_features.hpp"
 #include "plan/plan.hpp"
 #include "tconv3d/error.hpp"
+#include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
 #include "tools/support/suite.hpp"
 
@@ -26,26 +28,10 @@ namespace {
 
 constexpr double kTolerance = 2e-5;
 
-class JitKernelTest : public ::testing::TestWithParam<Isa> {
- protected:
-  void SetUp() override {
-    const CpuFeatures& cpu = cpu_features();
-    if (GetParam() == Isa::kAvx512 && !cpu.avx512)
-      GTEST_SKIP() << "this CPU (" << cpu.brand << ") cannot run AVX-512 F/BW/VL/DQ: avx512 kernels not tested here";
-    if (GetParam() == Isa::kAvx2 && !cpu.avx2_fma)
-      GTEST_SKIP() << "this CPU (" << cpu.brand << ") cannot run AVX2+FMA: avx2 kernels not tested here";
-  }
-  LayerOptions options(int threads = 1) const {
-    LayerOptions o;
-    o.backend = Backend::kXbyak;
-    o.isa = GetParam();
-    o.threads = threads;
-    return o;
-  }
-};
+class JitKernelTest : public testing::TargetTest {};
 
 TEST_P(JitKernelTest, MatchesReferenceOnRandomConfigs) {
-  std::mt19937_64 rng(777 + static_cast<int>(GetParam()));
+  std::mt19937_64 rng(777 + static_cast<int>(isa()));
   constexpr int kCases = 520;
   for (int i = 0; i < kCases; ++i) {
     const testing::RandomCase c = testing::random_case(rng, /*elementwise_activation_only=*/i % 4 != 0);
@@ -114,11 +100,11 @@ TEST_P(JitKernelTest, EveryElementwiseActivation) {
 // (lane packing). Random layers in that regime, W sizes that leave partial
 // super voxels at both ends of a row, every padding, output_padding.
 TEST_P(JitKernelTest, LanePackedFewChannels) {
-  std::mt19937_64 rng(31 + static_cast<int>(GetParam()));
+  std::mt19937_64 rng(31 + static_cast<int>(isa()));
   int packed = 0;
   for (int i = 0; i < 120; ++i) {
     const std::optional<testing::RandomCase> drawn =
-        testing::random_lane_packed_case(rng, GetParam() == Isa::kAvx512 ? 16 : 8);
+        testing::random_lane_packed_case(rng, target().lanes());
     if (!drawn) continue;
     const testing::RandomCase& c = *drawn;
     const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
@@ -204,13 +190,13 @@ TEST_P(JitKernelTest, ReportsWhatRuns) {
   c.input_shape = {1, 4, 4, 4, 8};
   const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
   EXPECT_EQ(layer.backend(), Backend::kXbyak);
-  EXPECT_EQ(layer.isa(), to_string(GetParam()));
+  EXPECT_EQ(layer.isa(), to_string(isa()));
   EXPECT_NE(layer.kernel_name().find("tconv3d_f32_k3x3x3_s2x2x2"), std::string::npos);
-  EXPECT_NE(layer.kernel_name().find("__" + to_string(GetParam())), std::string::npos);
+  EXPECT_NE(layer.kernel_name().find("__" + to_string(isa())), std::string::npos);
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, JitKernelTest, ::testing::Values(Isa::kAvx2, Isa::kAvx512),
-                         [](const ::testing::TestParamInfo<Isa>& info) { return to_string(info.param); });
+INSTANTIATE_TEST_SUITE_P(Targets, JitKernelTest, ::testing::ValuesIn(testing::targets({Backend::kXbyak})),
+                         testing::target_name);
 
 // A plan whose register tile needs more registers than the ISA has is
 // refused by the emitter (it once compiled and silently computed garbage).
@@ -234,7 +220,7 @@ TEST(JitKernel, EmitterRefusesATileBeyondTheRegisters) {
 }
 
 TEST(JitKernel, ForcingAvx512WithoutItIsAClearError) {
-  if (cpu_features().avx512) GTEST_SKIP() << "this CPU runs AVX-512, so forcing it is not an error here";
+  const ScopedCpuFeatureMask no_avx512(CpuFeature::kAvx512);  // as on a CPU without it
   LayerConfig config;
   config.filters = 4;
   config.kernel_size = {2, 2, 2};
@@ -258,6 +244,25 @@ TEST(JitKernel, AutoPicksXbyakWhereTheCpuRunsIt) {
   LayerOptions o;  // auto
   const Layer layer = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
   EXPECT_EQ(layer.backend(), Backend::kXbyak);
+}
+
+TEST(JitKernel, WithoutAvx2AutoFallsBackAndForcingXbyakIsAClearError) {
+  const ScopedCpuFeatureMask no_avx2(CpuFeature::kAvx2Fma);  // as on a CPU with neither ISA
+  LayerConfig config;
+  config.filters = 4;
+  config.kernel_size = {2, 2, 2};
+  const Layer automatic = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, LayerOptions{});
+  EXPECT_EQ(automatic.backend(), Backend::kGeneric);
+  EXPECT_EQ(automatic.isa(), "sse2");
+  LayerOptions o;
+  o.backend = Backend::kXbyak;
+  try {
+    Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, o);
+    FAIL() << "xbyak was accepted on a CPU with neither AVX2+FMA nor AVX-512";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.argument(), "backend");
+    EXPECT_NE(std::string(e.what()).find("AVX2+FMA"), std::string::npos) << e.what();
+  }
 }
 
 #else

@@ -1,12 +1,12 @@
-// Reference, generic (and Xbyak, when built) against real Keras: every fixture
-// written by scripts/make_keras_fixtures.py (Keras 3 on JAX and tf.keras 2.x),
-// plus the loss terms Keras reported and its constraint outputs.
+// Every backend built (reference, generic, xbyak, llvm) on every ISA this CPU
+// runs, against real Keras: every fixture written by
+// scripts/make_keras_fixtures.py (Keras 3 on JAX and tf.keras 2.x), plus the
+// loss terms Keras reported and its constraint outputs.
 #include <gtest/gtest.h>
 
 #include <cctype>
 #include <cmath>
 #include <fstream>
-#include <iostream>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -19,6 +19,7 @@
 #include "tconv3d/config.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/layer.hpp"
+#include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
 #include "tools/support/npy.hpp"
 
@@ -55,14 +56,6 @@ std::vector<json> golden_cases() {
   }
 }
 
-std::vector<Backend> backends_under_test() {
-  std::vector<Backend> backends = {Backend::kReference, Backend::kGeneric};
-#ifdef TCONV3D_HAVE_XBYAK
-  backends.push_back(Backend::kXbyak);
-#endif
-  return backends;
-}
-
 class KerasGolden : public ::testing::TestWithParam<json> {};
 
 struct Fixture {
@@ -91,39 +84,58 @@ ConstTensor bias_tensor(const Fixture& f) {
   return f.has_bias ? ConstTensor{f.bias.data.data(), f.bias.shape} : ConstTensor{};
 }
 
+// Runs the fixture with `options`: an empty string when the output matches
+// Keras, else what went wrong. A refusal (tconv3d::Error) is a failure too:
+// every backend built runs every layer Keras accepts.
+std::string check_against_keras(const json& entry, const Fixture& f, const LayerOptions& options) {
+  std::optional<Layer> layer;
+  try {
+    layer.emplace(Layer::create(f.config, f.input.shape, ConstTensor{f.kernel.data.data(), f.kernel.shape},
+                                bias_tensor(f), options));
+  } catch (const Error& e) {
+    return std::string("refused: ") + e.what();
+  }
+  std::ostringstream why;
+  if (layer->backend() != options.backend)
+    why << "asked for " << to_string(options.backend) << ", got " << layer->kernel_name() << "; ";
+  const Shape5 shape = layer->output_shape();
+  if (std::vector<int64_t>(shape.begin(), shape.end()) != f.output.shape) return why.str() + "wrong output shape";
+  std::vector<float> actual(static_cast<size_t>(layer->output_elements()));
+  layer->forward(f.input.data.data(), actual.data());
+  const double error = testing::scaled_max_error(actual, f.output.data);
+  if (!(error <= kTolerance)) why << "error " << error << " > " << kTolerance << " (" << layer->kernel_name() << ")";
+  return why.str().empty() ? "" : why.str() + " kwargs " + entry["kwargs"].dump();
+}
+
+// Keras's semantics, fixture by fixture, on the reference kernel.
 TEST_P(KerasGolden, MatchesKeras) {
   const json& entry = GetParam();
   const Fixture f = load(entry);
   EXPECT_EQ(f.config.flavor, flavor_of(entry)) << "the config's dialect should select its flavor";
   EXPECT_EQ(f.config.use_bias, entry["use_bias"].get<bool>());
+  LayerOptions options;
+  options.backend = Backend::kReference;
+  const std::string wrong = check_against_keras(entry, f, options);
+  EXPECT_TRUE(wrong.empty()) << entry["name"] << ": " << wrong;
+}
 
-  for (Backend backend : backends_under_test()) {
-    SCOPED_TRACE("backend " + to_string(backend));
-    LayerOptions options;
-    options.backend = backend;
-    options.threads = 2;
-    std::optional<Layer> layer;
-    try {
-      layer.emplace(Layer::create(f.config, f.input.shape, ConstTensor{f.kernel.data.data(), f.kernel.shape},
-                                  bias_tensor(f), options));
-    } catch (const Error& e) {
-      if (backend == Backend::kXbyak) {
-        // The Xbyak generator arrives in its own issue; until it handles a config it says so.
-        std::cout << "[  SKIPPED ] xbyak for " << entry["name"] << ": " << e.what() << "\n";
-        continue;
-      }
-      throw;
-    }
-    EXPECT_EQ(layer->backend(), backend) << "asked for " << to_string(backend) << ", got "
-                                                    << layer->kernel_name();
-    const Shape5 shape = layer->output_shape();
-    ASSERT_EQ(std::vector<int64_t>(shape.begin(), shape.end()), f.output.shape);
-    std::vector<float> actual(static_cast<size_t>(layer->output_elements()));
-    layer->forward(f.input.data.data(), actual.data());
-    const double error = testing::scaled_max_error(actual, f.output.data);
-    EXPECT_LE(error, kTolerance) << entry["name"] << " " << entry["kwargs"].dump();
+// Every fixture on every other backend built, on every ISA this CPU runs
+// (tests/isa_harness.hpp; an ISA the CPU lacks skips, visibly).
+class KerasGoldenTarget : public testing::TargetTest {};
+
+TEST_P(KerasGoldenTarget, EveryFixtureMatchesKeras) {
+  const std::vector<json> cases = golden_cases();
+  ASSERT_FALSE(cases.empty()) << "missing fixtures: run scripts/make_keras_fixtures.py";
+  for (const json& entry : cases) {
+    const Fixture f = load(entry);
+    const std::string wrong = check_against_keras(entry, f, options(2));
+    EXPECT_TRUE(wrong.empty()) << entry["name"] << " on " << target().name() << ": " << wrong;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Targets, KerasGoldenTarget,
+                         ::testing::ValuesIn(testing::targets({Backend::kGeneric, Backend::kXbyak, Backend::kLlvm})),
+                         testing::target_name);
 
 TEST_P(KerasGolden, SerializedLayerParsesToTheSameConfig) {
   // {"class_name": "Conv3DTranspose", "config": {...}, "build_config": ...} as in a model file.

@@ -20,6 +20,7 @@
 #include "emit/llvm/llvm_target.hpp"
 #include "emit/llvm/object_cache.hpp"
 #include "tconv3d/error.hpp"
+#include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
 #include "tools/support/suite.hpp"
 
@@ -29,52 +30,29 @@ namespace {
 namespace fs = std::filesystem;
 using llvm_backend::ObjectDiskCache;
 
-std::vector<Isa> isas_to_test() {
-  std::vector<Isa> isas;
-  if (cpu_features().avx2_fma) isas.push_back(Isa::kAvx2);
-  if (cpu_features().avx512) isas.push_back(Isa::kAvx512);
-  return isas;
-}
+// The object cache and target tests compile AVX2 kernels.
+#define SKIP_WITHOUT_AVX2()                                                           \
+  if (const std::string why = testing::why_cpu_cannot_run(Isa::kAvx2); !why.empty()) \
+  GTEST_SKIP() << why
 
-#define SKIP_WITHOUT_AVX2()                                                     \
-  if (!cpu_features().avx2_fma) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512"
+// The kernel tests run once per ISA (tests/isa_harness.hpp).
+class LlvmBackend : public testing::TargetTest {};
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (old_) setenv(name_, old_->c_str(), 1);
-    else unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using testing::ScopedEnv;
 
 fs::path fresh_dir(const std::string& tag) { return testing::fresh_temp_dir("llvm_" + tag); }
 
-TEST(LlvmBackend, MatchesReferenceOnRandomConfigs) {
-  SKIP_WITHOUT_AVX2();
-  std::mt19937_64 rng(6060);
-  const std::vector<Isa> isas = isas_to_test();
-  constexpr int kCases = 240;
+TEST_P(LlvmBackend, MatchesReferenceOnRandomConfigs) {
+  std::mt19937_64 rng(6060 + static_cast<int>(isa()));
+  constexpr int kCases = 120;
   for (int i = 0; i < kCases; ++i) {
     const testing::RandomCase c = testing::random_case(rng, /*elementwise_activation_only=*/false);
-    LayerOptions options;
-    options.backend = Backend::kLlvm;
-    options.isa = isas[static_cast<size_t>(i) % isas.size()];
-    options.threads = 1 + i % 2;
-    const double error = testing::compare_with_reference(c, options, 7000 + i);
-    ASSERT_LE(error, 1e-5) << "case " << i << " isa " << to_string(options.isa) << ": " << c.describe();
+    const double error = testing::compare_with_reference(c, options(1 + i % 2), 7000 + i);
+    ASSERT_LE(error, 1e-5) << "case " << i << ": " << c.describe();
   }
 }
 
-TEST(LlvmBackend, SuiteLayersAtReducedSizeMatchReference) {
-  SKIP_WITHOUT_AVX2();
+TEST_P(LlvmBackend, SuiteLayersAtReducedSizeMatchReference) {
   const std::vector<SuiteLayer> suite = load_suite(std::string(TCONV3D_SOURCE_DIR) + "/bench/layers.json");
   ASSERT_FALSE(suite.empty());
   for (const SuiteLayer& layer : suite) {
@@ -84,19 +62,13 @@ TEST(LlvmBackend, SuiteLayersAtReducedSizeMatchReference) {
     c.input_shape = layer.input_shape;
     const bool last = c.config.data_format == DataFormat::kChannelsLast;
     for (int a = 0; a < 3; ++a) c.input_shape[static_cast<size_t>(last ? 1 + a : 2 + a)] = 3 + a;
-    for (Isa isa : isas_to_test()) {
-      LayerOptions options;
-      options.backend = Backend::kLlvm;
-      options.isa = isa;
-      EXPECT_LE(testing::compare_with_reference(c, options, 99), 1e-5) << layer.name << " " << to_string(isa);
-    }
+    EXPECT_LE(testing::compare_with_reference(c, options(), 99), 1e-5) << layer.name;
   }
 }
 
 // A 1x1x1 kernel of ones over one input channel makes the layer the bare
 // activation: output = activation(input), tested far outside [-1, 1].
-TEST(LlvmBackend, EveryFusedActivationMatchesItsDefinition) {
-  SKIP_WITHOUT_AVX2();
+TEST_P(LlvmBackend, EveryFusedActivationMatchesItsDefinition) {
   const char* names[] = {"linear", "relu", "leaky_relu", "relu6", "elu", "celu", "selu", "softplus", "softsign",
                          "squareplus", "soft_shrink", "hard_shrink", "sparse_plus", "silu", "hard_silu", "gelu",
                          "tanh", "tanh_shrink", "hard_tanh", "sigmoid", "hard_sigmoid", "sparse_sigmoid",
@@ -117,31 +89,25 @@ TEST(LlvmBackend, EveryFusedActivationMatchesItsDefinition) {
     if (config.activation.kind == ActivationKind::kExponential) {
       for (float& x : input) x = std::min(x, 10.0f);  // keep exp's output scale comparable
     }
-    for (Isa isa : isas_to_test()) {
-      LayerOptions options;
-      options.backend = Backend::kLlvm;
-      options.isa = isa;
-      const Layer layer = Layer::create(config, {1, 5, 6, 7, 1}, ConstTensor{kernel.data(), {1, 1, 1, filters, 1}},
-                                        ConstTensor{}, options);
-      std::vector<float> output(static_cast<size_t>(layer.output_elements()));
-      layer.forward(input.data(), output.data());
-      double worst = 0;
-      for (int64_t v = 0; v < voxels; ++v) {
-        const double expected = apply_elementwise(config.activation, double(input[static_cast<size_t>(v)]));
-        for (int64_t f = 0; f < filters; ++f) {
-          const double got = output[static_cast<size_t>(v * filters + f)];
-          const double error = std::abs(got - expected) / std::max(1.0, std::abs(expected));
-          worst = std::max(worst, error);
-          ASSERT_FALSE(std::isnan(got)) << name << " at x=" << input[static_cast<size_t>(v)];
-        }
+    const Layer layer = Layer::create(config, {1, 5, 6, 7, 1}, ConstTensor{kernel.data(), {1, 1, 1, filters, 1}},
+                                      ConstTensor{}, options());
+    std::vector<float> output(static_cast<size_t>(layer.output_elements()));
+    layer.forward(input.data(), output.data());
+    double worst = 0;
+    for (int64_t v = 0; v < voxels; ++v) {
+      const double expected = apply_elementwise(config.activation, double(input[static_cast<size_t>(v)]));
+      for (int64_t f = 0; f < filters; ++f) {
+        const double got = output[static_cast<size_t>(v * filters + f)];
+        const double error = std::abs(got - expected) / std::max(1.0, std::abs(expected));
+        worst = std::max(worst, error);
+        ASSERT_FALSE(std::isnan(got)) << name << " at x=" << input[static_cast<size_t>(v)];
       }
-      EXPECT_LE(worst, 2e-6) << name << " " << to_string(isa);
     }
+    EXPECT_LE(worst, 2e-6) << name;
   }
 }
 
-TEST(LlvmBackend, BitwiseIdenticalForAnyThreadCount) {
-  SKIP_WITHOUT_AVX2();
+TEST_P(LlvmBackend, BitwiseIdenticalForAnyThreadCount) {
   std::mt19937_64 rng(77);
   for (int i = 0; i < 6; ++i) {
     const testing::RandomCase c = testing::random_case(rng);
@@ -149,10 +115,7 @@ TEST(LlvmBackend, BitwiseIdenticalForAnyThreadCount) {
     const std::vector<float> input = testing::random_tensor(g.input_elements(), rng);
     std::vector<float> first;
     for (int threads : {1, 2, 3, 5}) {
-      LayerOptions options;
-      options.backend = Backend::kLlvm;
-      options.threads = threads;
-      const Layer layer = Layer::create_initialized(c.config, c.input_shape, 5, options);
+      const Layer layer = Layer::create_initialized(c.config, c.input_shape, 5, options(threads));
       std::vector<float> out(static_cast<size_t>(layer.output_elements()));
       layer.forward(input.data(), out.data());
       if (first.empty()) first = out;
@@ -162,18 +125,19 @@ TEST(LlvmBackend, BitwiseIdenticalForAnyThreadCount) {
   }
 }
 
-TEST(LlvmBackend, ReportsItsBackendAndKernel) {
-  SKIP_WITHOUT_AVX2();
+TEST_P(LlvmBackend, ReportsItsBackendAndKernel) {
   LayerConfig config;
   config.filters = 8;
   config.kernel_size = {2, 2, 2};
   config.strides = {2, 2, 2};
-  LayerOptions options;
-  options.backend = Backend::kLlvm;
-  const Layer layer = Layer::create_initialized(config, {1, 3, 3, 3, 4}, 1, options);
+  const Layer layer = Layer::create_initialized(config, {1, 3, 3, 3, 4}, 1, options());
   EXPECT_EQ(layer.backend(), Backend::kLlvm);
+  EXPECT_EQ(layer.isa(), to_string(isa()));
   EXPECT_NE(layer.kernel_name().find("__llvm"), std::string::npos);
 }
+
+INSTANTIATE_TEST_SUITE_P(Targets, LlvmBackend, ::testing::ValuesIn(testing::targets({Backend::kLlvm})),
+                         testing::target_name);
 
 codegen::KernelPlan small_plan(int64_t filters) {
   Problem problem;
@@ -305,6 +269,21 @@ TEST(LlvmTarget, KeysNameEverythingThatChangesTheCode) {
   }
   const codegen::KernelPlan plan = small_plan(8);
   EXPECT_NE(llvm_backend::llvm_kernel_key(plan).find(plan.cache_key()), std::string::npos);
+}
+
+// The host target follows the masked CPU view: with AVX-512 hidden, LLVM is
+// told to emit none, and forcing it is refused.
+TEST(LlvmTarget, HostTargetFollowsTheCpuMask) {
+  SKIP_WITHOUT_AVX2();
+  const ScopedCpuFeatureMask no_avx512(CpuFeature::kAvx512);
+  const llvm_backend::LlvmTarget host = llvm_backend::host_target(Isa::kAuto);
+  EXPECT_EQ(host.vector_floats, 8);
+  EXPECT_EQ(host.isa_name, "avx2");
+  EXPECT_NE(host.features.find("-avx512f"), std::string::npos) << host.features;
+  EXPECT_EQ(host.features.find("+avx512"), std::string::npos) << host.features;
+  EXPECT_THROW(llvm_backend::host_target(Isa::kAvx512), Error);
+  const ScopedCpuFeatureMask no_avx2(CpuFeature::kAvx2Fma);
+  EXPECT_THROW(llvm_backend::host_target(Isa::kAuto), Error);
 }
 
 TEST(LlvmTarget, AotTargetsAreCheckedWithClearErrors) {

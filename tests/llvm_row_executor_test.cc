@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "core/cpu_features.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
 #include "tconv3d/layer.hpp"
+#include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
 
 namespace tconv3d {
@@ -21,12 +21,8 @@ namespace {
 
 #ifdef TCONV3D_HAVE_LLVM
 
-std::vector<Isa> host_isas() {
-  std::vector<Isa> isas;
-  if (cpu_features().avx2_fma) isas.push_back(Isa::kAvx2);
-  if (cpu_features().avx512) isas.push_back(Isa::kAvx512);
-  return isas;
-}
+// Each test runs once per ISA (tests/isa_harness.hpp).
+class LlvmRowExecutor : public testing::TargetTest {};
 
 // 200 filters x 160 input channels x 27 taps: 3.5 MB of weights, split into
 // channel groups; 200 = 12.5 AVX-512 vectors, so the last group has a masked tail.
@@ -48,29 +44,20 @@ std::vector<int64_t> shape_of(DataFormat format) {
                                              : std::vector<int64_t>{2, 160, 2, 3, 9};
 }
 
-TEST(LlvmRowExecutor, SplitChannelGroupsMatchReferenceInBothLayouts) {
-  if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
-  for (Isa isa : host_isas()) {
-    for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
-      testing::RandomCase c;
-      c.config = split_group_config(format);
-      c.input_shape = shape_of(format);
-      LayerOptions options;
-      options.backend = Backend::kLlvm;
-      options.isa = isa;
-      options.threads = 2;
-      const Layer probe = Layer::create_initialized(c.config, c.input_shape, 1, options);
-      const std::string name = probe.kernel_name();
-      EXPECT_NE(name.find("__llvm"), std::string::npos) << name;
-      EXPECT_NE(name.find("_per_group"), std::string::npos) << name;
-      EXPECT_LE(testing::compare_with_reference(c, options, 5), 1e-5)
-          << to_string(isa) << " " << to_string(format) << ": " << name;
-    }
+TEST_P(LlvmRowExecutor, SplitChannelGroupsMatchReferenceInBothLayouts) {
+  for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
+    testing::RandomCase c;
+    c.config = split_group_config(format);
+    c.input_shape = shape_of(format);
+    const Layer probe = Layer::create_initialized(c.config, c.input_shape, 1, options(2));
+    const std::string name = probe.kernel_name();
+    EXPECT_NE(name.find("__llvm"), std::string::npos) << name;
+    EXPECT_NE(name.find("_per_group"), std::string::npos) << name;
+    EXPECT_LE(testing::compare_with_reference(c, options(2), 5), 1e-5) << to_string(format) << ": " << name;
   }
 }
 
-TEST(LlvmRowExecutor, SplitGroupsAndChannelsFirstAreBitwiseIdenticalForAnyThreadCount) {
-  if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
+TEST_P(LlvmRowExecutor, SplitGroupsAndChannelsFirstAreBitwiseIdenticalForAnyThreadCount) {
   std::mt19937_64 rng(17);
   for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
     const LayerConfig config = split_group_config(format);
@@ -78,11 +65,7 @@ TEST(LlvmRowExecutor, SplitGroupsAndChannelsFirstAreBitwiseIdenticalForAnyThread
     std::vector<float> input = testing::random_tensor(2 * 2 * 3 * 9 * 160, rng);
     std::vector<float> reference_output;
     for (int threads : {1, 2, 3, 7}) {
-      LayerOptions options;
-      options.backend = Backend::kLlvm;
-      options.isa = host_isas().back();
-      options.threads = threads;
-      const Layer layer = Layer::create_initialized(config, shape, 9, options);
+      const Layer layer = Layer::create_initialized(config, shape, 9, options(threads));
       std::vector<float> output(static_cast<size_t>(layer.output_elements()));
       layer.forward(input.data(), output.data());
       if (reference_output.empty()) {
@@ -98,28 +81,23 @@ TEST(LlvmRowExecutor, SplitGroupsAndChannelsFirstAreBitwiseIdenticalForAnyThread
 
 // Few output channels and a W stride > 1: one vector holds several W phases,
 // and super voxels at the row ends store only their lanes inside the row.
-TEST(LlvmRowExecutor, LanePackedFewChannelsMatchReference) {
-  if (host_isas().empty()) GTEST_SKIP() << "this CPU has no AVX2+FMA: the LLVM JIT targets x86 AVX2/AVX-512";
-  for (Isa isa : host_isas()) {
-    std::mt19937_64 rng(23 + static_cast<int>(isa));
-    int packed = 0;
-    for (int i = 0; i < 60; ++i) {
-      const std::optional<testing::RandomCase> drawn =
-          testing::random_lane_packed_case(rng, isa == Isa::kAvx512 ? 16 : 8);
-      if (!drawn) continue;
-      const testing::RandomCase& c = *drawn;
-      LayerOptions options;
-      options.backend = Backend::kLlvm;
-      options.isa = isa;
-      options.threads = 1 + i % 2;
-      const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options);
-      packed += layer.kernel_name().find("_p") != std::string::npos;
-      ASSERT_LE(testing::compare_with_reference(c, options, 700 + i), 1e-5)
-          << to_string(isa) << " case " << i << ": " << c.describe() << " " << layer.kernel_name();
-    }
-    EXPECT_GE(packed, 25) << to_string(isa) << ": too few random layers took the lane-packed kernel";
+TEST_P(LlvmRowExecutor, LanePackedFewChannelsMatchReference) {
+  std::mt19937_64 rng(23 + static_cast<int>(isa()));
+  int packed = 0;
+  for (int i = 0; i < 60; ++i) {
+    const std::optional<testing::RandomCase> drawn = testing::random_lane_packed_case(rng, target().lanes());
+    if (!drawn) continue;
+    const testing::RandomCase& c = *drawn;
+    const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options(1 + i % 2));
+    packed += layer.kernel_name().find("_p") != std::string::npos;
+    ASSERT_LE(testing::compare_with_reference(c, options(1 + i % 2), 700 + i), 1e-5)
+        << "case " << i << ": " << c.describe() << " " << layer.kernel_name();
   }
+  EXPECT_GE(packed, 25) << "too few random layers took the lane-packed kernel";
 }
+
+INSTANTIATE_TEST_SUITE_P(Targets, LlvmRowExecutor, ::testing::ValuesIn(testing::targets({Backend::kLlvm})),
+                         testing::target_name);
 
 #endif  // TCONV3D_HAVE_LLVM
 

@@ -9,6 +9,7 @@
 #include "plan/kernel_name.hpp"
 #include "plan/plan.hpp"
 #include "tconv3d/error.hpp"
+#include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
 
 namespace tconv3d::codegen {
@@ -31,6 +32,9 @@ LayerConfig k3s2_same(int64_t filters) {
   return c;
 }
 
+// Tests of plans made for each ISA (no CPU needed: nothing runs, nothing skips).
+class PlanIsa : public ::testing::TestWithParam<Isa> {};
+
 TEST(Plan, PhasesOfK3S2) {
   const KernelPlan plan = make_plan(problem_of(k3s2_same(32), {1, 8, 8, 8, 64}), Isa::kAvx2);
   for (int axis = 0; axis < 3; ++axis) {
@@ -48,11 +52,11 @@ TEST(Plan, PhasesOfK3S2) {
 
 // valid_taps() must list exactly the (tap, input) pairs with
 // o + crop_begin = i*stride + a*dilation, on many random geometries.
-TEST(Plan, ValidTapsMatchTheDefinition) {
-  std::mt19937_64 rng(99);
-  for (int i = 0; i < 300; ++i) {
+TEST_P(PlanIsa, ValidTapsMatchTheDefinition) {
+  std::mt19937_64 rng(99 + static_cast<int>(GetParam()));
+  for (int i = 0; i < 150; ++i) {
     const testing::RandomCase c = testing::random_case(rng);
-    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), i % 2 ? Isa::kAvx2 : Isa::kAvx512);
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), GetParam());
     for (int axis = 0; axis < 3; ++axis) {
       const AxisGeometry& ax = plan.geometry.axes[axis];
       for (int64_t o = 0; o < ax.out; ++o) {
@@ -68,11 +72,11 @@ TEST(Plan, ValidTapsMatchTheDefinition) {
 
 // W segments: every voxel of every phase exactly once; interior tiles only
 // where every tap is valid; tiles never wider than the register tile.
-TEST(Plan, WSegmentsCoverEveryVoxelOnce) {
-  std::mt19937_64 rng(7);
-  for (int i = 0; i < 300; ++i) {
+TEST_P(PlanIsa, WSegmentsCoverEveryVoxelOnce) {
+  std::mt19937_64 rng(7 + static_cast<int>(GetParam()));
+  for (int i = 0; i < 150; ++i) {
     const testing::RandomCase c = testing::random_case(rng);
-    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), i % 2 ? Isa::kAvx2 : Isa::kAvx512);
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), GetParam());
     ASSERT_EQ(plan.w_segments.size(), plan.phases[2].size());
     for (size_t rw = 0; rw < plan.phases[2].size(); ++rw) {
       std::vector<int> seen(static_cast<size_t>(plan.phases[2][rw].count), 0);
@@ -94,36 +98,34 @@ TEST(Plan, WSegmentsCoverEveryVoxelOnce) {
   }
 }
 
-TEST(Plan, RegisterTileFitsTheIsa) {
+TEST_P(PlanIsa, RegisterTileFitsTheIsa) {
   std::mt19937_64 rng(3);
   for (int i = 0; i < 200; ++i) {
     const testing::RandomCase c = testing::random_case(rng);
-    for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
-      const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), isa);
-      // accumulators + one weight register per vector + at least one broadcast
-      EXPECT_LE(plan.tile_w * plan.oc_block + plan.oc_block + 1, plan.vector_registers) << c.describe();
-      EXPECT_EQ(plan.vector_channels(), plan.w_pack * plan.geometry.out_channels);
-      EXPECT_EQ(plan.oc_vectors, (plan.vector_channels() + plan.lanes - 1) / plan.lanes);
-      EXPECT_EQ((plan.oc_groups - 1) * plan.oc_block + plan.last_group_vectors, plan.oc_vectors);
-      EXPECT_EQ(plan.tail_lanes, plan.vector_channels() % plan.lanes);
-      const ConvGeometry& g = plan.geometry;
-      const int64_t w_taps = plan.w_pack > 1 ? plan.w_taps(0) : g.axes[2].kernel;
-      EXPECT_EQ(plan.packed_weight_count(),
-                g.axes[0].kernel * g.axes[1].kernel * w_taps * g.in_channels * plan.padded_out_channels());
-    }
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), GetParam());
+    // accumulators + one weight register per vector + at least one broadcast
+    EXPECT_LE(plan.tile_w * plan.oc_block + plan.oc_block + 1, plan.vector_registers) << c.describe();
+    EXPECT_EQ(plan.vector_channels(), plan.w_pack * plan.geometry.out_channels);
+    EXPECT_EQ(plan.oc_vectors, (plan.vector_channels() + plan.lanes - 1) / plan.lanes);
+    EXPECT_EQ((plan.oc_groups - 1) * plan.oc_block + plan.last_group_vectors, plan.oc_vectors);
+    EXPECT_EQ(plan.tail_lanes, plan.vector_channels() % plan.lanes);
+    const ConvGeometry& g = plan.geometry;
+    const int64_t w_taps = plan.w_pack > 1 ? plan.w_taps(0) : g.axes[2].kernel;
+    EXPECT_EQ(plan.packed_weight_count(),
+              g.axes[0].kernel * g.axes[1].kernel * w_taps * g.in_channels * plan.padded_out_channels());
   }
 }
 
 // Lane packing: every output voxel of a row is stored by exactly one lane
 // group of one super voxel, and the W taps each lane's weights stand for
 // reach exactly the inputs the definition says.
-TEST(Plan, LanePackedSuperVoxelsCoverEveryOutputOnce) {
-  std::mt19937_64 rng(17);
+TEST_P(PlanIsa, LanePackedSuperVoxelsCoverEveryOutputOnce) {
+  std::mt19937_64 rng(17 + static_cast<int>(GetParam()));
   int packed = 0;
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 150; ++i) {
     testing::RandomCase c = testing::random_case(rng);
     c.config.filters = 1 + i % 4;
-    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), i % 2 ? Isa::kAvx2 : Isa::kAvx512);
+    const KernelPlan plan = make_plan(problem_of(c.config, c.input_shape), GetParam());
     if (plan.w_pack == 1) continue;
     ++packed;
     const AxisGeometry& w = plan.geometry.axes[2];
@@ -153,8 +155,10 @@ TEST(Plan, LanePackedSuperVoxelsCoverEveryOutputOnce) {
     }
     for (int n : stored) ASSERT_EQ(n, 1) << c.describe();
   }
-  EXPECT_GT(packed, 30);
+  EXPECT_GT(packed, 15);
 }
+
+INSTANTIATE_TEST_SUITE_P(Isas, PlanIsa, ::testing::ValuesIn(testing::all_isas()), testing::isa_name);
 
 TEST(Plan, FourFilterHeadIsLanePacked) {
   LayerConfig c;

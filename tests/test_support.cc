@@ -34,7 +34,26 @@ std::string slurp_file(const std::string& path) {
 
 }  // namespace
 
-CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir) {
+namespace {
+
+// This process's environment with `extra` ("NAME=value") added or replacing.
+std::vector<std::string> child_environment(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  auto name_of = [](const std::string& entry) { return entry.substr(0, entry.find('=')); };
+  for (char** e = environ; *e; ++e) {
+    const std::string entry = *e;
+    const bool replaced = std::any_of(extra.begin(), extra.end(),
+                                      [&](const std::string& x) { return name_of(x) == name_of(entry); });
+    if (!replaced) env.push_back(entry);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+}  // namespace
+
+CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir,
+                  const std::vector<std::string>& env) {
   // A fresh folder per call: tests that share a capture_dir (the temp dir)
   // run in parallel under ctest -j.
   std::string folder = capture_dir + "/cli-XXXXXX";
@@ -53,9 +72,13 @@ CliResult run_cli(const std::vector<std::string>& args, const std::string& captu
   std::vector<char*> argv;
   for (std::string& s : storage) argv.push_back(s.data());
   argv.push_back(nullptr);
+  std::vector<std::string> env_storage = child_environment(env);
+  std::vector<char*> envp;
+  for (std::string& s : env_storage) envp.push_back(s.data());
+  envp.push_back(nullptr);
   pid_t pid = 0;
   CliResult result;
-  const int spawned = posix_spawn(&pid, TCONV3D_CLI_PATH, &actions, nullptr, argv.data(), environ);
+  const int spawned = posix_spawn(&pid, TCONV3D_CLI_PATH, &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   if (spawned != 0) {
     ADD_FAILURE() << "cannot start " << TCONV3D_CLI_PATH << ": " << std::strerror(spawned);
@@ -85,6 +108,17 @@ int run_shell(const std::string& command, std::string* output) {
 }
 
 bool have_c_compiler() { return run_shell("command -v cc") == 0; }
+
+ScopedEnv::ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+  if (const char* old = std::getenv(name)) old_ = old;
+  if (value) setenv(name, value->c_str(), 1);
+  else unsetenv(name);
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (old_) setenv(name_, old_->c_str(), 1);
+  else unsetenv(name_);
+}
 
 std::filesystem::path fresh_temp_dir(const std::string& tag) {
   const std::filesystem::path dir =

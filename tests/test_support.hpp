@@ -43,8 +43,10 @@ struct CliResult {
 
 // Runs the tconv3d CLI (TCONV3D_CLI_PATH) with `args`, stdin from /dev/null and
 // stdout/stderr captured to files in a fresh folder inside `capture_dir`
-// (no shell involved).
-CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir);
+// (no shell involved). `env` entries ("NAME=value") are added to, or replace,
+// this process's environment in the child only.
+CliResult run_cli(const std::vector<std::string>& args, const std::string& capture_dir,
+                  const std::vector<std::string>& env = {});
 
 // Runs `command` through /bin/sh with stderr merged into stdout; returns the
 // exit status (-1 when it did not exit normally) and, if asked, the output.
@@ -54,6 +56,19 @@ bool have_c_compiler();  // `cc` on PATH
 // An empty folder in the temp directory, named by `tag` and this process,
 // replacing any earlier one of the same name.
 std::filesystem::path fresh_temp_dir(const std::string& tag);
+
+// Sets (or, with nullopt, unsets) an environment variable while it lives.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
 
 // Runs `options` and the reference on the same random weights and input, and
 // returns the scaled max error.

@@ -73,7 +73,16 @@ class Op:
         x, kernel = jnp.asarray(x), jnp.asarray(kernel)
         bias = None if bias is None else jnp.asarray(bias)
         self._fused.spec.check_weights(list(kernel.shape), None if bias is None else list(bias.shape))
+        self._fused.spec.output_shape(list(x.shape))  # rank and sizes, with the library's message
+        channels = x.shape[4] if self.data_format == "channels_last" else x.shape[1]
+        if channels != kernel.shape[4]:
+            raise _core.Error(f"kernel: shape {tuple(kernel.shape)} expects {kernel.shape[4]} input channels, "
+                              f"the input {tuple(x.shape)} has {channels}")
         return self._apply(x, kernel, bias)
+
+    def specializers(self):
+        """The _core.Specializer objects behind this op (forward, and linear once differentiated)."""
+        return [s.spec for s in (self._fused, self._linear) if s is not None]
 
     def _bias_operand(self, bias):
         # The handler always takes three operands; (0,) stands for "no bias".

@@ -12,10 +12,10 @@ def call(layer, inputs):
     from tconv3d.jax import Op
 
     state = layer._tconv3d_state()
-    op = state.get("jax_op")
+    op = state.jax_op
     if op is None:
         # Keras's own activation function, so gradients match Keras exactly.
-        op = Op(state["config"], threads=layer.tconv3d_threads, activation=layer.activation)
-        state["jax_op"] = op
+        op = Op(state.config, threads=layer.tconv3d_threads, activation=layer.activation)
+        state.jax_op = op
     bias = layer.bias.value if layer.use_bias else None
     return op(inputs, layer.kernel.value, bias)

@@ -66,19 +66,35 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
                           RuntimeWarning, stacklevel=3)
 
     def _tconv3d_state(self):
-        """Per-layer state the backends keep: specializers (packed weights) and ops."""
+        """Per-layer state the backends keep: specializers (packed weights) and the JAX op."""
         state = getattr(self, "_tconv3d", None)
         if state is None:
-            state = {"config": config_json(self.get_config())}
+            state = _State(config_json(self.get_config()))
             self._tconv3d = state
         return state
 
     def _tconv3d_specializer(self, linear, threads=0):
         state = self._tconv3d_state()
-        key = ("spec", linear, threads)
-        if key not in state:
-            state[key] = _core.Specializer(state["config"], None, "auto", "auto", threads, linear)
-        return state[key]
+        key = (linear, threads)
+        if key not in state.specializers:
+            state.specializers[key] = _core.Specializer(state.config, None, "auto", "auto", threads, linear)
+        return state.specializers[key]
+
+
+class _State:
+    """A plain object: Keras would wrap (and copy) a dict assigned to a layer attribute."""
+
+    def __init__(self, config):
+        self.config = config
+        self.specializers = {}  # (linear, threads) -> _core.Specializer
+        self.jax_op = None
+
+    def all_specializers(self):
+        """Every specializer, the JAX op's included (for tests and reports)."""
+        found = list(self.specializers.values())
+        if self.jax_op is not None:
+            found += self.jax_op.specializers()
+        return found
 
 
 if _api_export is not None:

@@ -13,10 +13,18 @@ import os
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
+
+
+_IN_TREE = {"layers.json": ("bench", "layers.json"), "unet3d_decoder.keras": ("examples", "models", "unet3d_decoder.keras")}
 
 
 def _data(name):
-    return str(resources.files("tconv3d") / "data" / name)
+    """Installed packages carry the suite and the demo model in tconv3d/data; a source tree has them in place."""
+    installed = resources.files("tconv3d") / "data" / name
+    if installed.is_file():
+        return str(installed)
+    return str(Path(__file__).resolve().parents[3].joinpath(*_IN_TREE[name]))
 
 
 def _run_backend(backend, layers, args):

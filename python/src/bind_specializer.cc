@@ -93,6 +93,7 @@ class Specializer {
   }
 
   int64_t register_for_ffi() const { return register_cache(cache_); }
+  int64_t builds() const { return cache_->builds(); }
 
   const std::vector<std::string>& warnings() const { return warnings_; }
   const LayerConfig& config() const { return cache_->config(); }
@@ -118,6 +119,7 @@ void bind_specializer(nb::module_& m) {
       .def("latest", &Specializer::latest)
       .def("register_for_ffi", &Specializer::register_for_ffi)
       .def_prop_ro("warnings", &Specializer::warnings)
+      .def_prop_ro("builds", &Specializer::builds)
       .def_prop_ro("filters", [](const Specializer& s) { return s.config().filters; })
       .def_prop_ro("use_bias", [](const Specializer& s) { return s.config().use_bias; })
       .def_prop_ro("data_format", [](const Specializer& s) { return to_string(s.config().data_format); })

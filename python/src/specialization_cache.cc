@@ -41,6 +41,7 @@ std::shared_ptr<const Layer> SpecializationCache::get(const std::vector<int64_t>
   // copies both, so the caller's buffers may be gone after this returns.
   auto layer = std::make_shared<const Layer>(Layer::create(config_, input_shape, kernel, bias, options_));
   std::lock_guard<std::mutex> lock(mutex_);
+  ++builds_;
   entries_.push_front(Entry{input_shape, layer});
   if (entries_.size() > kCapacity) entries_.pop_back();
   return layer;
@@ -49,6 +50,11 @@ std::shared_ptr<const Layer> SpecializationCache::get(const std::vector<int64_t>
 std::shared_ptr<const Layer> SpecializationCache::latest() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return entries_.empty() ? nullptr : entries_.front().layer;
+}
+
+int64_t SpecializationCache::builds() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return builds_;
 }
 
 void check_weight_shapes(const LayerConfig& config, const std::vector<int64_t>& kernel_shape,

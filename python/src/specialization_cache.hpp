@@ -35,6 +35,9 @@ class SpecializationCache {
 
   // The most recently used specialization, or null before the first.
   std::shared_ptr<const Layer> latest() const;
+  // How many layers get() has built (specialized and packed) so far: the
+  // observable "no repacking per call" of the tests.
+  int64_t builds() const;
 
   const LayerConfig& config() const { return config_; }
   const LayerOptions& options() const { return options_; }
@@ -51,6 +54,7 @@ class SpecializationCache {
   LayerOptions options_;
   mutable std::mutex mutex_;
   std::list<Entry> entries_;  // most recently used first
+  int64_t builds_ = 0;
 };
 
 // Checks a weight tensor's shape against the config before anything is built,

@@ -96,6 +96,9 @@ def test_set_weights_repacks():
     model = tk.accelerate(_model([config], shape))
     x = rng.standard_normal(shape).astype(np.float32)
     model.predict(x, verbose=0)
+    model.predict(x, verbose=0)
+    (layer,) = [l for l in model.layers if isinstance(l, tk.Conv3DTranspose)]
+    assert sum(s.builds for s in layer._tconv3d.all_specializers()) == 1, "packed again for the same weights"
     new = [w * -2.0 for w in model.get_weights()]
     model.set_weights(new)
     plain = _plain_copy(model)

@@ -2,7 +2,7 @@
 import numpy as np
 
 from tconv3d import _core
-from tconv3d._arrays import as_float32, optional_float32
+from tconv3d._arrays import as_float32
 from tconv3d._config import config_json
 
 

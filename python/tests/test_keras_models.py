@@ -1,5 +1,4 @@
 """The bundled model files through tconv3d.keras.load_model and accelerate (this session's backend)."""
-import json
 import warnings
 
 import numpy as np

@@ -46,9 +46,14 @@ def _static_output_shape(spec, x):
     return tf.TensorShape([shape[0]] + list(out[1:]))
 
 
+def _threads(layer):
+    # TensorFlow's own intra-op setting when one was made (0: TF uses every core, and so does tconv3d).
+    return layer.tconv3d_threads or tf.config.threading.get_intra_op_parallelism_threads()
+
+
 def call(layer, inputs):
-    fused = layer._tconv3d_specializer(False, layer.tconv3d_threads)
-    linear = layer._tconv3d_specializer(True, layer.tconv3d_threads)
+    fused = layer._tconv3d_specializer(False, _threads(layer))
+    linear = layer._tconv3d_specializer(True, _threads(layer))
     x = tf.convert_to_tensor(inputs)
     kernel = tf.convert_to_tensor(layer.kernel.value)
     out_shape = _static_output_shape(fused, x)

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libxbyak-dev llvm-dev libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
   libzip-dev libdnnl-dev zlib1g-dev
+  python3-dev python3-venv ccache
   clang-14 libclang-rt-14-dev
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 )

@@ -24,6 +24,8 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 run_suite build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTCONV3D_SANITIZE=ON -DTCONV3D_BUILD_BENCH=OFF
 
+bash scripts/test-python.sh  # the Python package, its tests on Keras's JAX, torch and TensorFlow backends
+
 echo "== Ahead-of-time example: x86-64 objects, then aarch64 objects under qemu" >&2
 examples/aot/run.sh build
 examples/aot/run.sh build aarch64-linux-gnu

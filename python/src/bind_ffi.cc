@@ -1,0 +1,25 @@
+// _core.ffi_handler(): the XLA FFI handler as a capsule for
+// jax.ffi.register_ffi_target, or None when the package was built without
+// the XLA FFI headers (then tconv3d.jax says so on import).
+#include <nanobind/nanobind.h>
+
+#include "python/src/bindings.hpp"
+#ifdef TCONV3D_PY_HAVE_FFI
+#include "python/src/ffi_handler.hpp"
+#endif
+
+namespace nb = nanobind;
+
+namespace tconv3d::python {
+
+void bind_ffi(nb::module_& m) {
+  m.def("ffi_handler", []() -> nb::object {
+#ifdef TCONV3D_PY_HAVE_FFI
+    return nb::capsule(ffi_forward_handler());
+#else
+    return nb::none();
+#endif
+  });
+}
+
+}  // namespace tconv3d::python

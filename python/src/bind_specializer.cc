@@ -1,0 +1,131 @@
+// _core.Specializer: one Keras Conv3DTranspose config and its specialized
+// layers (a SpecializationCache), as the NumPy API and tconv3d.jax use it.
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/vector.h>
+
+#include "python/src/arrays.hpp"
+#include "python/src/bindings.hpp"
+#include "python/src/describe.hpp"
+#include "python/src/registry.hpp"
+#include "python/src/specialization_cache.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/geometry.hpp"
+
+namespace nb = nanobind;
+
+namespace tconv3d::python {
+namespace {
+
+using AxisTuple = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t>;
+
+class Specializer {
+ public:
+  // linear: drop the activation (tconv3d.jax's differentiable path applies
+  // it in JAX, where autodiff can see it).
+  Specializer(const std::string& config_json, const std::optional<std::string>& flavor, const std::string& backend,
+              const std::string& isa, int threads, bool linear) {
+    std::optional<Flavor> forced;
+    if (flavor) forced = parse_flavor(*flavor);
+    LayerConfig config = parse_layer_config(config_json, forced, &warnings_);
+    if (linear) config.activation = Activation{};
+    if (threads < 0) throw Error("threads", "must be >= 0, got " + std::to_string(threads));
+    LayerOptions options;
+    options.backend = parse_backend(backend);
+    options.isa = parse_isa(isa);
+    options.threads = threads;
+    cache_ = std::make_shared<SpecializationCache>(std::move(config), options);
+  }
+
+  std::vector<int64_t> output_shape(const std::vector<int64_t>& input_shape) const {
+    const ConvGeometry g = resolve_geometry(cache_->config(), input_shape);
+    const Shape5 s = activated_output_shape(g, cache_->config().activation);
+    return {s.begin(), s.end()};
+  }
+
+  // Per axis D, H, W: (in, kernel, stride, dilation, crop_begin, out).
+  std::vector<AxisTuple> geometry(const std::vector<int64_t>& input_shape) const {
+    const ConvGeometry g = resolve_geometry(cache_->config(), input_shape);
+    std::vector<AxisTuple> axes;
+    for (const AxisGeometry& a : g.axes) axes.emplace_back(a.in, a.kernel, a.stride, a.dilation, a.crop_begin, a.out);
+    return axes;
+  }
+
+  void check_weights(const std::vector<int64_t>& kernel_shape,
+                     const std::optional<std::vector<int64_t>>& bias_shape) const {
+    check_weight_shapes(cache_->config(), kernel_shape, bias_shape ? &*bias_shape : nullptr);
+  }
+
+  OutArray forward(const InArray& x, const InArray& kernel, const std::optional<InArray>& bias,
+                   bool compare_weights) {
+    const std::vector<int64_t> input_shape = shape_of(x);
+    const ConstTensor k{kernel.data(), shape_of(kernel)};
+    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
+    std::shared_ptr<const Layer> layer;
+    {
+      // Specializing (planning, maybe compiling, packing) and computing both
+      // run without the GIL; the arrays stay alive through the references.
+      nb::gil_scoped_release release;
+      layer = cache_->get(input_shape, k, b, compare_weights);
+    }
+    const Shape5 out = layer->output_shape();
+    OutArray y = new_array({out.begin(), out.end()});
+    {
+      nb::gil_scoped_release release;
+      layer->forward(x.data(), y.data());
+    }
+    return y;
+  }
+
+  // (kernel_name, backend, isa, threads) of the most recent specialization.
+  std::optional<std::tuple<std::string, std::string, std::string, int>> latest() const {
+    auto layer = cache_->latest();
+    if (!layer) return std::nullopt;
+    const Description d = describe(*layer);
+    return std::make_tuple(d.kernel_name, d.backend, d.isa, layer->threads());
+  }
+
+  int64_t register_for_ffi() const { return register_cache(cache_); }
+  int64_t builds() const { return cache_->builds(); }
+
+  const std::vector<std::string>& warnings() const { return warnings_; }
+  const LayerConfig& config() const { return cache_->config(); }
+
+ private:
+  std::shared_ptr<SpecializationCache> cache_;
+  std::vector<std::string> warnings_;
+};
+
+}  // namespace
+
+void bind_specializer(nb::module_& m) {
+  nb::class_<Specializer>(m, "Specializer")
+      .def(nb::init<const std::string&, const std::optional<std::string>&, const std::string&, const std::string&,
+                    int, bool>(),
+           nb::arg("config_json"), nb::arg("flavor").none(), nb::arg("backend"), nb::arg("isa"), nb::arg("threads"),
+           nb::arg("linear"))
+      .def("output_shape", &Specializer::output_shape)
+      .def("geometry", &Specializer::geometry)
+      .def("check_weights", &Specializer::check_weights, nb::arg("kernel_shape"), nb::arg("bias_shape").none())
+      .def("forward", &Specializer::forward, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
+           nb::arg("bias").noconvert().none(), nb::arg("compare_weights"))
+      .def("latest", &Specializer::latest)
+      .def("register_for_ffi", &Specializer::register_for_ffi)
+      .def_prop_ro("warnings", &Specializer::warnings)
+      .def_prop_ro("builds", &Specializer::builds)
+      .def_prop_ro("filters", [](const Specializer& s) { return s.config().filters; })
+      .def_prop_ro("use_bias", [](const Specializer& s) { return s.config().use_bias; })
+      .def_prop_ro("data_format", [](const Specializer& s) { return to_string(s.config().data_format); })
+      .def_prop_ro("activation", [](const Specializer& s) { return s.config().activation.name; })
+      .def_prop_ro("flavor", [](const Specializer& s) { return to_string(s.config().flavor); });
+  m.def("release_ffi", &release_cache, nb::arg("cache_id"));
+}
+
+}  // namespace tconv3d::python

@@ -1,0 +1,12 @@
+// The binding functions, one per file, called from module.cc.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+namespace tconv3d::python {
+
+void bind_specializer(nanobind::module_& m);  // bind_specializer.cc
+void bind_model(nanobind::module_& m);        // bind_model.cc
+void bind_ffi(nanobind::module_& m);          // bind_ffi.cc
+
+}  // namespace tconv3d::python

@@ -1,0 +1,1 @@
+"""python -m tconv3d.bench: Keras's own Conv3DTranspose against tconv3d.keras, per Keras backend."""

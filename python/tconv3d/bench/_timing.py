@@ -1,0 +1,31 @@
+"""Interleaved timing: two callables measured in alternation, so machine noise hits both alike."""
+import time
+
+
+def interleaved_ms(a, b, min_seconds, min_runs=3):
+    """Median milliseconds of a() and b(), each warmed up once (compilation excluded)."""
+    a()
+    b()
+    times_a, times_b = [], []
+    start = time.perf_counter()
+    while len(times_a) < min_runs or time.perf_counter() - start < min_seconds:
+        for f, times in ((a, times_a), (b, times_b)):
+            t0 = time.perf_counter()
+            f()
+            times.append((time.perf_counter() - t0) * 1e3)
+        if len(times_a) >= 200:
+            break
+    return _median(times_a), _median(times_b), len(times_a)
+
+
+def _median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def per_call_us(f, n):
+    f()
+    t0 = time.perf_counter()
+    for _ in range(n):
+        f()
+    return (time.perf_counter() - t0) / n * 1e6

@@ -1,0 +1,131 @@
+"""The differentiable JAX op over the XLA FFI handler tconv3d_forward."""
+import functools
+import weakref
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tconv3d import _core
+from tconv3d._config import config_json
+from tconv3d.functional import config_text
+from tconv3d.jax._activations import activation_function
+from tconv3d.jax._reference import linear_vjp
+
+TARGET = "tconv3d_forward"
+
+
+@functools.cache
+def _register_target():
+    handler = _core.ffi_handler()
+    if handler is None:
+        raise ImportError("tconv3d was built without the XLA FFI headers (jax was not importable at build "
+                          "time); reinstall it with jax installed to use tconv3d.jax")
+    jax.ffi.register_ffi_target(TARGET, handler, platform="cpu")
+
+
+class _Specialized:
+    """A Specializer registered with the FFI handler; unregistered when dropped."""
+
+    def __init__(self, text, flavor, backend, isa, threads, linear):
+        self.spec = _core.Specializer(text, flavor, backend, isa, threads, linear)
+        self.cache_id = np.int64(self.spec.register_for_ffi())
+        weakref.finalize(self, _core.release_ffi, int(self.cache_id))
+
+    def __call__(self, x, kernel, bias):
+        # Runs at trace time: a bad shape raises tconv3d.Error here, with the
+        # library's message, before XLA compiles anything.
+        out_shape = tuple(self.spec.output_shape(list(x.shape)))
+        call = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct(out_shape, jnp.float32), vmap_method="expand_dims")
+        return call(x, kernel, bias, cache_id=self.cache_id)
+
+
+class Op:
+    """One Conv3DTranspose configuration as a differentiable JAX function: op(x, kernel, bias).
+
+    config: Keras's layer config (dict or JSON). activation: the JAX function
+    of the config's activation for the backward pass (default: looked up by
+    name); Keras's layer passes its own. Each Op keeps its own specialized,
+    packed layers between calls (repacked only when the weights change).
+    """
+
+    def __init__(self, config, *, flavor=None, backend="auto", isa="auto", threads=0, activation=None):
+        _register_target()
+        self._args = (config_json(config), flavor, backend, isa, int(threads))
+        self._fused = _Specialized(*self._args, linear=False)
+        self._linear = None  # made on the first differentiation
+        self._activation = activation
+        self.use_bias = self._fused.spec.use_bias
+        self.data_format = self._fused.spec.data_format
+        self.activation_name = self._fused.spec.activation
+
+        @jax.custom_vjp
+        def apply(x, kernel, bias):
+            return self._fused(x, kernel, self._bias_operand(bias))
+
+        apply.defvjp(self._forward_with_residuals, self._backward)
+        self._apply = apply
+
+    def __call__(self, x, kernel, bias=None):
+        for name, a in (("x", x), ("kernel", kernel), ("bias", bias)):
+            if a is not None and jnp.result_type(a) != jnp.float32:
+                raise TypeError(f"{name}: expected float32, got {jnp.result_type(a)}")
+        x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+        bias = None if bias is None else jnp.asarray(bias)
+        self._fused.spec.check_weights(list(kernel.shape), None if bias is None else list(bias.shape))
+        self._fused.spec.output_shape(list(x.shape))  # rank and sizes, with the library's message
+        channels = x.shape[4] if self.data_format == "channels_last" else x.shape[1]
+        if channels != kernel.shape[4]:
+            raise _core.Error(f"kernel: shape {tuple(kernel.shape)} expects {kernel.shape[4]} input channels, "
+                              f"the input {tuple(x.shape)} has {channels}")
+        return self._apply(x, kernel, bias)
+
+    def specializers(self):
+        """The _core.Specializer objects behind this op (forward, and linear once differentiated)."""
+        return [s.spec for s in (self._fused, self._linear) if s is not None]
+
+    def _bias_operand(self, bias):
+        # The handler always takes three operands; (0,) stands for "no bias".
+        return jnp.zeros((0,), jnp.float32) if bias is None else bias
+
+    def _activation_fn(self):
+        return self._activation if self._activation is not None else activation_function(self.activation_name)
+
+    def _forward_with_residuals(self, x, kernel, bias):
+        if self.activation_name == "linear":
+            return self._fused(x, kernel, self._bias_operand(bias)), (x, kernel, bias, None)
+        # Differentiating through the activation needs the pre-activation
+        # output: compute it without the activation, apply the activation in JAX.
+        if self._linear is None:
+            self._linear = _Specialized(*self._args, linear=True)
+        z = self._linear(x, kernel, self._bias_operand(bias))
+        return self._activation_fn()(z), (x, kernel, bias, z)
+
+    def _backward(self, residuals, dy):
+        x, kernel, bias, z = residuals
+        if z is not None:
+            _, activation_vjp = jax.vjp(self._activation_fn(), z)
+            (dy,) = activation_vjp(dy)
+        geometry = self._fused.spec.geometry(list(x.shape))
+        dx, dk = linear_vjp(x, kernel, dy, geometry, self.data_format)
+        if bias is None:
+            return dx, dk, None
+        channel_axis = 4 if self.data_format == "channels_last" else 1
+        db = jnp.sum(dy, axis=tuple(a for a in range(dy.ndim) if a != channel_axis))
+        return dx, dk, db
+
+
+@functools.lru_cache(maxsize=64)
+def _op(text, backend, isa, threads):
+    return Op(text, backend=backend, isa=isa, threads=threads)
+
+
+def conv3d_transpose(x, kernel, bias=None, *, backend="auto", isa="auto", threads=0, **keras_arguments):
+    """Keras's Conv3DTranspose on JAX arrays through tconv3d (jit, vmap and grad work).
+
+    kernel: (kd, kh, kw, filters, in_channels); bias: (filters,) or None.
+    keras_arguments: strides, padding, output_padding, data_format (default
+    channels_last), dilation_rate, activation (a Keras name).
+    """
+    return _op(config_text(tuple(kernel.shape), bias is not None, keras_arguments), backend, isa, int(threads))(
+        x, kernel, bias)

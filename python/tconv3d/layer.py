@@ -1,0 +1,81 @@
+"""tconv3d.Layer: one Keras Conv3DTranspose with fixed weights, on NumPy arrays."""
+import numpy as np
+
+from tconv3d import _core
+from tconv3d._arrays import as_float32
+from tconv3d._config import config_json
+
+
+class Layer:
+    """A Keras Conv3DTranspose layer run by tconv3d.
+
+    config: Keras's layer config (get_config() dict, {"class_name", "config"}
+    dict, or JSON text). kernel: (kd, kh, kw, filters, in_channels) float32
+    (Keras's layout); bias: (filters,) or None. The weights are copied, so
+    later changes to the caller's arrays do not reach the layer.
+
+    The layer specializes (plans, compiles, packs) on the first call for the
+    input shape it sees and keeps that specialization for the next calls of
+    the same shape; input_shape specializes at construction instead.
+    threads=0 uses all cores OpenMP allows (OMP_NUM_THREADS).
+    """
+
+    def __init__(self, config, kernel, bias=None, *, input_shape=None, backend="auto", isa="auto", threads=0,
+                 flavor=None):
+        self._spec = _core.Specializer(config_json(config), flavor, backend, isa, int(threads), False)
+        # Copies: the caller may change or free its arrays afterwards.
+        self._kernel = np.array(as_float32(kernel, "kernel"), copy=True)
+        self._bias = None if bias is None else np.array(as_float32(bias, "bias"), copy=True)
+        self._spec.check_weights(list(self._kernel.shape), None if self._bias is None else list(self._bias.shape))
+        if input_shape is not None:
+            # Specializing needs an input; zeros of the right shape are enough.
+            self(np.zeros(tuple(input_shape), np.float32))
+
+    def __call__(self, x):
+        """Runs the layer on x (float32, the config's data format); returns a new array."""
+        # The weights were copied at construction and never change: no comparison per call.
+        return self._spec.forward(as_float32(x, "x"), self._kernel, self._bias, False)
+
+    def output_shape(self, input_shape):
+        """The output shape for an input shape (after the activation)."""
+        return tuple(self._spec.output_shape([int(d) for d in input_shape]))
+
+    def _latest(self):
+        return self._spec.latest()
+
+    @property
+    def kernel_name(self):
+        """What runs for the most recent input shape (None before the first call)."""
+        latest = self._latest()
+        return None if latest is None else latest[0]
+
+    @property
+    def backend(self):
+        latest = self._latest()
+        return None if latest is None else latest[1]
+
+    @property
+    def isa(self):
+        latest = self._latest()
+        return None if latest is None else latest[2]
+
+    @property
+    def threads(self):
+        latest = self._latest()
+        return None if latest is None else latest[3]
+
+    @property
+    def warnings(self):
+        return list(self._spec.warnings)
+
+    @property
+    def kernel(self):
+        return self._kernel
+
+    @property
+    def bias(self):
+        return self._bias
+
+    def __repr__(self):
+        return (f"tconv3d.Layer(filters={self._spec.filters}, activation={self._spec.activation!r}, "
+                f"data_format={self._spec.data_format!r}, kernel_name={self.kernel_name!r})")

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/config_json.hpp"
+#include "core/config_json.hpp"
 #include "runtime/model/keras_config_walk.hpp"
 #include "tconv3d/error.hpp"
 

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/npy.hpp"
+#include "tools/support/npy.hpp"
 #include "tconv3d/error.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -5,10 +5,11 @@
 #include <set>
 #include <vector>
 
+#include "runtime/model/hdf5_btree.hpp"
+
 namespace tconv3d::model::hdf5 {
 namespace {
 
-constexpr int kMaxTreeLevel = 64;
 
 std::string filter_name(uint16_t id) {
   switch (id) {
@@ -81,17 +82,10 @@ class ChunkTreeReader {
 
   void read(uint64_t address, int expected_level) {
     const std::string what = "chunk B-tree node of dataset '" + path_ + "' at address " + std::to_string(address);
-    if (!visited_.insert(address).second) file_.corrupt(what + " is reached twice (a cycle)");
-    ByteCursor cursor = file_.from(address, what);
-    cursor.expect_signature("TREE");
-    const int type = cursor.u8();
-    const int level = cursor.u8();
-    const uint16_t entries = cursor.u16();
-    if (type != 1) file_.corrupt(what + " is not a chunk node (type " + std::to_string(type) + ")");
-    if (level > kMaxTreeLevel || (expected_level >= 0 && level != expected_level))
-      file_.corrupt(what + " has level " + std::to_string(level));
-    cursor.address();  // left sibling
-    cursor.address();  // right sibling
+    BTreeNode node = open_btree_node(file_, address, 1, expected_level, what, visited_);
+    ByteCursor& cursor = node.cursor;
+    const int level = node.level;
+    const uint16_t entries = node.entries;
     std::vector<uint64_t> origin(dims_.size());
     for (uint16_t i = 0; i < entries; ++i) {
       const uint32_t stored_size = cursor.u32();

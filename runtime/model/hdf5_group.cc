@@ -3,12 +3,13 @@
 #include <set>
 #include <string_view>
 
+#include "runtime/model/hdf5_btree.hpp"
+
 namespace tconv3d::model::hdf5 {
 namespace {
 
 // Bounds on work a hostile group can ask for; Keras groups hold a few hundred links.
 constexpr size_t kMaxLinks = 1 << 20;
-constexpr int kMaxTreeLevel = 64;
 
 class SymbolTableReader {
  public:
@@ -16,17 +17,10 @@ class SymbolTableReader {
 
   void read_tree(uint64_t address, int expected_level, std::vector<Link>& links) {
     const std::string what = "group B-tree node at address " + std::to_string(address);
-    if (!visited_.insert(address).second) file_.corrupt(what + " is reached twice (a cycle)");
-    ByteCursor cursor = file_.from(address, what);
-    cursor.expect_signature("TREE");
-    const int type = cursor.u8();
-    const int level = cursor.u8();
-    const uint16_t entries = cursor.u16();
-    if (type != 0) file_.corrupt(what + " is not a group node (type " + std::to_string(type) + ")");
-    if (level > kMaxTreeLevel || (expected_level >= 0 && level != expected_level))
-      file_.corrupt(what + " has level " + std::to_string(level));
-    cursor.address();  // left sibling
-    cursor.address();  // right sibling
+    BTreeNode node = open_btree_node(file_, address, 0, expected_level, what, visited_);
+    ByteCursor& cursor = node.cursor;
+    const int level = node.level;
+    const uint16_t entries = node.entries;
     for (uint16_t i = 0; i < entries; ++i) {
       cursor.length();  // key: the heap offset of the greatest name below
       const uint64_t child = cursor.address();

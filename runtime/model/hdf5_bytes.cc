@@ -37,6 +37,12 @@ ByteCursor ByteCursor::sub(uint64_t count, const std::string& what) {
   return ByteCursor(*file_, bytes(count), what);
 }
 
+void ByteCursor::expect_signature_and_version(std::string_view signature, int version) {
+  expect_signature(signature);
+  const int found = u8();
+  if (found != version) file_->corrupt(what_ + " has unknown version " + std::to_string(found));
+}
+
 void ByteCursor::expect_signature(std::string_view signature) {
   if (remaining() < signature.size() || bytes_.substr(position_, signature.size()) != signature)
     file_->corrupt(what_ + " lacks its '" + std::string(signature) + "' signature");

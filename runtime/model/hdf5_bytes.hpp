@@ -35,6 +35,8 @@ class ByteCursor {
   ByteCursor sub(uint64_t count, const std::string& what);  // the next `count` bytes, as their own cursor
   void skip(uint64_t count) { bytes(count); }
   void expect_signature(std::string_view signature);
+  // The signature and the one-byte version that open most structures.
+  void expect_signature_and_version(std::string_view signature, int version);
   // Skips to the next multiple of `alignment` counted from the structure's start.
   void align(size_t alignment);
 

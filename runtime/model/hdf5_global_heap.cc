@@ -9,9 +9,7 @@ const GlobalHeapReader::Collection& GlobalHeapReader::collection(const FileImage
   if (auto found = collections_.find(address); found != collections_.end()) return found->second;
   const std::string what = "global heap collection at address " + std::to_string(address);
   ByteCursor header = file_.from(address, what);
-  header.expect_signature("GCOL");
-  const int version = header.u8();
-  if (version != 1) file_.corrupt(what + " has unknown version " + std::to_string(version));
+  header.expect_signature_and_version("GCOL", 1);
   header.skip(3);
   const uint64_t size = header.length();
   // The size counts the collection's own header, just read.

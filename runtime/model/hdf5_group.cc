@@ -36,9 +36,7 @@ class SymbolTableReader {
   void read_local_heap(uint64_t address) {
     const std::string what = "local heap at address " + std::to_string(address);
     ByteCursor cursor = file_.from(address, what);
-    cursor.expect_signature("HEAP");
-    const int version = cursor.u8();
-    if (version != 0) file_.corrupt(what + " has unknown version " + std::to_string(version));
+    cursor.expect_signature_and_version("HEAP", 0);
     cursor.skip(3);
     const uint64_t size = cursor.length();
     cursor.length();  // free list head
@@ -59,9 +57,7 @@ class SymbolTableReader {
     const std::string what = "symbol table node at address " + std::to_string(address);
     if (!visited_.insert(address).second) file_.corrupt(what + " is reached twice (a cycle)");
     ByteCursor cursor = file_.from(address, what);
-    cursor.expect_signature("SNOD");
-    const int version = cursor.u8();
-    if (version != 1) file_.corrupt(what + " has unknown version " + std::to_string(version));
+    cursor.expect_signature_and_version("SNOD", 1);
     cursor.skip(1);
     const uint16_t count = cursor.u16();
     for (uint16_t i = 0; i < count; ++i) {

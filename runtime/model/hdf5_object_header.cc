@@ -59,9 +59,7 @@ class HeaderReader {
 
   void read_version2(ByteCursor& cursor) {
     version_ = 2;
-    cursor.expect_signature("OHDR");
-    const int version = cursor.u8();
-    if (version != 2) file_.corrupt(what() + " has unknown version " + std::to_string(version));
+    cursor.expect_signature_and_version("OHDR", 2);
     const uint8_t flags = cursor.u8();
     if (flags & 0x20) cursor.skip(16);  // access, modification, change and birth times
     if (flags & 0x10) cursor.skip(4);   // attribute storage phase change values

@@ -84,9 +84,7 @@ Prepared prepare(const AotRequest& r, AotResult& result) {
   if (r.kernel && r.config.use_bias && !r.bias) throw Error("--bias", "use_bias is true but no bias was given");
   if (r.bias && !r.kernel) throw Error("--bias", "a bias needs --kernel too");
   if (r.bias && !r.config.use_bias) throw Error("--bias", "a bias was given but use_bias is false");
-  p.problem.geometry = p.geometry;
-  p.problem.has_bias = r.config.use_bias;
-  if (r.config.activation.is_elementwise()) p.problem.fused_activation = r.config.activation;
+  p.problem = make_problem(p.geometry, r.config.use_bias, r.config.activation);
   return p;
 }
 

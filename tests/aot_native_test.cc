@@ -342,10 +342,8 @@ GoldenCase random_golden(const std::string& name, const std::string& config_json
 }
 
 codegen::KernelPlan xbyak_plan(const GoldenCase& c, Isa isa) {
-  Problem problem;
-  problem.geometry = resolve_geometry(c.config, c.input.shape);
-  problem.has_bias = c.config.use_bias;
-  if (c.config.activation.is_elementwise()) problem.fused_activation = c.config.activation;
+  const Problem problem = make_problem(resolve_geometry(c.config, c.input.shape), c.config.use_bias,
+                                       c.config.activation);
   return codegen::plan_for_backend(problem, isa, Backend::kXbyak);
 }
 

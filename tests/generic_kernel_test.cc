@@ -40,10 +40,7 @@ TEST(GenericKernel, MatchesReferenceOnRandomConfigs) {
 double check_isa(const LayerConfig& config, const std::vector<int64_t>& input_shape, GenericIsa isa, uint64_t seed,
                  const std::string& what) {
   std::mt19937_64 rng(seed);
-  Problem problem;
-  problem.geometry = resolve_geometry(config, input_shape);
-  problem.has_bias = config.use_bias;
-  if (config.activation.is_elementwise()) problem.fused_activation = config.activation;
+  const Problem problem = make_problem(resolve_geometry(config, input_shape), config.use_bias, config.activation);
   const ConvGeometry& g = problem.geometry;
   std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
   std::vector<float> bias = config.use_bias ? testing::random_tensor(g.out_channels, rng) : std::vector<float>{};

@@ -16,11 +16,7 @@ namespace tconv3d::codegen {
 namespace {
 
 Problem problem_of(const LayerConfig& config, const std::vector<int64_t>& input_shape) {
-  Problem p;
-  p.geometry = resolve_geometry(config, input_shape);
-  p.has_bias = config.use_bias;
-  if (config.activation.is_elementwise()) p.fused_activation = config.activation;
-  return p;
+  return make_problem(resolve_geometry(config, input_shape), config.use_bias, config.activation);
 }
 
 LayerConfig k3s2_same(int64_t filters) {

@@ -22,11 +22,9 @@ namespace {
 using codegen::KernelPlan;
 
 KernelPlan plan_of(const testing::RandomCase& c, Isa isa) {
-  Problem p;
-  p.geometry = resolve_geometry(c.config, c.input_shape);
-  p.has_bias = c.config.use_bias;
-  if (c.config.activation.is_elementwise()) p.fused_activation = c.config.activation;
-  return codegen::make_plan(p, isa);
+  return codegen::make_plan(make_problem(resolve_geometry(c.config, c.input_shape), c.config.use_bias,
+                                        c.config.activation),
+                           isa);
 }
 
 // Every (tap, input index) of one axis whose transposed product reaches output

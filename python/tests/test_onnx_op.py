@@ -6,6 +6,7 @@ package is missing, without onnx, onnxruntime, onnxruntime-extensions or torch.
 """
 import io
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -254,3 +255,18 @@ def test_other_python_ops_keep_working():
     so.register_custom_ops_library(tonnx.custom_ops_library())
     sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
     np.testing.assert_array_equal(sess.run(None, {"x": np.array([1, -2], np.float32)})[0], [-1, 2])
+
+
+def test_bench_command_runs():
+    pytest.importorskip("torch", reason="the benchmark exports its models with torch")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.onnx", "--layers", "k3s2_op1_odd", "--threads", "1",
+                             "--min-time", "0", "--no-model"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"k3s2_op1_odd\s+1\s+\d+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+x", result.stdout), result.stdout
+    assert "geomean" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.onnx", "--layers", "no_such_layer"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no_such_layer" in bad.stderr

@@ -31,6 +31,7 @@ namespace {
 
 // (name, AttributeProto type, i, s, ints): what read_conv_transpose reads.
 using AttributeIn = std::tuple<std::string, int, int64_t, std::string, std::vector<int64_t>>;
+using OutInto = nb::ndarray<float, nb::c_contig, nb::device::cpu>;
 
 class OnnxConvTransposeOp {
  public:
@@ -97,6 +98,24 @@ class OnnxConvTransposeOp {
     return y;
   }
 
+  // Into a caller's array of the output shape: tconv3d.onnx reuses one per
+  // shape and thread, since a new output every call costs its page faults.
+  void forward_into(const InArray& x, OutInto& y) {
+    const std::vector<int64_t> shape = shape_of(x);
+    std::shared_ptr<const Layer> layer;
+    {
+      nb::gil_scoped_release release;
+      layer = layer_for(shape);
+    }
+    const Shape5 out = layer->output_shape();
+    std::vector<int64_t> got(y.ndim());
+    for (size_t i = 0; i < y.ndim(); ++i) got[i] = static_cast<int64_t>(y.shape(i));
+    if (got != std::vector<int64_t>(out.begin(), out.end()))
+      throw Error("out", "has shape " + shape_to_string(got) + ", the output is " + shape_to_string(out));
+    nb::gil_scoped_release release;
+    layer->forward(x.data(), y.data());
+  }
+
   int64_t builds() const {
     std::lock_guard<std::mutex> lock(mutex_);
     return builds_;
@@ -159,6 +178,7 @@ void bind_onnx_op(nb::module_& m) {
       .def("output_shape", &OnnxConvTransposeOp::output_shape, nb::arg("input_shape"))
       .def("prepare", &OnnxConvTransposeOp::prepare, nb::arg("input_shape"))
       .def("forward", &OnnxConvTransposeOp::forward, nb::arg("x").noconvert())
+      .def("forward_into", &OnnxConvTransposeOp::forward_into, nb::arg("x").noconvert(), nb::arg("out").noconvert())
       .def("description", &OnnxConvTransposeOp::description, nb::arg("input_shape"))
       .def_prop_ro("builds", &OnnxConvTransposeOp::builds)
       .def_prop_ro("summary", &OnnxConvTransposeOp::summary);

@@ -113,6 +113,19 @@ def test_dynamic_shapes_run_and_each_shape_builds_once():
     assert builds() == before + 2
 
 
+def test_results_of_earlier_runs_stay_intact():
+    # The op computes into one reused array per shape and thread; what a run
+    # returned must not change with the next run.
+    torch = pytest.importorskip("torch", reason="the export tests need torch")
+    model, x = torch_model(torch.nn.ConvTranspose3d(3, 2, 2, stride=2), (1, 3, 3, 3, 3))
+    sess = tonnx.session(model, threads=1)
+    first = sess.run(None, {"x": x})[0]
+    kept = first.copy()
+    second = sess.run(None, {"x": 2 * x})[0]
+    np.testing.assert_array_equal(first, kept)
+    assert_same(second, 2 * kept - ort_alone(model, {"x": np.zeros_like(x)})[0])
+
+
 def test_unsupported_nodes_stay_on_onnxruntime():
     torch = pytest.importorskip("torch", reason="the export tests need torch")
     grouped, x = torch_model(torch.nn.ConvTranspose3d(4, 4, 3, groups=2), (1, 4, 3, 3, 3))

@@ -16,7 +16,13 @@ ai.onnx.contrib), which call tconv3d's C++ library; no ONNX Runtime C headers
 are shipped by any Debian or PyPI package, so no native ORT op library is
 built. Needs the packages onnx, onnxruntime and onnxruntime-extensions.
 """
-import onnxruntime as _ort
+try:
+    import onnx as _onnx  # noqa: F401
+    import onnxruntime as _ort
+    import onnxruntime_extensions as _ortx  # noqa: F401
+except ImportError as _e:
+    raise ImportError(f"tconv3d.onnx needs onnx, onnxruntime and onnxruntime-extensions "
+                      f"(pip install onnx onnxruntime onnxruntime-extensions): {_e}") from _e
 
 from tconv3d.onnx import _kernels, _rewrite
 

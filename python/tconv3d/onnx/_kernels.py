@@ -31,6 +31,14 @@ from onnxruntime_extensions import _ocos
 
 from tconv3d import _core
 
+# The Python-op machinery of onnxruntime-extensions this module builds on
+# (checked with 0.15.2 and onnxruntime 1.32): say so if a release moved it.
+if not all(hasattr(_ocos, name) for name in ("Opdef", "_on_pyop_invocation")) or \
+        not hasattr(_ortx.PyCustomOpDef, "install_hooker"):
+    raise ImportError(f"tconv3d.onnx: onnxruntime-extensions {getattr(_ortx, '__version__', '?')} lacks the "
+                      "Python-op hooks tconv3d.onnx uses (Opdef, _on_pyop_invocation, install_hooker); "
+                      "0.15 has them")
+
 DOMAIN = _ortx.default_opset_domain()  # "ai.onnx.contrib": the only domain Python ops can live in
 READY_OP = "TConv3dReady"
 CONV_OP = "TConv3dConvTranspose"

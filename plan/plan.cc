@@ -376,8 +376,12 @@ std::string KernelPlan::to_string() const {
   }
   out << "  register tile: " << tile_w << " W voxels x " << oc_block << " vectors = " << tile_w * oc_block
       << " accumulators, " << oc_block << " weight + 1-2 broadcast registers; Cin unrolled x" << cin_unroll << "\n";
-  out << "  loops: per output row (n, od, oh) one call; D/H taps valid for the row come at run time;"
-         " per W phase, channel group, W tile: row taps x Cin x W taps in registers\n";
+  if (gradient)
+    out << "  loops: per dx row (n, i_d, i_h) one call; the dz rows it reads come at run time;"
+           " per channel group, W tile: dz rows x filters x W taps in registers\n";
+  else
+    out << "  loops: per output row (n, od, oh) one call; D/H taps valid for the row come at run time;"
+           " per W phase, channel group, W tile: row taps x Cin x W taps in registers\n";
   for (size_t rw = 0; rw < w_segments.size(); ++rw) {
     out << "  W phase " << rw << ":";
     for (const WSegment& s : w_segments[rw]) {
@@ -399,7 +403,8 @@ std::string KernelPlan::to_string() const {
   out << "  threads: " << (split_groups ? "(channel group, n, D/H phase class, od, oh)" : "(n, D/H phase class, od, oh)")
       << " work items in contiguous chunks of equal tap cost\n";
   out << "  packed weights: " << packed_weight_count()
-      << " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n";
+      << (gradient ? " floats as [kd][kh][channel group][filter][W tap][vector][lane: input channel]\n"
+                   : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
   out << "  cache key: " << cache_key() << "\n";
   return out.str();
 }

@@ -23,6 +23,7 @@
 #include "plan/kernel_name.hpp"
 #include "plan/plan.hpp"
 #include "runtime/kernels/generated_input_gradient.hpp"
+#include "runtime/weight_store.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
@@ -201,6 +202,24 @@ TEST_P(InputGradientJitTest, NamesTheKernel) {
   EXPECT_EQ(dx_kernel.isa(), target().isa_name());
 }
 
+// A layer's WeightStore holds the forward packing and the transposed one side by side.
+TEST_P(InputGradientJitTest, SharesTheLayersWeightStore) {
+  std::mt19937_64 rng(31);
+  const ConvGeometry g = random_geometry(rng);
+  const std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
+  const std::vector<float> dz = testing::random_tensor(g.output_elements(), rng);
+  const Problem problem = make_problem(g, true, Activation{});
+  WeightStore weights(kernel, testing::random_tensor(g.out_channels, rng));
+  weights.packed_for(codegen::make_plan(problem, isa()));
+  const GeneratedInputGradient from_store(problem, weights, target().backend, isa());
+  EXPECT_EQ(weights.packs(), 2);
+  const GeneratedInputGradient from_floats(problem, kernel.data(), target().backend, isa());
+  std::vector<float> a(static_cast<size_t>(g.input_elements())), b(a.size(), 1.0f);
+  from_store.run(dz.data(), a.data(), 2);
+  from_floats.run(dz.data(), b.data(), 1);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << describe(g);
+}
+
 INSTANTIATE_TEST_SUITE_P(Targets, InputGradientJitTest,
                          ::testing::ValuesIn(testing::targets({Backend::kXbyak, Backend::kLlvm})),
                          testing::target_name);
@@ -292,6 +311,11 @@ TEST(InputGradientErrors, NamesTheBadArgument) {
       EXPECT_EQ(e.argument(), "backend") << e.what();
     }
   }
+  // Missing kernel: named as such where the backend and ISA are there, else those.
+  EXPECT_THROW(GeneratedInputGradient(problem, static_cast<const float*>(nullptr), Backend::kXbyak, Isa::kAuto),
+               Error);
+  WeightStore too_small(std::vector<float>(kernel.size() - 1), {});
+  EXPECT_THROW(GeneratedInputGradient(problem, too_small, Backend::kXbyak, Isa::kAuto), Error);
   try {
     codegen::make_input_gradient_plan(problem, Isa::kAuto);
     ADD_FAILURE() << "an unresolved ISA was accepted";

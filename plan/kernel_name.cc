@@ -10,6 +10,16 @@ std::string kernel_name(const KernelPlan& plan) {
   const ConvGeometry& g = plan.geometry;
   const auto& [d, h, w] = g.axes;
   std::ostringstream name;
+  if (plan.pass == PlanPass::kInputGradient) {
+    // Named by the layer (its input and output channels and W extents), like
+    // its forward kernel; the kernel itself reads dz and writes dx.
+    name << "tconv3d_dx_f32_k" << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s" << d.stride << "x"
+         << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c"
+         << g.out_channels << "to" << g.in_channels << "_w" << w.out << "to" << w.in << "c" << w.crop_begin << "__"
+         << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;
+    if (plan.only_group >= 0) name << "_g" << plan.only_group;
+    return name.str();
+  }
   name << "tconv3d_f32_k" << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s" << d.stride << "x" << h.stride
        << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c" << g.in_channels
        << "to" << g.out_channels << "_w" << w.in << "to" << w.out << "c" << w.crop_begin << "_"

@@ -37,11 +37,11 @@ struct KernelGradientArgs {
   const float* dz;       // the whole channels_last output gradient
   const int64_t* pairs;  // pair_count pairs: (x row byte offset, dz row byte offset)
   int64_t pair_count;
-  float* dk;             // dK block of this (kd, kh): &dK[kd, kh, 0, 0, 0]
-  int64_t accumulate;    // 0: the accumulators start from zero, else from dK
-  int64_t tile_begin;    // row tiles [tile_begin, tile_end)
+  float* dk;           // dK block of this (kd, kh): &dK[kd, kh, 0, 0, 0]
+  int64_t accumulate;  // 0: the accumulators start from zero, else from dK
+  int64_t tile_begin;  // row tiles [tile_begin, tile_end)
   int64_t tile_end;
-  int64_t block_begin;   // ci blocks [block_begin, block_end)
+  int64_t block_begin;  // ci blocks [block_begin, block_end)
   int64_t block_end;
 };
 
@@ -87,16 +87,21 @@ struct KernelGradientPlan {
   int vector_registers = 16;
   ConvGeometry geometry;
 
-  int rows = 0;        // most tile rows (broadcast dz values)
-  int ci_vectors = 0;  // vectors of a full ci block
-  int ci_blocks = 0;   // ceil(Ci / (ci_vectors * lanes))
-  int uniform_blocks = 0;     // blocks of ci_vectors full vectors
-  int tail_block_vectors = 0; // vectors of the last block when it is not uniform (0: none)
-  int tail_lanes = 0;         // valid lanes of the last vector of the last block; 0: all
-  int w_unroll = 1;           // W voxels per interior loop iteration
+  int rows = 0;                // most tile rows (broadcast dz values)
+  int ci_vectors = 0;          // vectors of a full ci block
+  int ci_blocks = 0;           // ceil(Ci / (ci_vectors * lanes))
+  int uniform_blocks = 0;      // blocks of ci_vectors full vectors
+  int tail_block_vectors = 0;  // vectors of the last block when it is not uniform (0: none)
+  int tail_lanes = 0;          // valid lanes of the last vector of the last block; 0: all
+  int w_unroll = 1;            // W voxels per interior loop iteration
+
+  // Pairs per call: their rows of x and dz are read again for every tile
+  // and stay in L2, or in L1 for small tiles (see make_kernel_gradient_plan).
+  // The executor passes at most this many; any count computes the same.
+  int64_t pairs_per_call = 1;
 
   std::vector<RowTileClass> classes;
-  int tiles = 0;  // over all classes
+  int tiles = 0;                                    // over all classes
   std::vector<std::vector<KgWSegment>> w_segments;  // per class
 
   // Cost of one (tile range, block range) of one pair in FMA vector instructions.

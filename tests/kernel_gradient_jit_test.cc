@@ -174,12 +174,15 @@ TEST_P(KernelGradientJitTest, BitwiseIdenticalAcrossThreadCounts) {
   std::mt19937_64 rng(99 + static_cast<int>(isa()));
   std::vector<ConvGeometry> layers = {
       // Suite-like layers at reduced size: many pieces per (kd, kh).
-      make_geometry(2, 64, 48, {axis(4, 3, 2, 1, Padding::kSame), axis(5, 3, 2, 1, Padding::kSame),
-                                axis(6, 3, 2, 1, Padding::kSame)}),
-      make_geometry(1, 40, 4, {axis(5, 4, 2, 1, Padding::kSame), axis(5, 4, 2, 1, Padding::kSame),
-                               axis(9, 4, 2, 1, Padding::kSame)}),
-      make_geometry(3, 37, 129, {axis(3, 2, 2, 1, Padding::kValid), axis(4, 2, 2, 1, Padding::kValid),
-                                 axis(7, 2, 2, 1, Padding::kValid)}),
+      make_geometry(
+          2, 64, 48,
+          {axis(4, 3, 2, 1, Padding::kSame), axis(5, 3, 2, 1, Padding::kSame), axis(6, 3, 2, 1, Padding::kSame)}),
+      make_geometry(
+          1, 40, 4,
+          {axis(5, 4, 2, 1, Padding::kSame), axis(5, 4, 2, 1, Padding::kSame), axis(9, 4, 2, 1, Padding::kSame)}),
+      make_geometry(
+          3, 37, 129,
+          {axis(3, 2, 2, 1, Padding::kValid), axis(4, 2, 2, 1, Padding::kValid), axis(7, 2, 2, 1, Padding::kValid)}),
   };
   for (int i = 0; i < 5; ++i) layers.push_back(random_geometry(rng));
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -208,9 +211,9 @@ TEST_P(KernelGradientJitTest, TapsReachingNoOutputAreZero) {
 // Rows of 64 voxels and 256 channels: a few pairs fill the L2 budget of one
 // call, so the sums continue across calls (accumulate from dK).
 TEST_P(KernelGradientJitTest, LongRowsSpanSeveralCalls) {
-  const ConvGeometry g = make_geometry(1, 256, 200, {axis(2, 1, 1, 1, Padding::kValid),
-                                                     axis(3, 2, 1, 1, Padding::kValid),
-                                                     axis(64, 3, 1, 2, Padding::kSame)});
+  const ConvGeometry g = make_geometry(
+      1, 256, 200,
+      {axis(2, 1, 1, 1, Padding::kValid), axis(3, 2, 1, 1, Padding::kValid), axis(64, 3, 1, 2, Padding::kSame)});
   const std::vector<float> one = check_against_naive(g, isa(), 1, 11, "long rows");
   const std::vector<float> two = check_against_naive(g, isa(), 2, 11, "long rows");
   EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
@@ -218,8 +221,9 @@ TEST_P(KernelGradientJitTest, LongRowsSpanSeveralCalls) {
 
 TEST_P(KernelGradientJitTest, NameAndPlanDescribeTheKernel) {
   Problem problem;
-  problem.geometry = make_geometry(1, 24, 20, {axis(7, 3, 2, 1, Padding::kSame, 1), axis(9, 3, 2, 1, Padding::kSame, 1),
-                                               axis(11, 3, 2, 1, Padding::kSame, 1)});
+  problem.geometry = make_geometry(
+      1, 24, 20,
+      {axis(7, 3, 2, 1, Padding::kSame, 1), axis(9, 3, 2, 1, Padding::kSame, 1), axis(11, 3, 2, 1, Padding::kSame, 1)});
   const GeneratedKernelGradient dk_kernel(problem, Backend::kXbyak, isa());
   const std::string name = dk_kernel.kernel_name();
   EXPECT_EQ(0u, name.rfind("tconv3d_dk_f32_k3x3x3_s2x2x2_d1x1x1_c24to20_w11to22c0__", 0)) << name;
@@ -248,8 +252,8 @@ TEST_P(KernelGradientPlanTest, TilesCoverEveryRowOnceAndFitTheRegisters) {
       tile += c.count;
       for (int t = 0; t < c.count; ++t)
         for (int k = 0; k < c.kw_count; ++k)
-          for (int o = 0; o < c.co_count; ++o) ++seen[static_cast<size_t>((c.kw_first + k) * g.out_channels +
-                                                                           c.co_first + t * c.co_count + o)];
+          for (int o = 0; o < c.co_count; ++o)
+            ++seen[static_cast<size_t>((c.kw_first + k) * g.out_channels + c.co_first + t * c.co_count + o)];
     }
     EXPECT_EQ(tile, plan.tiles);
     for (int s : seen) ASSERT_EQ(1, s) << describe(g);
@@ -264,8 +268,9 @@ TEST_P(KernelGradientPlanTest, TilesCoverEveryRowOnceAndFitTheRegisters) {
 
 TEST_P(KernelGradientPlanTest, UnresolvedIsaIsAnError) {
   Problem problem;
-  problem.geometry = make_geometry(1, 4, 4, {axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid),
-                                             axis(2, 2, 1, 1, Padding::kValid)});
+  problem.geometry = make_geometry(
+      1, 4, 4,
+      {axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid)});
   EXPECT_THROW(codegen::make_kernel_gradient_plan(problem, Isa::kAuto), Error);
   EXPECT_THROW(GeneratedKernelGradient(problem, Backend::kReference, GetParam()), Error);
 }

@@ -15,11 +15,11 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -109,13 +109,20 @@ int main(int argc, char** argv) try {
   double seconds = 0.3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--suite") suite_path = value;
-    else if (flag == "--isa") isa_text = value;
-    else if (flag == "--threads") thread_counts = parse_list(value);
-    else if (flag == "--rounds") rounds = std::stoi(value);
-    else if (flag == "--seconds") seconds = std::stod(value);
-    else if (flag == "--layer") layer_filter = value;
-    else throw Error(flag, "unknown option");
+    if (flag == "--suite")
+      suite_path = value;
+    else if (flag == "--isa")
+      isa_text = value;
+    else if (flag == "--threads")
+      thread_counts = parse_list(value);
+    else if (flag == "--rounds")
+      rounds = std::stoi(value);
+    else if (flag == "--seconds")
+      seconds = std::stod(value);
+    else if (flag == "--layer")
+      layer_filter = value;
+    else
+      throw Error(flag, "unknown option");
   }
   std::vector<Isa> isas;
   if (isa_text == "both" || isa_text == "avx512")
@@ -149,7 +156,8 @@ int main(int argc, char** argv) try {
       p.x = random_floats(g.input_elements(), 1);
       p.dz = random_floats(g.output_elements(), 2);
       p.dk.assign(static_cast<size_t>(g.kernel_elements()), 0.0f);
-      for (int t : thread_counts) rows.push_back({layer.name, p.kernel->kernel_name(), isa, t, g.flops(), g.useful_flops(), {}, {}, {}});
+      for (int t : thread_counts)
+        rows.push_back({layer.name, p.kernel->kernel_name(), isa, t, g.flops(), g.useful_flops(), {}, {}, {}});
       prepared.push_back(std::move(p));
     }
   }

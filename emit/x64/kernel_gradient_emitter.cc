@@ -18,19 +18,19 @@ namespace off = codegen::gradient_args_offset;
 // the argument arrives in rdi). rax and rcx also serve as scratch outside the
 // W loops.
 const Xbyak::Reg64 reg_args = rdi;
-const Xbyak::Reg64 reg_pair = rsi;        // current (x row, dz row) pair
+const Xbyak::Reg64 reg_pair = rsi;  // current (x row, dz row) pair
 const Xbyak::Reg64 reg_pairs_left = rdx;
-const Xbyak::Reg64 reg_x = r8;            // x row of the pair + ci block
-const Xbyak::Reg64 reg_dz = r9;           // dz row of the pair + the tile's first output channel
-const Xbyak::Reg64 reg_block_bytes = r10; // byte offset of the ci block (in x and in dK rows)
-const Xbyak::Reg64 reg_w_count = r11;     // W loop iterations left
-const Xbyak::Reg64 reg_block = r12;       // ci block index
-const Xbyak::Reg64 reg_dk_tile = r13;     // dK of the tile's first row
-const Xbyak::Reg64 reg_tile_co = r14;     // byte offset of the tile's first output channel in a dz voxel
-const Xbyak::Reg64 reg_tile = r15;        // tile index
-const Xbyak::Reg64 reg_tile_end = rbx;    // end of the class's tiles in this call
-const Xbyak::Reg64 reg_block_end = rbp;   // end of the uniform blocks in this call
-const Xbyak::Reg64 reg_loop_x = rax;      // x and dz pointers inside a W loop
+const Xbyak::Reg64 reg_x = r8;             // x row of the pair + ci block
+const Xbyak::Reg64 reg_dz = r9;            // dz row of the pair + the tile's first output channel
+const Xbyak::Reg64 reg_block_bytes = r10;  // byte offset of the ci block (in x and in dK rows)
+const Xbyak::Reg64 reg_w_count = r11;      // W loop iterations left
+const Xbyak::Reg64 reg_block = r12;        // ci block index
+const Xbyak::Reg64 reg_dk_tile = r13;      // dK of the tile's first row
+const Xbyak::Reg64 reg_tile_co = r14;      // byte offset of the tile's first output channel in a dz voxel
+const Xbyak::Reg64 reg_tile = r15;         // tile index
+const Xbyak::Reg64 reg_tile_end = rbx;     // end of the class's tiles in this call
+const Xbyak::Reg64 reg_block_end = rbp;    // end of the uniform blocks in this call
+const Xbyak::Reg64 reg_loop_x = rax;       // x and dz pointers inside a W loop
 const Xbyak::Reg64 reg_loop_dz = rcx;
 const Xbyak::Reg64 callee_saved[] = {rbx, rbp, r12, r13, r14, r15};
 
@@ -44,8 +44,8 @@ class KernelGradientEmitter : public Xbyak::CodeGenerator {
   explicit KernelGradientEmitter(const codegen::KernelGradientPlan& plan)
       : Xbyak::CodeGenerator(16384, Xbyak::AutoGrow), plan_(plan) {
     if (plan.isa != Traits::kIsa || plan.lanes != Traits::kLanes || plan.vector_registers != Traits::kRegisters)
-      throw Error("isa", "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) +
-                             " emitter");
+      throw Error("isa",
+                  "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) + " emitter");
     const int needed = plan.rows * plan.ci_vectors + plan.ci_vectors + 1;
     if (plan.rows < 1 || plan.ci_vectors < 1 || needed > Traits::kRegisters)
       throw Error("plan", "register tile " + std::to_string(plan.rows) + "x" + std::to_string(plan.ci_vectors) +

@@ -16,10 +16,6 @@
 namespace tconv3d {
 namespace {
 
-// The rows of x and dz one call streams over, for every tile and ci block
-// of its piece: they should stay in the core's L2 (1-2 MB on current x86),
-// with room for the other thread of a core and for dK.
-constexpr int64_t kChunkBytes = int64_t(384) << 10;
 // Pieces per thread when several share the work: enough to balance, few
 // enough that each piece still reuses its rows of x and dz.
 constexpr int kPiecesPerThread = 3;
@@ -46,8 +42,7 @@ GeneratedKernelGradient::GeneratedKernelGradient(const Problem& problem, Backend
   const ConvGeometry& g = plan_.geometry;
   for (int64_t kd = 0; kd < g.axes[0].kernel; ++kd)
     for (int64_t kh = 0; kh < g.axes[1].kernel; ++kh) pairs_.push_back(codegen::kernel_gradient_row_pairs(g, kd, kh));
-  const int64_t pair_bytes = 4 * (g.axes[2].in * g.in_channels + g.axes[2].out * g.out_channels);
-  chunk_pairs_ = std::max<int64_t>(1, kChunkBytes / std::max<int64_t>(1, pair_bytes));
+  chunk_pairs_ = plan_.pairs_per_call;
 #endif
 }
 
@@ -64,7 +59,8 @@ std::vector<GeneratedKernelGradient::Piece> GeneratedKernelGradient::pieces(int 
   const double target = threads <= 1 ? total : total / (double(threads) * kPiecesPerThread);
   std::vector<Piece> out;
   for (size_t dh = 0; dh < pairs_.size(); ++dh) {
-    const int wanted = static_cast<int>(std::clamp<double>(std::round(costs[dh] / target), 1.0, double(tiles) * blocks));
+    const int wanted =
+        static_cast<int>(std::clamp<double>(std::round(costs[dh] / target), 1.0, double(tiles) * blocks));
     // Split the tiles first (a piece keeps all ci blocks, so its x rows are
     // shared by its tiles); cut ci blocks only when there are too few tiles.
     const int tile_parts = std::min(wanted, tiles);

@@ -50,7 +50,7 @@ class GeneratedKernelGradient {
   std::shared_ptr<const ExecutableCode> code_;
   codegen::KernelGradientFunction kernel_ = nullptr;
   std::vector<std::vector<int64_t>> pairs_;  // per (kd, kh)
-  int64_t chunk_pairs_ = 1;                  // pairs per call: their rows stay in L2 across tiles
+  int64_t chunk_pairs_ = 1;                  // plan_.pairs_per_call
 };
 
 }  // namespace tconv3d

@@ -139,15 +139,22 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
   // tiles: under 0.8 bytes of x and dz per lane-FMA), those reads may come
   // from L2: the pairs fill 384 KB of a 1 MB L2, which also holds the dK
   // block (fewer calls, fewer loads and stores of the accumulators).
-  // Otherwise the x rows of a call must stay in L1: 16 KB of them. Measured on Zen 4: AVX2 6x2 tiles on unet_up_k2s2
-  // ran at 61 % of the FMA peak with L2-sized calls, 74 % with one pair per call; AVX-512 13x2 tiles on gan_k4s2_same
-  // at 94 % with L2-sized calls, 86 % with 16 KB.
+  // Otherwise the call's x rows and a tile's dz lines (one per W step and kw)
+  // must stay in L1: 12 KB of them, but at least 16 W steps per call.
+  // Measured on Zen 4, % of the FMA peak: AVX2 6x2 tiles on unet_up_k2s2 61
+  // with L2-sized calls, 75 with L1-sized; on k3s1_same 70 / 90; AVX-512
+  // 13x2 tiles on gan_k4s2_same 94 with L2-sized calls, 86 with L1-sized.
   const int64_t pair_bytes = 4 * (w.in * ci + w.out * co);
   const double step_bytes = 4.0 * plan.ci_vectors * plan.lanes + 64.0;
   const double step_lane_fmas = double(plan.rows) * plan.ci_vectors * plan.lanes;
-  const bool l2_calls = step_bytes / step_lane_fmas < 0.8;
-  plan.pairs_per_call = l2_calls ? std::max<int64_t>(1, (int64_t(384) << 10) / pair_bytes)
-                                 : std::max<int64_t>(1, (int64_t(16) << 10) / (4 * w.in * ci));
+  if (step_bytes / step_lane_fmas < 0.8) {
+    plan.pairs_per_call = std::max<int64_t>(1, (int64_t(384) << 10) / pair_bytes);
+  } else {
+    int max_kw = 1;
+    for (const RowTileClass& c : plan.classes) max_kw = std::max(max_kw, c.kw_count);
+    const int64_t l1_pair_bytes = 4 * w.in * ci + 64 * w.in * max_kw;
+    plan.pairs_per_call = std::max<int64_t>({1, (16 + w.in - 1) / w.in, (int64_t(12) << 10) / l1_pair_bytes});
+  }
 
   // Per class, the runs of input voxels with the same valid kw taps.
   for (const RowTileClass& c : plan.classes) {

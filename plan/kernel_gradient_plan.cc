@@ -19,7 +19,8 @@ struct Layout {
 // Vector registers a tile needs: accumulators, the x vectors, and one for the
 // broadcast dz value (AVX2: also the tail mask of masked loads). AVX-512's
 // broadcast memory operand would save it, but repeats the load for every ci
-// vector: two loads per FMA where the FMA rate is two zmm per cycle.
+// vector: one load per FMA, too many where two zmm FMAs issue per cycle.
+// (The emitter still uses it for single-vector blocks.)
 int registers_needed(int rows, int ci_vectors) { return rows * ci_vectors + ci_vectors + 1; }
 
 // Estimated cycles of one W step of an r x c tile: two FMAs and two loads

@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/cpu_features.hpp"
 #include "core/problem.hpp"
 #include "plan/kernel_gradient_plan.hpp"
 #include "runtime/kernels/generated_kernel_gradient.hpp"
@@ -278,6 +279,20 @@ TEST_P(KernelGradientPlanTest, UnresolvedIsaIsAnError) {
       {axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid)});
   EXPECT_THROW(codegen::make_kernel_gradient_plan(problem, Isa::kAuto), Error);
   EXPECT_THROW(GeneratedKernelGradient(problem, Backend::kReference, GetParam()), Error);
+}
+
+// Forcing an ISA the CPU lacks (here: hidden) is an error naming it, never a crash.
+TEST(KernelGradientJit, ForcedIsaTheCpuLacksIsAnError) {
+  Problem problem;
+  problem.geometry = make_geometry(1, 4, 4, {axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid),
+                                             axis(2, 2, 1, 1, Padding::kValid)});
+  const ScopedCpuFeatureMask hide(CpuFeature::kAvx512);
+  try {
+    GeneratedKernelGradient kernel(problem, Backend::kXbyak, Isa::kAvx512);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string::npos, std::string(e.what()).find("avx512")) << e.what();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, KernelGradientPlanTest, ::testing::ValuesIn(testing::all_isas()), testing::isa_name);

@@ -284,8 +284,9 @@ TEST_P(KernelGradientPlanTest, UnresolvedIsaIsAnError) {
 // Forcing an ISA the CPU lacks (here: hidden) is an error naming it, never a crash.
 TEST(KernelGradientJit, ForcedIsaTheCpuLacksIsAnError) {
   Problem problem;
-  problem.geometry = make_geometry(1, 4, 4, {axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid),
-                                             axis(2, 2, 1, 1, Padding::kValid)});
+  problem.geometry = make_geometry(
+      1, 4, 4,
+      {axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid), axis(2, 2, 1, 1, Padding::kValid)});
   const ScopedCpuFeatureMask hide(CpuFeature::kAvx512);
   try {
     GeneratedKernelGradient kernel(problem, Backend::kXbyak, Isa::kAvx512);

@@ -44,6 +44,7 @@ class GeneratedKernelGradient {
     double cost = 0;
   };
   std::vector<Piece> pieces(int threads) const;
+  void prefetch_rows(const float* x, const float* dz, const int64_t* pairs, int64_t count) const;
 
   codegen::KernelGradientPlan plan_;
   std::string name_;

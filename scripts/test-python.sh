@@ -39,4 +39,4 @@ session() {
 tests=$PWD/python/tests
 session jax "$tests"
 session torch "$tests/test_keras_layer.py" "$tests/test_keras_models.py"
-session tensorflow "$tests/test_keras_layer.py" "$tests/test_keras_models.py"
+session tensorflow "$tests/test_keras_layer.py" "$tests/test_keras_models.py" "$tests/test_keras_tf_op.py"

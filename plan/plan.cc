@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "plan/kernel_name.hpp"
+#include "plan/plan_blocking.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d::codegen {
@@ -14,6 +15,7 @@ namespace {
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 int64_t floor_mod(int64_t a, int64_t b) { return a - floor_div(a, b) * b; }
+int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 
 // The lane-packed W axis: one phase whose voxels are the super voxels q that
 // hold an output, with the distinct input offsets of all phases as taps.
@@ -47,14 +49,16 @@ bool worth_packing(const std::vector<AxisPhase>& phases, const AxisPhase& packed
 // a quarter of the FMA rate). Tiles where every tap is valid (and, lane-
 // packed, every lane stored: [full_lo, full_hi)) are interior and run in
 // loops; the others are straight-line code with each voxel's valid taps fixed.
-std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int tile_w, int64_t full_lo,
-                                    int64_t full_hi) {
+std::vector<WSegment> w_segments_of(const AxisPhase& phase, int64_t in_w, int64_t in_step, int tile_w,
+                                    int64_t full_lo, int64_t full_hi) {
   std::vector<WSegment> segments;
   const int64_t n = phase.count;
   int64_t lo = full_lo, hi = full_hi;
+  // Tap t reads input first_q + j * in_step - offset: inside 0..in_w-1 for
+  // ceil((offset - first_q) / in_step) <= j < ceil((in_w + offset - first_q) / in_step).
   for (const PhaseTap& t : phase.taps) {
-    lo = std::max(lo, t.offset - phase.first_q);
-    hi = std::min(hi, in_w + t.offset - phase.first_q);
+    lo = std::max(lo, ceil_div(t.offset - phase.first_q, in_step));
+    hi = std::min(hi, ceil_div(in_w + t.offset - phase.first_q, in_step));
   }
   const int64_t tiles = (n + tile_w - 1) / tile_w;
   int64_t start = 0;
@@ -143,6 +147,12 @@ std::string phases_text(const std::vector<AxisPhase>& phases) {
   return out.str();
 }
 
+std::string gradient_taps_text(const AxisPhase& p) {
+  std::ostringstream out;
+  for (size_t i = 0; i < p.taps.size(); ++i) out << (i ? " " : "") << "a" << p.taps[i].tap << "@+" << -p.taps[i].offset;
+  return out.str();
+}
+
 std::string packed_phase_text(const AxisPhase& p) {
   std::ostringstream out;
   out << "\n      " << p.count << " super voxels, the first at output " << p.first_out << " (q0 " << p.first_q
@@ -169,16 +179,21 @@ std::vector<AxisPhase> axis_phases(const AxisGeometry& ax) {
   return phases;
 }
 
-KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+KernelPlan plan_skeleton(Isa isa) {
   if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
     throw Error("isa", "the plan needs a resolved ISA (avx2 or avx512), got " + to_string(isa));
-  if (!problem.fused_activation.is_elementwise())
-    throw Error("activation", problem.fused_activation.name + " is not elementwise and cannot be fused");
-  const ConvGeometry& g = problem.geometry;
   KernelPlan plan;
   plan.isa = isa;
   plan.lanes = isa == Isa::kAvx512 ? 16 : 8;
   plan.vector_registers = isa == Isa::kAvx512 ? 32 : 16;
+  return plan;
+}
+
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+  KernelPlan plan = plan_skeleton(isa);
+  if (!problem.fused_activation.is_elementwise())
+    throw Error("activation", problem.fused_activation.name + " is not elementwise and cannot be fused");
+  const ConvGeometry& g = problem.geometry;
   plan.geometry = g;
   plan.has_bias = problem.has_bias;
   plan.activation = problem.fused_activation;
@@ -190,7 +205,12 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
       plan.phases[2] = {std::move(packed)};
     }
   }
+  finish_plan(plan);
+  return plan;
+}
 
+void finish_plan(KernelPlan& plan) {
+  const ConvGeometry& g = plan.geometry;
   plan.oc_vectors = static_cast<int>((plan.vector_channels() + plan.lanes - 1) / plan.lanes);
   plan.tail_lanes = static_cast<int>(plan.vector_channels() % plan.lanes);
   int64_t max_voxels = 0;
@@ -217,7 +237,7 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
       while (full_lo < full_hi && plan.w_pack_lane_mask(full_lo) != all) ++full_lo;
       while (full_hi > full_lo && plan.w_pack_lane_mask(full_hi - 1) != all) --full_hi;
     }
-    plan.w_segments.push_back(w_segments_of(p, g.axes[2].in, plan.tile_w, full_lo, full_hi));
+    plan.w_segments.push_back(w_segments_of(p, g.axes[2].in, plan.w_input_step(), plan.tile_w, full_lo, full_hi));
   }
   // The weights one row touches (all groups, every D/H tap of its phase
   // class): above ~half of a 2 MB L2, split the groups.
@@ -230,12 +250,14 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
   plan.activation_row_pass = plan.activation.kind != ActivationKind::kLinear;
   plan.transpose_channels_first = g.data_format == DataFormat::kChannelsFirst;
 
-  // Every displacement the emitter encodes must fit a signed 32-bit field.
+  // Every displacement the emitter encodes must fit a signed 32-bit field
+  // (a tile's input voxels spread over tile_w * input step voxels).
   const AxisGeometry& w = g.axes[2];
-  check_displacement(4.0 * double(w.in + w.kernel * w.dilation) * double(g.in_channels), "an input row");
+  const int64_t tile_spread = (plan.w_input_step() - 1) * plan.tile_w;
+  check_displacement(4.0 * double(w.in + w.kernel * w.dilation + tile_spread) * double(g.in_channels),
+                     "an input row");
   check_displacement(4.0 * double(w.out + w.stride) * double(plan.padded_out_channels()), "an output row");
   check_displacement(4.0 * double(plan.weights_per_dh_tap()), "a weight block");
-  return plan;
 }
 
 KernelPlan KernelPlan::for_group(int group) const {
@@ -279,7 +301,7 @@ int64_t KernelPlan::packed_weight_count() const {
 
 bool KernelPlan::w_tap_valid(int rw, int64_t j, size_t widx) const {
   const AxisPhase& p = phases[2][rw];
-  const int64_t i = p.first_q + j - p.taps[widx].offset;
+  const int64_t i = p.first_q + j * w_input_step() - p.taps[widx].offset;
   return i >= 0 && i < geometry.axes[2].in;
 }
 
@@ -296,6 +318,13 @@ std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int 
   // From the geometry, not the phases: a lane-packed W axis has no per-residue phases.
   const AxisGeometry& ax = plan.geometry.axes[axis];
   std::vector<std::pair<int64_t, int64_t>> pairs;
+  if (plan.pass == PlanPass::kInputGradient) {
+    for (int64_t a = 0; a < ax.kernel; ++a) {
+      const int64_t i = o * ax.stride + a * ax.dilation - ax.crop_begin;
+      if (i >= 0 && i < ax.in) pairs.emplace_back(a, i);
+    }
+    return pairs;
+  }
   for (int64_t a = 0; a < ax.kernel; ++a) {
     const int64_t reach = o + ax.crop_begin - a * ax.dilation;
     if (floor_mod(reach, ax.stride) != 0) continue;
@@ -319,6 +348,10 @@ std::string KernelPlan::to_string() const {
   static const char* kAxis[3] = {"D", "H", "W"};
   std::ostringstream out;
   out << "kernel " << kernel_name(*this) << "\n";
+  const bool gradient = pass == PlanPass::kInputGradient;
+  if (gradient)
+    out << "  input gradient: a strided convolution, dx row (n, i_d, i_h) from the dz rows it wrote to;"
+           " input = dz, output = dx below, per axis dx voxel i reads dz i*stride + a*dilation - crop_begin\n";
   out << "  isa " << tconv3d::to_string(isa) << ": " << lanes << " fp32 lanes, " << vector_registers
       << " vector registers\n";
   out << "  input  " << shape_to_string(g.input_shape()) << ", output " << shape_to_string(g.output_shape()) << " ("
@@ -332,7 +365,10 @@ std::string KernelPlan::to_string() const {
     const AxisGeometry& ax = g.axes[a];
     out << "  axis " << kAxis[a] << ": in " << ax.in << " kernel " << ax.kernel << " stride " << ax.stride
         << " dilation " << ax.dilation << " crop_begin " << ax.crop_begin << " out " << ax.out << "; ";
-    if (a == 2 && w_pack > 1)
+    if (gradient)
+      out << "one phase, taps [" << gradient_taps_text(phases[a].front()) << "]"
+          << (a == 2 ? ", input step " + std::to_string(w_input_step()) : std::string()) << "\n";
+    else if (a == 2 && w_pack > 1)
       out << "lane-packed: each vector holds " << w_pack << " consecutive voxels (one per phase) x "
           << g.out_channels << " channels;" << packed_phase_text(phases[a].front()) << "\n";
     else
@@ -340,8 +376,12 @@ std::string KernelPlan::to_string() const {
   }
   out << "  register tile: " << tile_w << " W voxels x " << oc_block << " vectors = " << tile_w * oc_block
       << " accumulators, " << oc_block << " weight + 1-2 broadcast registers; Cin unrolled x" << cin_unroll << "\n";
-  out << "  loops: per output row (n, od, oh) one call; D/H taps valid for the row come at run time;"
-         " per W phase, channel group, W tile: row taps x Cin x W taps in registers\n";
+  if (gradient)
+    out << "  loops: per dx row (n, i_d, i_h) one call; the dz rows it reads come at run time;"
+           " per channel group, W tile: dz rows x filters x W taps in registers\n";
+  else
+    out << "  loops: per output row (n, od, oh) one call; D/H taps valid for the row come at run time;"
+           " per W phase, channel group, W tile: row taps x Cin x W taps in registers\n";
   for (size_t rw = 0; rw < w_segments.size(); ++rw) {
     out << "  W phase " << rw << ":";
     for (const WSegment& s : w_segments[rw]) {
@@ -352,7 +392,10 @@ std::string KernelPlan::to_string() const {
     if (w_segments[rw].empty()) out << " (no outputs)";
     out << "\n";
   }
-  out << "  epilogue: " << (has_bias ? "bias loaded as the accumulators' start" : "no bias (accumulators start at 0)")
+  if (gradient)
+    out << "  epilogue: none (accumulators start at 0; dz is the gradient of the pre-activation output)\n";
+  else
+    out << "  epilogue: " << (has_bias ? "bias loaded as the accumulators' start" : "no bias (accumulators start at 0)")
       << "; activation " << activation.name
       << (activation_row_pass ? " in a load-activate-store pass over each finished row" : " (none)") << "\n";
   if (only_group >= 0)
@@ -360,7 +403,8 @@ std::string KernelPlan::to_string() const {
   out << "  threads: " << (split_groups ? "(channel group, n, D/H phase class, od, oh)" : "(n, D/H phase class, od, oh)")
       << " work items in contiguous chunks of equal tap cost\n";
   out << "  packed weights: " << packed_weight_count()
-      << " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n";
+      << (gradient ? " floats as [kd][kh][channel group][filter][W tap][vector][lane: input channel]\n"
+                   : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
   out << "  cache key: " << cache_key() << "\n";
   return out.str();
 }
@@ -382,6 +426,7 @@ std::string KernelPlan::cache_key() const {
   key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
       << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
   key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
+  if (pass == PlanPass::kInputGradient) key << "/dx";  // the relation differs; forward keys stay as they were
   return key.str();
 }
 
@@ -398,6 +443,8 @@ std::string KernelPlan::weight_layout_key() const {
     for (const PhaseTap& t : p.taps) key << t.tap << ":" << t.offset << ",";
     key << "]";
   }
+  // Transposed: the contraction runs over the filters, the lanes over the input channels.
+  if (pass == PlanPass::kInputGradient) key << "/dx";
   return key.str();
 }
 

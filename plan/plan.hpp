@@ -10,6 +10,10 @@
 // t_a = (a*dilation - r) / stride. Each phase is a dense stride-1
 // correlation; a phase without taps holds only bias + activation.
 //
+// The same plan also describes the input gradient of the layer, dx, a
+// strided forward convolution of dz (make_input_gradient_plan): see
+// KernelPlan::pass.
+//
 // What runs: one generated call per output row (n, od, oh). The D and H taps
 // valid for that row come in at run time as a list of (input row, weight
 // block) pairs; the W axis is resolved entirely at generation time (border
@@ -34,12 +38,21 @@ struct PhaseTap {
 };
 
 // The outputs of one axis that share a phase: first_out, first_out + stride, ...
+// Voxel j of a phase (j = 0..count-1) is output first_out + j * output step
+// and reads input first_q + j * input step - offset through each tap (steps:
+// KernelPlan::w_output_step / w_input_step, stride and 1 in the forward pass).
 struct AxisPhase {
   int64_t residue = 0;    // r = (o + crop_begin) mod stride
   int64_t first_out = 0;  // smallest o >= 0 of this phase (lane-packed W: may be < 0, see w_pack)
   int64_t count = 0;      // how many outputs have this phase
   int64_t first_q = 0;    // q of first_out
   std::vector<PhaseTap> taps;
+};
+
+// What a plan's row kernel computes.
+enum class PlanPass {
+  kForward,        // y of the transposed convolution (make_plan)
+  kInputGradient,  // dx from dz (make_input_gradient_plan)
 };
 
 // Same-shaped W tiles of one W phase, positions j counted within the phase.
@@ -64,6 +77,21 @@ struct KernelPlan {
   int lanes = 8;              // fp32 lanes per vector register
   int vector_registers = 16;  // architectural vector registers
 
+  // The forward pass: geometry is the layer's, a row kernel reads the input
+  // x (in_channels, the contraction) and writes the output y (out_channels,
+  // the vector lanes), output o of an axis gets input i through tap a iff
+  // o + crop_begin = i*stride + a*dilation.
+  //
+  // The input gradient: a row kernel reads dz and writes dx, so geometry is
+  // the layer's seen from the kernel: in_channels = filters (the
+  // contraction), out_channels = the layer's input channels (the lanes),
+  // axes[a].in = the layer's output extent (dz), axes[a].out = the layer's
+  // input extent (dx), kernel, stride, dilation and crop_begin the layer's;
+  // channels_last. Output o (of dx) gets input i (of dz) through tap a iff
+  // i = o*stride + a*dilation - crop_begin: one phase per axis holding every
+  // tap, with offset -a*dilation and first_q = -crop_begin, and along W an
+  // input step of stride. No bias (zeros), no activation, no lane packing.
+  PlanPass pass = PlanPass::kForward;
   ConvGeometry geometry;
   bool has_bias = true;
   Activation activation;  // elementwise; linear means none
@@ -109,6 +137,12 @@ struct KernelPlan {
   // the same L1 set and the tile's input lines evict each other.)
   bool transpose_channels_first = false;
 
+  // Along W, between consecutive voxels of a phase: output voxels (the
+  // forward pass: stride, the phase's outputs are stride apart; the input
+  // gradient: 1) and input voxels (forward: 1; input gradient: stride).
+  int64_t w_output_step() const { return pass == PlanPass::kForward ? geometry.axes[2].stride : 1; }
+  int64_t w_input_step() const { return pass == PlanPass::kForward ? 1 : geometry.axes[2].stride; }
+
   // Derived sizes (floats) of the packed weight layout, see weight_pack.hpp.
   int64_t w_taps(int rw) const { return static_cast<int64_t>(phases[2][rw].taps.size()); }
   int64_t padded_out_channels() const { return int64_t(oc_vectors) * lanes; }  // lanes per voxel (super voxel)
@@ -152,7 +186,8 @@ KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend);
 // balance threads: rows differ in how many D/H taps they see.
 int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh);
 
-// The (tap, input index) pairs of one axis that reach output o, in tap order.
+// The (tap, input index) pairs of one axis that reach output o, in tap order
+// (the plan's pass decides the relation).
 std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int axis, int64_t o);
 
 }  // namespace tconv3d::codegen

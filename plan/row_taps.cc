@@ -5,7 +5,17 @@
 namespace tconv3d {
 namespace {
 
-int64_t phase_of(int64_t o, const AxisGeometry& ax) { return ((o + ax.crop_begin) % ax.stride + ax.stride) % ax.stride; }
+// The forward pass's D/H phase of output o (rows of one phase class read the
+// same weight blocks). An input-gradient row reads every tap: one class.
+int64_t phase_of(const codegen::KernelPlan& plan, int axis, int64_t o) {
+  if (plan.pass == codegen::PlanPass::kInputGradient) return 0;
+  const AxisGeometry& ax = plan.geometry.axes[axis];
+  return ((o + ax.crop_begin) % ax.stride + ax.stride) % ax.stride;
+}
+
+int64_t phase_classes(const codegen::KernelPlan& plan, int axis) {
+  return plan.pass == codegen::PlanPass::kInputGradient ? 1 : plan.geometry.axes[axis].stride;
+}
 
 }  // namespace
 
@@ -32,14 +42,14 @@ RowTaps build_row_taps(const codegen::KernelPlan& plan) {
   }
   t.begin.push_back(static_cast<int64_t>(t.pairs.size()));
   t.order.reserve(static_cast<size_t>(out_d * out_h));
-  for (int64_t rd = 0; rd < g.axes[0].stride; ++rd)
-    for (int64_t rh = 0; rh < g.axes[1].stride; ++rh)
+  for (int64_t rd = 0; rd < phase_classes(plan, 0); ++rd)
+    for (int64_t rh = 0; rh < phase_classes(plan, 1); ++rh)
       for (int64_t od = 0; od < out_d; ++od)
         for (int64_t oh = 0; oh < out_h; ++oh)
-          if (phase_of(od, g.axes[0]) == rd && phase_of(oh, g.axes[1]) == rh) t.order.push_back(od * out_h + oh);
-  for (int64_t rd = 0; rd < g.axes[0].stride; ++rd)
+          if (phase_of(plan, 0, od) == rd && phase_of(plan, 1, oh) == rh) t.order.push_back(od * out_h + oh);
+  for (int64_t rd = 0; rd < phase_classes(plan, 0); ++rd)
     for (int64_t od = 0; od < out_d; ++od)
-      if (phase_of(od, g.axes[0]) == rd) t.d_order.push_back(od);
+      if (phase_of(plan, 0, od) == rd) t.d_order.push_back(od);
   return t;
 }
 

@@ -1,6 +1,7 @@
 // The run-time half of the plan's row kernel contract (core/kernel_args.hpp):
 // for every output row (od, oh), the (input row byte offset, packed-weight
-// byte offset) pairs of the D/H taps that reach it, in tap order; plus the
+// byte offset) pairs of the D/H taps that reach it, in tap order (for an
+// input-gradient plan: the dz rows a dx row reads); plus the
 // order the rows run in and their costs, for splitting them among threads.
 // Used by every generated-kernel executor (row_executor.hpp) and baked as
 // tables into the ahead-of-time objects.

@@ -43,7 +43,19 @@ void lane_packed_runs(const codegen::KernelPlan& plan, std::vector<PackRun>& run
   }
 }
 
-// One run per (dh, W phase, channel group, ci, W tap): the group's filters.
+// The Keras index of a packed vector's first lane: W tap a_w of (kd*kh tap)
+// dh, lane0 the first channel the lanes hold, c the contraction channel.
+// Forward: lanes are filters, c an input channel. Input gradient (geometry
+// seen from the kernel: in_channels = filters, out_channels = the layer's
+// input channels): lanes are input channels, c a filter.
+int64_t source_index(const codegen::KernelPlan& plan, int64_t dh, int64_t a_w, int64_t lane0, int64_t c) {
+  const ConvGeometry& g = plan.geometry;
+  if (plan.pass == codegen::PlanPass::kInputGradient)
+    return ((dh * g.axes[2].kernel + a_w) * g.in_channels + c) * g.out_channels + lane0;
+  return keras_index(g, dh, a_w, lane0, c);
+}
+
+// One run per (dh, W phase, channel group, ci, W tap): the group's channels.
 void phase_runs(const codegen::KernelPlan& plan, std::vector<PackRun>& runs) {
   const ConvGeometry& g = plan.geometry;
   for (int64_t dh = 0; dh < g.axes[0].kernel * g.axes[1].kernel; ++dh) {
@@ -60,7 +72,7 @@ void phase_runs(const codegen::KernelPlan& plan, std::vector<PackRun>& runs) {
         for (int64_t ci = 0; ci < g.in_channels; ++ci)
           for (int64_t t = 0; t < wt; ++t)
             runs.push_back({base + (ci * wt + t) * vectors * plan.lanes,
-                            keras_index(g, dh, taps[static_cast<size_t>(t)].tap, first_filter, ci), count});
+                            source_index(plan, dh, taps[static_cast<size_t>(t)].tap, first_filter, ci), count});
       }
     }
   }
@@ -79,7 +91,9 @@ std::vector<PackRun> bias_runs(const codegen::KernelPlan& plan) {
 
 PackRuns packing_runs(const codegen::KernelPlan& plan) {
   PackRuns runs;
-  runs.weight_stride = plan.geometry.in_channels;
+  // Consecutive lanes: consecutive filters (stride in_channels) forward,
+  // consecutive input channels (stride 1) for the input gradient.
+  runs.weight_stride = plan.pass == codegen::PlanPass::kInputGradient ? 1 : plan.geometry.in_channels;
   if (plan.w_pack > 1)
     lane_packed_runs(plan, runs.weights);
   else

@@ -5,7 +5,9 @@
 //   [kd][kh][W phase][group][ci][W tap][vector][lane]
 // so one Cin step of a tile reads consecutive vectors. A lane-packed plan
 // (plan.w_pack > 1) has one W "phase" whose taps are input offsets, see
-// plan/plan.hpp.
+// plan/plan.hpp. An input-gradient plan (plan.pass) packs the same layout
+// from the kernel's view, transposed: its Cin steps run over the filters and
+// its lanes over the layer's input channels.
 //
 // The layout is described once, as data (packing_runs): a list of runs that
 // copy consecutive output channels of the Keras kernel into consecutive
@@ -50,7 +52,8 @@ struct PackRun {
 struct PackRuns {
   // Into the packed weights (packed_weight_count() floats) from the Keras
   // kernel (kd, kh, kw, filters, in_channels): consecutive lanes are
-  // consecutive filters, so the source stride is in_channels.
+  // consecutive filters, so the source stride is in_channels (input
+  // gradient: consecutive input channels, stride 1).
   std::vector<PackRun> weights;
   int64_t weight_stride = 1;
   // Into the packed bias (padded_out_channels() floats) from the (filters,)

@@ -15,7 +15,7 @@ fi
 pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --upgrade pip
 # torch from PyPI brings its CUDA wheels (~7 GB, ~35 s); CPU-only works with them.
-"${pip[@]}" install pytest numpy keras jax h5py tensorflow-cpu torch
+"${pip[@]}" install pytest numpy keras jax h5py tensorflow-cpu torch onnx onnxruntime onnxruntime-extensions
 if command -v ccache >/dev/null; then
   export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
 fi
@@ -39,4 +39,4 @@ session() {
 tests=$PWD/python/tests
 session jax "$tests"
 session torch "$tests/test_keras_layer.py" "$tests/test_keras_models.py"
-session tensorflow "$tests/test_keras_layer.py" "$tests/test_keras_models.py"
+session tensorflow "$tests/test_keras_layer.py" "$tests/test_keras_models.py" "$tests/test_keras_tf_op.py"

@@ -57,7 +57,20 @@ class RowKernelEmitter {
 
   int64_t cin() const { return plan_.geometry.in_channels; }
   int64_t cout() const { return plan_.geometry.out_channels; }
-  int64_t stride_w() const { return plan_.geometry.axes[2].stride; }
+  // Along W, between consecutive voxels of a phase (plan.hpp): output and input voxels.
+  int64_t out_step() const { return plan_.w_output_step(); }
+  int64_t in_step() const { return plan_.w_input_step(); }
+  // An input pointer. A forward tile's first input voxel lies inside the
+  // input; an input-gradient tile's may lie before the row (first_q =
+  // -crop_begin), so its pointers make no inbounds promise (only the
+  // voxels of valid taps, inside the input, are ever loaded).
+  llvm::Value* input_at(llvm::Value* float_ptr, llvm::Value* index) {
+    return plan_.pass == codegen::PlanPass::kForward ? ir_.at(float_ptr, index) : ir_.at_any(float_ptr, index);
+  }
+  // j * in_step(); a forward plan's (step 1) IR stays as it was.
+  llvm::Value* times_in_step(llvm::Value* j) {
+    return in_step() == 1 ? j : builder_.CreateMul(j, ir_.i64c(in_step()));
+  }
 
   void emit_w_phase(int rw) {
     const AxisPhase& phase = plan_.phases[2][rw];
@@ -95,8 +108,8 @@ class RowKernelEmitter {
       // j: position of the tile's first voxel within the phase; first: the same
       // as a constant for border tiles, -1 for interior ones (every lane stored).
       auto tile_at = [&](llvm::Value* j, int64_t first) {
-        llvm::Value* out = ir_.at_any(gr.out, b.CreateMul(j, ir_.i64c(stride_w() * cout())));
-        llvm::Value* in_index = b.CreateMul(b.CreateAdd(j, ir_.i64c(phase.first_q)), ir_.i64c(cin()));
+        llvm::Value* out = ir_.at_any(gr.out, b.CreateMul(j, ir_.i64c(out_step() * cout())));
+        llvm::Value* in_index = b.CreateMul(b.CreateAdd(times_in_step(j), ir_.i64c(phase.first_q)), ir_.i64c(cin()));
         emit_tile(rw, valid, s.width, gr, out, in_index, first);
       };
       if (s.interior && s.tiles > 1) {
@@ -143,18 +156,19 @@ class RowKernelEmitter {
         llvm::Value* in_bytes = b.CreateAlignedLoad(ir_.i64(), pair, llvm::Align(8));
         llvm::Value* w_bytes = b.CreateAlignedLoad(ir_.i64(), b.CreateInBoundsGEP(ir_.i64(), pair, ir_.i64c(1)),
                                                    llvm::Align(8));
-        llvm::Value* in_row = ir_.at(input_, b.CreateAdd(in_index, b.CreateAShr(in_bytes, 2)));
+        llvm::Value* in_row = input_at(input_, b.CreateAdd(in_index, b.CreateAShr(in_bytes, 2)));
         llvm::Value* w_row = ir_.at(gr.weights, b.CreateAShr(w_bytes, 2));
         const int64_t iterations = cin() / unroll;
         const int remainder = static_cast<int>(cin() % unroll);
         ir_.loop(iterations, [&](llvm::Value* i) {
           llvm::Value* ci = b.CreateMul(i, ir_.i64c(unroll));
-          emit_cin_steps(rw, valid, width, vectors, unroll, acc, ir_.opaque(ir_.at(in_row, ci)),
+          emit_cin_steps(rw, valid, width, vectors, unroll, acc, ir_.opaque(input_at(in_row, ci)),
                          ir_.opaque(ir_.at(w_row, b.CreateMul(ci, ir_.i64c(w_step)))));
         }, "ci");
         if (remainder) {
           const int64_t ci = iterations * unroll;
-          emit_cin_steps(rw, valid, width, vectors, remainder, acc, ir_.at(in_row, ci), ir_.at(w_row, ci * w_step));
+          emit_cin_steps(rw, valid, width, vectors, remainder, acc, input_at(in_row, ir_.i64c(ci)),
+                         ir_.at(w_row, ci * w_step));
         }
       }, "row_tap");
     }
@@ -178,7 +192,8 @@ class RowKernelEmitter {
         for (int p = 0; p < width; ++p) {
           if (!use[static_cast<size_t>(p)]) continue;
           const int64_t offset = phase.taps[static_cast<size_t>(t)].offset;
-          llvm::Value* x = ir_.splat(ir_.load_scalar(ir_.at(in, (p - offset) * cin() + u)));
+          llvm::Value* x =
+              ir_.splat(ir_.load_scalar(input_at(in, ir_.i64c((p * in_step() - offset) * cin() + u))));
           for (int v = 0; v < vectors; ++v) {
             llvm::Value*& s = sums[static_cast<size_t>(p * vectors + v)];
             s = ir_.fma(weight[v], x, s);
@@ -196,7 +211,7 @@ class RowKernelEmitter {
 
   void store_tile(int width, const Group& gr, const std::vector<llvm::AllocaInst*>& acc, llvm::Value* out,
                   int64_t first) {
-    const int64_t pitch = stride_w() * cout();
+    const int64_t pitch = out_step() * cout();
     const uint64_t lane_all = (uint64_t(1) << plan_.lanes) - 1;
     // Lane-packed plans hold all channels of all phases in one vector (< 64 lanes).
     const bool packed_border = first >= 0 && plan_.w_pack > 1;

@@ -8,6 +8,7 @@
 // lane-packed super voxels at the row ends (plan.w_pack); one channel group
 // only for per-group plans (plan.only_group); the fused activation in a pass
 // over the finished row (over the group's own channels for a per-group plan).
+// Input-gradient plans (plan.pass) differ only in their phases and W steps.
 #pragma once
 
 #include <string>

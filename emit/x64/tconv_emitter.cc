@@ -166,25 +166,25 @@ void TConvEmitter<Traits>::emit_w_phase(int rw) {
 
 template <typename Traits>
 void TConvEmitter<Traits>::emit_channel_group(int rw, int vectors, bool masked) {
-  const int64_t stride = plan_.geometry.axes[2].stride;
+  const int64_t out_step = plan_.w_output_step(), in_step = plan_.w_input_step();
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   for (const codegen::WSegment& s : plan_.w_segments[rw]) {
     if (s.interior) {
       emit_interior_segment(rw, s, vectors, masked);
       continue;
     }
-    lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
-    mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
+    lea(reg_out, ptr[reg_out_group + s.first * out_step * output_voxel_bytes()]);
+    mov(reg_tile_in, (phase.first_q + s.first * in_step) * input_voxel_bytes());
     emit_tile(rw, plan_.w_tap_mask(rw, s), s.width, vectors, masked, s.first);
   }
 }
 
 template <typename Traits>
 void TConvEmitter<Traits>::emit_interior_segment(int rw, const codegen::WSegment& s, int vectors, bool masked) {
-  const int64_t stride = plan_.geometry.axes[2].stride;
+  const int64_t out_step = plan_.w_output_step(), in_step = plan_.w_input_step();
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
-  lea(reg_out, ptr[reg_out_group + s.first * stride * output_voxel_bytes()]);
-  mov(reg_tile_in, (phase.first_q + s.first) * input_voxel_bytes());
+  lea(reg_out, ptr[reg_out_group + s.first * out_step * output_voxel_bytes()]);
+  mov(reg_tile_in, (phase.first_q + s.first * in_step) * input_voxel_bytes());
   const TapMask valid = plan_.w_tap_mask(rw, s);
   Xbyak::Label next_tile;
   if (s.tiles > 1) {
@@ -193,8 +193,8 @@ void TConvEmitter<Traits>::emit_interior_segment(int rw, const codegen::WSegment
   }
   emit_tile(rw, valid, s.width, vectors, masked, -1);
   if (s.tiles > 1) {
-    add(reg_out, static_cast<uint32_t>(s.width * stride * output_voxel_bytes()));
-    add(reg_tile_in, static_cast<uint32_t>(s.width * input_voxel_bytes()));
+    add(reg_out, static_cast<uint32_t>(s.width * out_step * output_voxel_bytes()));
+    add(reg_tile_in, static_cast<uint32_t>(s.width * in_step * input_voxel_bytes()));
     dec(reg_tiles);
     jnz(next_tile, T_NEAR);
   }
@@ -256,6 +256,7 @@ template <typename Traits>
 void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps) {
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   const int64_t taps = static_cast<int64_t>(phase.taps.size());
+  const int64_t in_step = plan_.w_input_step();
   for (int u = 0; u < steps; ++u) {
     for (int64_t t = 0; t < taps; ++t) {
       const auto& use = valid[static_cast<size_t>(t)];
@@ -265,7 +266,8 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
       for (int p = 0; p < width; ++p) {
         if (!use[static_cast<size_t>(p)]) continue;
         const Vmm b = broadcast(broadcast_turn_++);
-        vbroadcastss(b, ptr[reg_in + (p - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() + 4 * u]);
+        vbroadcastss(b, ptr[reg_in + (p * in_step - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() +
+                               4 * u]);
         for (int v = 0; v < vectors; ++v) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
       }
     }
@@ -274,7 +276,7 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
 
 template <typename Traits>
 void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64_t first) {
-  const int64_t pitch = plan_.geometry.axes[2].stride * output_voxel_bytes();
+  const int64_t pitch = plan_.w_output_step() * output_voxel_bytes();
   if constexpr (!Traits::kHasOpmask) {
     if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
   }

@@ -1,6 +1,8 @@
 // The Xbyak code generator for tconv3d: reads a KernelPlan, writes the machine
 // code of one layer's row kernel (see plan/plan.hpp for what a call
-// computes and core/kernel_args.hpp for its argument). One template serves
+// computes and core/kernel_args.hpp for its argument): the forward pass's or
+// the input gradient's (plan.pass), which differ only in the plan's phases
+// and W steps. One template serves
 // AVX2 and AVX-512 through the ISA traits. The bytes are position-independent
 // (relative jumps, rip-relative constants after the final ret), ready to be
 // copied into W^X memory by runtime/exec_memory.hpp.

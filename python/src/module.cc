@@ -31,4 +31,6 @@ NB_MODULE(_core, m) {
   tconv3d::python::bind_specializer(m);
   tconv3d::python::bind_model(m);
   tconv3d::python::bind_ffi(m);
+  tconv3d::python::bind_onnx_op(m);
+  tconv3d::python::bind_tf(m);
 }

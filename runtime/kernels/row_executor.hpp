@@ -1,8 +1,11 @@
-// The executor of every generated row kernel (Xbyak and LLVM): it owns the
-// plan, the packed weights and bias, the row-tap list, and runs the rows
-// (n, od, oh) on OpenMP threads; channels_first goes through one
-// channels_last input copy and a blocked, fused output transpose. A backend
-// only supplies the compiled code of the plan's row kernel(s).
+// The executor of every generated row kernel (Xbyak and LLVM), of the
+// forward pass and of the input gradient (plan.pass: then the input is dz,
+// the output dx, both channels_last, and the row taps are the dz rows each dx
+// row reads): it owns the plan, the packed weights and bias, the row-tap
+// list, and runs the rows (n, od, oh) on OpenMP threads; channels_first goes
+// through one channels_last input copy and a blocked, fused output
+// transpose. A backend only supplies the compiled code of the plan's row
+// kernel(s).
 //
 // Threads take contiguous chunks of rows of equal tap cost; every row is
 // computed by the same code in the same order whatever the thread count, so

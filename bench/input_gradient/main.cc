@@ -1,0 +1,144 @@
+// The generated input gradient (dx from dz) alone on the suite layers: time,
+// GFLOP/s and share of the FMA peak at each thread count. The FLOPs are the
+// products dx really needs (ConvGeometry::useful_flops: the forward pass's
+// products that land inside the output; equal to flops() for valid padding).
+// On a shared machine the wall clock counts the time other processes hold
+// the cores, so each run is also timed by the process's CPU time divided by
+// the threads (as the FMA peak is): the best run by either clock counts.
+// Run with OMP_WAIT_POLICY=passive so idle OpenMP threads do not spin on the
+// CPU clock.
+//
+//   tconv3d_dx_bench [--suite layers.json] [--backend xbyak|llvm] [--isa auto|avx2|avx512]
+//                    [--threads 1,2] [--layer NAME] [--seconds 0.5]
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.hpp"
+#include "core/problem.hpp"
+#include "runtime/kernels/generated_input_gradient.hpp"
+#include "tconv3d/error.hpp"
+#include "tools/support/fma_peak.hpp"
+#include "tools/support/suite.hpp"
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+
+namespace {
+
+using namespace tconv3d;
+
+std::vector<float> random_floats(int64_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(count));
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+struct Best {
+  double wall_ms = 1e300;
+  double cpu_ms = 1e300;  // process CPU time / threads
+  int runs = 0;
+};
+
+// One warm-up run, then runs until `seconds` of wall time and 5 runs.
+template <typename Body>
+Best time_best(const Body& body, int threads, double seconds) {
+  body();
+  Best best;
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    const auto w0 = std::chrono::steady_clock::now();
+    const double c0 = cpu_seconds();
+    body();
+    const double cpu = cpu_seconds() - c0;
+    const auto w1 = std::chrono::steady_clock::now();
+    best.wall_ms = std::min(best.wall_ms, std::chrono::duration<double, std::milli>(w1 - w0).count());
+    best.cpu_ms = std::min(best.cpu_ms, 1e3 * cpu / threads);
+    ++best.runs;
+    if (best.runs >= 5 && std::chrono::duration<double>(w1 - start).count() >= seconds) return best;
+  }
+}
+
+std::vector<int> parse_threads(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const int t = std::atoi(item.c_str());
+    if (t < 1) throw Error("--threads", "expected a comma-separated list of positive counts, got " + text);
+    out.push_back(t);
+  }
+  return out;
+}
+
+int run(int argc, char** argv) {
+  std::string suite_path = TCONV3D_SUITE_PATH, only, backend_name = "xbyak", isa_name = "auto";
+  std::vector<int> threads = {1, 2};
+  double seconds = 0.5;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw Error(arg, "needs a value");
+      return argv[++i];
+    };
+    if (arg == "--suite") suite_path = value();
+    else if (arg == "--backend") backend_name = value();
+    else if (arg == "--isa") isa_name = value();
+    else if (arg == "--threads") threads = parse_threads(value());
+    else if (arg == "--layer") only = value();
+    else if (arg == "--seconds") seconds = std::atof(value().c_str());
+    else throw Error(arg, "unknown option");
+  }
+  const Backend backend = parse_backend(backend_name);
+  const Isa isa = resolve_isa(parse_isa(isa_name));
+  std::vector<double> peak;
+  for (int t : threads) peak.push_back(measure_fma_peak(isa, FmaPeakOptions{t, 5, 0.05}));
+  std::printf("# dx (input gradient), %s on %s; FMA peak", backend_name.c_str(), to_string(isa).c_str());
+  for (size_t k = 0; k < threads.size(); ++k) std::printf(" %d thr %.1f GFLOP/s;", threads[k], peak[k]);
+  std::printf("\n%-16s %-72s %4s %8s %8s %8s %6s %8s %6s\n", "layer", "kernel", "thr", "wall_ms", "cpu_ms",
+              "GFLOP/s", "%peak", "cpuGF/s", "%peak");
+  for (const SuiteLayer& layer : load_suite(suite_path)) {
+    if (!only.empty() && layer.name != only) continue;
+    ConvGeometry g = resolve_geometry(layer.config, layer.input_shape);
+    g.data_format = DataFormat::kChannelsLast;  // the backward kernels run channels_last
+    const Problem problem = make_problem(g, true, Activation{});
+    const std::vector<float> kernel = random_floats(g.kernel_elements(), 1);
+    const std::vector<float> dz = random_floats(g.output_elements(), 2);
+    std::vector<float> dx(static_cast<size_t>(g.input_elements()));
+    const GeneratedInputGradient dx_kernel(problem, kernel.data(), backend, isa);
+    for (size_t k = 0; k < threads.size(); ++k) {
+      const int t = threads[k];
+      // The best run: other processes sharing the cores only slow a run down.
+      const Best r = time_best([&] { dx_kernel.run(dz.data(), dx.data(), t); }, t, seconds);
+      const double wall = g.useful_flops() / (r.wall_ms * 1e6), cpu = g.useful_flops() / (r.cpu_ms * 1e6);
+      std::printf("%-16s %-72s %4d %8.3f %8.3f %8.1f %5.1f%% %8.1f %5.1f%%\n", layer.name.c_str(),
+                  dx_kernel.kernel_name().c_str(), t, r.wall_ms, r.cpu_ms, wall, 100.0 * wall / peak[k], cpu,
+                  100.0 * cpu / peak[k]);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tconv3d_dx_bench: %s\n", e.what());
+    return 2;
+  }
+}

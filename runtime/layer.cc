@@ -259,12 +259,14 @@ void Layer::backward(const float* x, const float* y, const float* dy, float* dx,
   const std::pair<const float*, int64_t> inputs[] = {{x, in_elems}, {y, out_elems}, {dy, out_elems}};
   const std::tuple<float*, int64_t, const char*> outputs[] = {{dx, in_elems, "dx"}, {dk, k_elems, "dk"},
                                                               {db, filters, "db"}};
-  for (const auto& [out, count, name] : outputs) {
+  for (int i = 0; i < 3; ++i) {
+    const auto& [out, count, name] = outputs[i];
     for (const auto& [in, in_count] : inputs)
       if (overlap(out, count, in, in_count)) throw Error(name, "overlaps an input array (x, y or dy)");
-    for (const auto& [other, other_count, other_name] : outputs)
-      if (other != out && overlap(out, count, other, other_count))
-        throw Error(name, std::string("overlaps ") + other_name);
+    for (int j = i + 1; j < 3; ++j) {
+      const auto& [other, other_count, other_name] = outputs[j];
+      if (overlap(out, count, other, other_count)) throw Error(name, std::string("overlaps ") + other_name);
+    }
   }
 
   const LayerOptions& options = s.options;

@@ -22,7 +22,7 @@ constexpr const char* kUsage =
     "  shape      --layer L.json --input-shape N,D,H,W,C [--keras-flavor ...]\n"
     "  constrain  --layer L.json --kernel K.npy [--bias B.npy] --output-kernel K2.npy [--output-bias B2.npy]\n"
     "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
-    "             [--threads N] [--json] [--min-time SECONDS]\n"
+    "             [--threads N] [--json] [--min-time SECONDS] [--pass forward|backward|forward+backward]\n"
     "  plan       --layer L.json --input-shape N,D,H,W,C [--isa auto|avx2|avx512] [--keras-flavor ...]\n"
     "             prints the xbyak kernel plan (phases, register tile, border tiles, cache key)\n"
     "  demo       [MODEL_FILE | LAYERS.json] [--threads N] [--min-time SECONDS]\n"

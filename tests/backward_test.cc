@@ -3,6 +3,7 @@
 // counts, skipped outputs, bad input, the C API and the CLI.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "core/activation.hpp"
 #include "core/activation_gradient.hpp"
+#include "core/cpu_features.hpp"
 #include "runtime/kernels/generic_backward.hpp"
 #include "runtime/kernels/reference_backward.hpp"
 #include "tconv3d/layer.hpp"
@@ -100,6 +102,18 @@ TEST(GenericBackward, MatchesTheReferenceOnRandomLayers) {
   }
 }
 
+// The generic loops' instruction sets this CPU runs (an ISA it lacks is
+// reported, not silently passed).
+std::vector<generic::GenericIsa> runnable_isas() {
+  std::vector<generic::GenericIsa> isas = {generic::GenericIsa::kSse2};
+  const CpuFeatures cpu = cpu_features();
+  if (cpu.avx2_fma) isas.push_back(generic::GenericIsa::kAvx2);
+  else std::printf("this CPU has no AVX2+FMA: the generic backward's AVX2 code is not tested here\n");
+  if (cpu.avx512) isas.push_back(generic::GenericIsa::kAvx512);
+  else std::printf("this CPU has no AVX-512: the generic backward's AVX-512 code is not tested here\n");
+  return isas;
+}
+
 // The kernels alone, without the layer: straight against the reference loops.
 TEST(GenericBackward, KernelsMatchTheReferenceLoops) {
   std::mt19937_64 rng(99);
@@ -110,13 +124,22 @@ TEST(GenericBackward, KernelsMatchTheReferenceLoops) {
     const std::vector<float> x = testing::random_tensor(g.input_elements(), rng);
     const std::vector<float> k = testing::random_tensor(g.kernel_elements(), rng);
     const std::vector<float> dz = testing::random_tensor(g.output_elements(), rng);
-    std::vector<float> dx_ref(x.size()), dx(x.size()), dk_ref(k.size()), dk(k.size());
+    std::vector<float> dx_ref(x.size()), dk_ref(k.size());
     reference_input_gradient(g, k.data(), dz.data(), dx_ref.data());
     reference_kernel_gradient(g, x.data(), dz.data(), dk_ref.data());
-    generic_input_gradient(g, k.data(), dz.data(), dx.data(), 3);
-    generic_kernel_gradient(g, x.data(), dz.data(), dk.data(), 3);
-    EXPECT_LE(testing::scaled_max_error(dx, dx_ref), 2e-5);
-    EXPECT_LE(testing::scaled_max_error(dk, dk_ref), 2e-5);
+    for (generic::GenericIsa isa : runnable_isas()) {
+      SCOPED_TRACE(generic::to_string(isa));
+      std::vector<float> dx(x.size()), dk(k.size()), dx1(x.size()), dk1(k.size());
+      generic_input_gradient(g, k.data(), dz.data(), dx.data(), 3, isa);
+      generic_kernel_gradient(g, x.data(), dz.data(), dk.data(), 3, isa);
+      EXPECT_LE(testing::scaled_max_error(dx, dx_ref), 2e-5);
+      EXPECT_LE(testing::scaled_max_error(dk, dk_ref), 2e-5);
+      // Each ISA's code is bitwise independent of the thread count.
+      generic_input_gradient(g, k.data(), dz.data(), dx1.data(), 1, isa);
+      generic_kernel_gradient(g, x.data(), dz.data(), dk1.data(), 1, isa);
+      EXPECT_EQ(std::memcmp(dx.data(), dx1.data(), dx.size() * sizeof(float)), 0);
+      EXPECT_EQ(std::memcmp(dk.data(), dk1.data(), dk.size() * sizeof(float)), 0);
+    }
   }
 }
 

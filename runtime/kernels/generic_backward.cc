@@ -1,156 +1,55 @@
 #include "runtime/kernels/generic_backward.hpp"
 
-#include <omp.h>
-
-#include <algorithm>
+#include <string>
 #include <vector>
 
+#include "core/cpu_features.hpp"
+#include "tconv3d/error.hpp"
+
 namespace tconv3d {
+namespace generic {
+// Defined in generic_backward_<isa>.cc, each built for its instruction set.
+void backward_sse2_input_gradient(const ConvGeometry&, const float*, const float*, float*, int);
+void backward_sse2_kernel_gradient(const ConvGeometry&, const float*, const float*, float*, int);
+void backward_avx2_input_gradient(const ConvGeometry&, const float*, const float*, float*, int);
+void backward_avx2_kernel_gradient(const ConvGeometry&, const float*, const float*, float*, int);
+void backward_avx512_input_gradient(const ConvGeometry&, const float*, const float*, float*, int);
+void backward_avx512_kernel_gradient(const ConvGeometry&, const float*, const float*, float*, int);
+}  // namespace generic
+
 namespace {
 
-// The input positions i (0 <= i < in) whose output o = i*stride + tap*dilation - crop
-// lies in [0, out): a contiguous range [first, last).
-struct Range {
-  int64_t first = 0, last = 0;
-};
-Range valid_inputs(const AxisGeometry& ax, int64_t tap) {
-  const int64_t shift = tap * ax.dilation - ax.crop_begin;  // o = i*stride + shift
-  // o >= 0  <=>  i >= ceil(-shift / stride); o < out  <=>  i <= floor((out - 1 - shift) / stride).
-  auto floor_div = [](int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); };
-  Range r;
-  r.first = std::max<int64_t>(0, -floor_div(shift, ax.stride));
-  r.last = std::min<int64_t>(ax.in, floor_div(ax.out - 1 - shift, ax.stride) + 1);
-  if (r.last < r.first) r.last = r.first;
-  return r;
+using generic::GenericIsa;
+
+bool cpu_runs_isa(GenericIsa isa) {
+  const CpuFeatures cpu = cpu_features();
+  return isa == GenericIsa::kSse2 || (isa == GenericIsa::kAvx2 && cpu.avx2_fma) ||
+         (isa == GenericIsa::kAvx512 && cpu.avx512);
 }
 
-// The output position of input i through tap t on one axis, or -1 outside.
-int64_t output_of(const AxisGeometry& ax, int64_t i, int64_t tap) {
-  const int64_t o = i * ax.stride + tap * ax.dilation - ax.crop_begin;
-  return o >= 0 && o < ax.out ? o : -1;
-}
-
-int thread_count(int threads) { return threads > 0 ? threads : omp_get_max_threads(); }
-
-// acc[0..n) += s * v[0..n)
-inline void axpy(float* __restrict acc, float s, const float* __restrict v, int64_t n) {
-#pragma omp simd
-  for (int64_t k = 0; k < n; ++k) acc[k] += s * v[k];
-}
-
-// acc[0..n) += s0 * v0 + s1 * v1 + s2 * v2 + s3 * v3, added in that order:
-// four rank-1 updates per pass over acc, so acc is loaded and stored once for
-// four multiply-adds.
-inline void axpy4(float* __restrict acc, const float* s, const float* __restrict v0, const float* __restrict v1,
-                  const float* __restrict v2, const float* __restrict v3, int64_t n) {
-  const float s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3];
-#pragma omp simd
-  for (int64_t k = 0; k < n; ++k) acc[k] = (((acc[k] + s0 * v0[k]) + s1 * v1[k]) + s2 * v2[k]) + s3 * v3[k];
+GenericIsa widest_backward_isa() {
+  if (cpu_runs_isa(GenericIsa::kAvx512)) return GenericIsa::kAvx512;
+  if (cpu_runs_isa(GenericIsa::kAvx2)) return GenericIsa::kAvx2;
+  return GenericIsa::kSse2;
 }
 
 }  // namespace
 
-void generic_input_gradient(const ConvGeometry& g, const float* kernel, const float* dz, float* dx, int threads) {
-  const auto& [ad, ah, aw] = g.axes;
-  const int64_t cin = g.in_channels, cout = g.out_channels;
-  const int64_t rows = g.batch * ad.in * ah.in;
-  const int64_t row_floats = aw.in * cin;
-  // The valid input range of every W tap, shared by all rows.
-  std::vector<Range> w_ranges(static_cast<size_t>(aw.kernel));
-  for (int64_t c = 0; c < aw.kernel; ++c) w_ranges[c] = valid_inputs(aw, c);
-
-#pragma omp parallel num_threads(thread_count(threads))
-  {
-    std::vector<float> acc(static_cast<size_t>(row_floats));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t row = 0; row < rows; ++row) {
-      const int64_t ih = row % ah.in, id = (row / ah.in) % ad.in, n = row / (ah.in * ad.in);
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t a = 0; a < ad.kernel; ++a) {
-        const int64_t od = output_of(ad, id, a);
-        if (od < 0) continue;
-        for (int64_t b = 0; b < ah.kernel; ++b) {
-          const int64_t oh = output_of(ah, ih, b);
-          if (oh < 0) continue;
-          const float* dz_row = dz + ((n * ad.out + od) * ah.out + oh) * aw.out * cout;
-          for (int64_t c = 0; c < aw.kernel; ++c) {
-            const Range r = w_ranges[c];
-            const float* w_tap = kernel + ((a * ah.kernel + b) * aw.kernel + c) * cout * cin;
-            const int64_t shift = c * aw.dilation - aw.crop_begin;
-            // Four filters' kernel rows at a time, reused across the whole input row.
-            int64_t co = 0;
-            for (; co + 4 <= cout; co += 4) {
-              const float* w = w_tap + co * cin;
-              for (int64_t iw = r.first; iw < r.last; ++iw) {
-                const int64_t ow = iw * aw.stride + shift;
-                axpy4(acc.data() + iw * cin, dz_row + ow * cout + co, w, w + cin, w + 2 * cin, w + 3 * cin, cin);
-              }
-            }
-            for (; co < cout; ++co) {
-              const float* w = w_tap + co * cin;
-              for (int64_t iw = r.first; iw < r.last; ++iw) {
-                const int64_t ow = iw * aw.stride + shift;
-                axpy(acc.data() + iw * cin, dz_row[ow * cout + co], w, cin);
-              }
-            }
-          }
-        }
-      }
-      std::copy(acc.begin(), acc.end(), dx + row * row_floats);
-    }
+void generic_input_gradient(const ConvGeometry& g, const float* kernel, const float* dz, float* dx, int threads,
+                            std::optional<GenericIsa> isa) {
+  switch (isa.value_or(widest_backward_isa())) {
+    case GenericIsa::kAvx512: return generic::backward_avx512_input_gradient(g, kernel, dz, dx, threads);
+    case GenericIsa::kAvx2: return generic::backward_avx2_input_gradient(g, kernel, dz, dx, threads);
+    case GenericIsa::kSse2: return generic::backward_sse2_input_gradient(g, kernel, dz, dx, threads);
   }
 }
 
-void generic_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz, float* dk, int threads) {
-  const auto& [ad, ah, aw] = g.axes;
-  const int64_t cin = g.in_channels, cout = g.out_channels;
-  const int64_t taps = ad.kernel * ah.kernel * aw.kernel;
-  // Filters per work item: a tile of block x in_channels accumulators that
-  // stays in the L1/L2 cache (two copies: the total and one row's part).
-  const int64_t block = std::clamp<int64_t>(4096 / std::max<int64_t>(cin, 1), 1, cout);
-  const int64_t blocks = (cout + block - 1) / block;
-  const int64_t items = taps * blocks;
-
-#pragma omp parallel num_threads(thread_count(threads))
-  {
-    std::vector<float> total(static_cast<size_t>(block * cin)), part(static_cast<size_t>(block * cin));
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t item = 0; item < items; ++item) {
-      const int64_t tap = item / blocks, co0 = (item % blocks) * block;
-      const int64_t nco = std::min(block, cout - co0);
-      const int64_t a = tap / (ah.kernel * aw.kernel), b = (tap / aw.kernel) % ah.kernel, c = tap % aw.kernel;
-      const Range rd = valid_inputs(ad, a), rh = valid_inputs(ah, b), rw = valid_inputs(aw, c);
-      std::fill(total.begin(), total.begin() + nco * cin, 0.0f);
-      for (int64_t n = 0; n < g.batch; ++n)
-        for (int64_t id = rd.first; id < rd.last; ++id)
-          for (int64_t ih = rh.first; ih < rh.last; ++ih) {
-            if (rw.first >= rw.last) continue;
-            const int64_t od = output_of(ad, id, a), oh = output_of(ah, ih, b);
-            const float* x_row = x + ((n * ad.in + id) * ah.in + ih) * aw.in * cin;
-            const float* dz_row = dz + ((n * ad.out + od) * ah.out + oh) * aw.out * cout + co0;
-            std::fill(part.begin(), part.begin() + nco * cin, 0.0f);
-            // Four input voxels per pass over the part (see axpy4), then the rest.
-            const int64_t step = aw.stride * cout;
-            int64_t iw = rw.first;
-            for (; iw + 4 <= rw.last; iw += 4) {
-              const int64_t ow = iw * aw.stride + c * aw.dilation - aw.crop_begin;
-              const float* xv = x_row + iw * cin;
-              const float* gv = dz_row + ow * cout;
-              for (int64_t k = 0; k < nco; ++k) {
-                const float s[4] = {gv[k], gv[k + step], gv[k + 2 * step], gv[k + 3 * step]};
-                axpy4(part.data() + k * cin, s, xv, xv + cin, xv + 2 * cin, xv + 3 * cin, cin);
-              }
-            }
-            for (; iw < rw.last; ++iw) {
-              const int64_t ow = iw * aw.stride + c * aw.dilation - aw.crop_begin;
-              const float* xv = x_row + iw * cin;
-              const float* gv = dz_row + ow * cout;
-              for (int64_t k = 0; k < nco; ++k) axpy(part.data() + k * cin, gv[k], xv, cin);
-            }
-            axpy(total.data(), 1.0f, part.data(), nco * cin);
-          }
-      std::copy(total.begin(), total.begin() + nco * cin, dk + (tap * cout + co0) * cin);
-    }
+void generic_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz, float* dk, int threads,
+                             std::optional<GenericIsa> isa) {
+  switch (isa.value_or(widest_backward_isa())) {
+    case GenericIsa::kAvx512: return generic::backward_avx512_kernel_gradient(g, x, dz, dk, threads);
+    case GenericIsa::kAvx2: return generic::backward_avx2_kernel_gradient(g, x, dz, dk, threads);
+    case GenericIsa::kSse2: return generic::backward_sse2_kernel_gradient(g, x, dz, dk, threads);
   }
 }
 
@@ -158,29 +57,39 @@ namespace {
 
 class GenericBackwardExecutor final : public BackwardExecutor {
  public:
-  GenericBackwardExecutor(const Problem& problem, const float* kernel)
-      : geometry_(problem.geometry), kernel_(kernel, kernel + problem.geometry.kernel_elements()) {}
+  GenericBackwardExecutor(const Problem& problem, const float* kernel, GenericIsa isa)
+      : geometry_(problem.geometry), kernel_(kernel, kernel + problem.geometry.kernel_elements()), isa_(isa) {}
 
   void input_gradient(const float* dz, float* dx, int threads) const override {
-    generic_input_gradient(geometry_, kernel_.data(), dz, dx, threads);
+    generic_input_gradient(geometry_, kernel_.data(), dz, dx, threads, isa_);
   }
   void kernel_gradient(const float* x, const float* dz, float* dk, int threads) const override {
-    generic_kernel_gradient(geometry_, x, dz, dk, threads);
+    generic_kernel_gradient(geometry_, x, dz, dk, threads, isa_);
   }
   Backend backend() const override { return Backend::kGeneric; }
-  std::string isa() const override { return "none"; }
-  std::string input_gradient_kernel_name() const override { return "generic_dx_rows"; }
-  std::string kernel_gradient_kernel_name() const override { return "generic_dk_tap_blocks"; }
+  std::string isa() const override { return isa_ == GenericIsa::kSse2 ? "none" : generic::to_string(isa_); }
+  std::string input_gradient_kernel_name() const override {
+    return std::string("generic_dx_rows_") + generic::to_string(isa_);
+  }
+  std::string kernel_gradient_kernel_name() const override {
+    return std::string("generic_dk_tap_blocks_") + generic::to_string(isa_);
+  }
 
  private:
   ConvGeometry geometry_;
   std::vector<float> kernel_;
+  GenericIsa isa_;
 };
 
 }  // namespace
 
-std::unique_ptr<BackwardExecutor> make_generic_backward_executor(const Problem& problem, const float* kernel) {
-  return std::make_unique<GenericBackwardExecutor>(problem, kernel);
+std::unique_ptr<BackwardExecutor> make_generic_backward_executor(const Problem& problem, const float* kernel,
+                                                                 std::optional<GenericIsa> isa) {
+  const GenericIsa chosen = isa.value_or(widest_backward_isa());
+  if (!cpu_runs_isa(chosen))
+    throw Error("isa", std::string("the generic backward kernels' ") + generic::to_string(chosen) +
+                           " code cannot run on this CPU (or OS)");
+  return std::make_unique<GenericBackwardExecutor>(problem, kernel, chosen);
 }
 
 }  // namespace tconv3d

@@ -13,18 +13,28 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "core/problem.hpp"
 #include "runtime/backward_executor.hpp"
+#include "runtime/kernels/generic_microkernel.hpp"
 
 namespace tconv3d {
 
-// Arrays as in runtime/backward_executor.hpp (dense channels_last, Keras kernel layout).
-void generic_input_gradient(const ConvGeometry& geometry, const float* kernel, const float* dz, float* dx,
-                            int threads);
-void generic_kernel_gradient(const ConvGeometry& geometry, const float* x, const float* dz, float* dk, int threads);
+// The loops are compiled for SSE2, AVX2 + FMA and AVX-512 (like the forward
+// generic kernel's microkernels); `isa` picks one (default: the widest this
+// CPU runs). Results are bitwise identical for any thread count within one ISA.
 
-// kernel: Keras layout (kd, kh, kw, filters, in_channels), copied.
-std::unique_ptr<BackwardExecutor> make_generic_backward_executor(const Problem& problem, const float* kernel);
+// Arrays as in runtime/backward_executor.hpp (dense channels_last, Keras kernel layout).
+// The caller guarantees the CPU runs `isa`.
+void generic_input_gradient(const ConvGeometry& geometry, const float* kernel, const float* dz, float* dx,
+                            int threads, std::optional<generic::GenericIsa> isa = std::nullopt);
+void generic_kernel_gradient(const ConvGeometry& geometry, const float* x, const float* dz, float* dk, int threads,
+                             std::optional<generic::GenericIsa> isa = std::nullopt);
+
+// kernel: Keras layout (kd, kh, kw, filters, in_channels), copied. Throws
+// tconv3d::Error when this CPU cannot run `isa`.
+std::unique_ptr<BackwardExecutor> make_generic_backward_executor(
+    const Problem& problem, const float* kernel, std::optional<generic::GenericIsa> isa = std::nullopt);
 
 }  // namespace tconv3d

@@ -9,6 +9,9 @@
 #include <fstream>
 #include <functional>
 #include <random>
+#include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "core/activation.hpp"
 #include "core/activation_gradient.hpp"
@@ -366,6 +369,50 @@ TEST(LayerBackward, CliRoundTrip) {
   EXPECT_EQ(no_bias.exit_code, 2);
   EXPECT_NE(no_bias.err.find("--grad-bias"), std::string::npos) << no_bias.err;
   EXPECT_FALSE(fs::exists(file("dx2.npy")));
+  fs::remove_all(dir);
+}
+
+TEST(LayerBackward, ConcurrentCallsOnAFreshLayerAgree) {
+  // The backward executor and the z recompute are built lazily by whichever
+  // call comes first: concurrent first calls must still agree.
+  std::mt19937_64 rng(31);
+  const testing::RandomCase c = fixed_case("gelu");
+  const Problem p = make_problem_data(c, rng);
+  const Layer layer = make_layer(c, p, Backend::kGeneric, 1);
+  std::vector<Grads> results(4);
+  std::vector<std::thread> workers;
+  for (auto& r : results) workers.emplace_back([&] { r = backward(layer, p); });
+  for (auto& w : workers) w.join();
+  for (const Grads& r : results) {
+    EXPECT_TRUE(same_bits(r.dx, results[0].dx));
+    EXPECT_TRUE(same_bits(r.dk, results[0].dk));
+    EXPECT_TRUE(same_bits(r.db, results[0].db));
+  }
+}
+
+TEST(LayerBackward, BenchTimesTheBackwardPass) {
+  const fs::path dir = testing::fresh_temp_dir("backward_bench");
+  const std::string layer_json = (dir / "layer.json").string();
+  {
+    std::ofstream out(layer_json);
+    out << R"({"name": "tiny", "filters": 5, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "silu"})";
+  }
+  for (const char* pass : {"backward", "forward+backward"}) {
+    const testing::CliResult r = testing::run_cli({"bench", "--layer", layer_json, "--input-shape", "1,4,4,4,3",
+                                                   "--pass", pass, "--json", "--min-time", "0", "--threads", "1"},
+                                                  dir.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const nlohmann::json row = nlohmann::json::parse(r.out);
+    EXPECT_EQ(row["pass"], pass);
+    EXPECT_EQ(row["name"], "tiny");
+    EXPECT_GT(row["ms"].get<double>(), 0.0);
+    EXPECT_GT(row["gflops"].get<double>(), 0.0);
+    EXPECT_NE(row["kernel"].get<std::string>().find("generic_dx"), std::string::npos) << row.dump();
+  }
+  const testing::CliResult bad = testing::run_cli(
+      {"bench", "--layer", layer_json, "--input-shape", "1,4,4,4,3", "--pass", "sideways"}, dir.string());
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--pass"), std::string::npos) << bad.err;
   fs::remove_all(dir);
 }
 

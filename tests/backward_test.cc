@@ -96,11 +96,13 @@ TEST(GenericBackward, MatchesTheReferenceOnRandomLayers) {
     SCOPED_TRACE(c.describe());
     const Problem p = make_problem_data(c, rng);
     const Grads want = backward(make_layer(c, p, Backend::kReference, 1), p);
-    const Grads got = backward(make_layer(c, p, Backend::kGeneric, 2), p);
-    EXPECT_LE(testing::scaled_max_error(got.dx, want.dx), 2e-5);
-    EXPECT_LE(testing::scaled_max_error(got.dk, want.dk), 2e-5);
-    // The bias gradient does not depend on the backend's kernels, only on z's recompute.
-    EXPECT_LE(testing::scaled_max_error(got.db, want.db), 2e-5);
+    for (Backend backend : {Backend::kGeneric, Backend::kAuto}) {
+      const Grads got = backward(make_layer(c, p, backend, 2), p);
+      EXPECT_LE(testing::scaled_max_error(got.dx, want.dx), 2e-5) << to_string(backend);
+      EXPECT_LE(testing::scaled_max_error(got.dk, want.dk), 2e-5) << to_string(backend);
+      // The bias gradient does not depend on the backend's kernels, only on z's recompute.
+      EXPECT_LE(testing::scaled_max_error(got.db, want.db), 2e-5) << to_string(backend);
+    }
     if (HasFailure()) break;
   }
 }
@@ -399,7 +401,7 @@ TEST(LayerBackward, BenchTimesTheBackwardPass) {
   }
   for (const char* pass : {"backward", "forward+backward"}) {
     const testing::CliResult r = testing::run_cli({"bench", "--layer", layer_json, "--input-shape", "1,4,4,4,3",
-                                                   "--pass", pass, "--json", "--min-time", "0", "--threads", "1"},
+                                                   "--pass", pass, "--json", "--min-time", "0", "--threads", "1", "--backend", "generic"},
                                                   dir.string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     const nlohmann::json row = nlohmann::json::parse(r.out);

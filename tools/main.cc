@@ -16,10 +16,13 @@ constexpr const char* kUsage =
     "  run        --layer L.json --input X.npy [--kernel K.npy [--bias B.npy] | --seed S] --output Y.npy\n"
     "             [--backend auto|generic|reference|xbyak|llvm] [--isa auto|avx2|avx512] [--threads N]\n"
     "             [--keras-flavor keras3|tf_keras2] [--losses]\n"
+    "  backward   --layer L.json --input X.npy --kernel K.npy [--bias B.npy] --grad-output DY.npy\n"
+    "             --grad-input DX.npy [--grad-kernel DK.npy] [--grad-bias DB.npy] [--backend ...] [--isa ...]\n"
+    "             [--threads N] [--keras-flavor ...]   gradients for the output gradient DY\n"
     "  shape      --layer L.json --input-shape N,D,H,W,C [--keras-flavor ...]\n"
     "  constrain  --layer L.json --kernel K.npy [--bias B.npy] --output-kernel K2.npy [--output-bias B2.npy]\n"
     "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
-    "             [--threads N] [--json] [--min-time SECONDS]\n"
+    "             [--threads N] [--json] [--min-time SECONDS] [--pass forward|backward|forward+backward]\n"
     "  plan       --layer L.json --input-shape N,D,H,W,C [--isa auto|avx2|avx512] [--keras-flavor ...]\n"
     "             prints the xbyak kernel plan (phases, register tile, border tiles, cache key)\n"
     "  demo       [MODEL_FILE | LAYERS.json] [--threads N] [--min-time SECONDS]\n"
@@ -45,6 +48,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   try {
     if (command == "run") return tconv3d::cli::run_command(rest);
+    if (command == "backward") return tconv3d::cli::backward_command(rest);
     if (command == "shape") return tconv3d::cli::shape_command(rest);
     if (command == "constrain") return tconv3d::cli::constrain_command(rest);
     if (command == "bench") return tconv3d::cli::bench_command(rest);

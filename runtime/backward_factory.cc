@@ -1,6 +1,8 @@
 #include "runtime/backward_factory.hpp"
 
 #include "core/cpu_features.hpp"
+#include "runtime/executor_factory.hpp"
+#include "runtime/kernels/generated_backward.hpp"
 #include "runtime/kernels/generic_backward.hpp"
 #include "runtime/kernels/reference_backward.hpp"
 #include "tconv3d/error.hpp"
@@ -17,14 +19,13 @@ std::unique_ptr<BackwardExecutor> make_backward_executor(const Problem& problem,
   const generic::GenericIsa generic_isa = isa == Isa::kAvx512 ? generic::GenericIsa::kAvx512
                                           : isa == Isa::kAvx2 ? generic::GenericIsa::kAvx2
                                                               : generic::GenericIsa::kSse2;
-  switch (options.backend) {
+  const Backend backend = options.backend == Backend::kAuto ? automatic_backend(isa) : options.backend;
+  switch (backend) {
     case Backend::kReference: return make_reference_backward_executor(problem, weights.kernel());
     case Backend::kAuto:
-    case Backend::kGeneric:
+    case Backend::kGeneric: return make_generic_backward_executor(problem, weights.kernel().data(), generic_isa);
     case Backend::kXbyak:
-    case Backend::kLlvm:
-      // TODO(lead): generated
-      return make_generic_backward_executor(problem, weights.kernel().data(), generic_isa);
+    case Backend::kLlvm: return make_generated_backward_executor(problem, weights, backend, isa);
   }
   throw Error("backend", "unknown backend");
 }

@@ -66,7 +66,17 @@ TEST_P(KerasBackward, MatchesJaxGradOfKeras) {
   std::printf("%d cases, worst scaled error %.3g\n", checked, worst);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, KerasBackward, ::testing::Values(Backend::kReference, Backend::kGeneric),
+INSTANTIATE_TEST_SUITE_P(Backends, KerasBackward,
+                         ::testing::Values(Backend::kReference, Backend::kGeneric, Backend::kAuto
+#ifdef TCONV3D_HAVE_XBYAK
+                                           ,
+                                           Backend::kXbyak
+#endif
+#ifdef TCONV3D_HAVE_LLVM
+                                           ,
+                                           Backend::kLlvm
+#endif
+                                           ),
                          [](const auto& info) { return to_string(info.param); });
 
 }  // namespace

@@ -344,3 +344,30 @@ def test_fallbacks_give_torchs_result(case):
                for k, v in (("stride", 1), ("padding", 0), ("output_padding", 0))]
     y = tt.conv_transpose3d_op(x, w, None, *op_args, kwargs.get("groups", 1), [1, 1, 1])
     torch.testing.assert_close(y, expected, rtol=0, atol=0)
+
+
+def test_inference_mode_weights_are_compared_by_content():
+    # Inference tensors have no version counter; an in-place change must still be seen.
+    x = torch.randn(2, 3, 4, 4, 4)
+    with torch.inference_mode():
+        w = torch.randn(3, 4, 2, 2, 2)
+        b = torch.randn(4)
+        torch.testing.assert_close(tt.conv_transpose3d(x, w, b, stride=2), F.conv_transpose3d(x, w, b, stride=2),
+                                   rtol=1e-5, atol=1e-5)
+        packs = tt.cache_stats()["packs"]
+        tt.conv_transpose3d(x, w, b, stride=2)
+        assert tt.cache_stats()["packs"] == packs
+        w.mul_(3.0)
+        b.sub_(1.0)
+        torch.testing.assert_close(tt.conv_transpose3d(x, w, b, stride=2), F.conv_transpose3d(x, w, b, stride=2),
+                                   rtol=1e-5, atol=1e-5)
+        assert tt.cache_stats()["packs"] == packs + 1
+
+
+def test_promised_strides_are_torch_empty_strides():
+    # The fake implementation promises torch.empty's strides; the real one checks them without allocating.
+    from tconv3d.torch._op import _strides
+
+    for shape in [(2, 3, 4, 5, 6), (1, 1, 1, 1, 1), (2, 1, 3, 1, 4), (0, 3, 2, 2, 2), (2, 3, 0, 1, 4)]:
+        for fmt in (torch.contiguous_format, CL):
+            assert _strides(shape, fmt) == torch.empty(shape, memory_format=fmt).stride(), (shape, fmt)

@@ -33,7 +33,12 @@ class Unsupported(Exception):
 
 
 def state(t):
-    return None if t is None else (t.data_ptr(), t.shape, t.stride(), t._version)
+    if t is None:
+        return None
+    if t.is_inference():
+        # No version counter to read: the pack keeps a copy and compares contents (see _Pack.valid_for).
+        return (t.data_ptr(), t.shape, t.stride(), "inference")
+    return (t.data_ptr(), t.shape, t.stride(), t._version)
 
 
 class _Weight:
@@ -54,17 +59,27 @@ class _Weight:
 
 
 class _Pack:
-    __slots__ = ("bias_ref", "state", "root", "layers")
+    __slots__ = ("bias_ref", "state", "root", "layers", "copies")
 
-    def __init__(self, bias, state):
+    def __init__(self, weight, bias, state):
         self.bias_ref = None if bias is None else weakref.ref(bias)
         self.state = state
         self.root = None  # the first GeometryLayer; the others are reshaped from it
         # input shape (data format order) -> (GeometryLayer, output shape NCDHW), or None where the core refused it
         self.layers = {}
+        # Inference tensors (made under torch.inference_mode) track no version, so an in-place
+        # change can only be seen by comparing contents with a copy, every call (O(weights)).
+        self.copies = None
+        if weight.is_inference() or (bias is not None and bias.is_inference()):
+            self.copies = (weight.clone(), None if bias is None else bias.clone())
 
-    def valid_for(self, bias, state):
-        return (bias is None if self.bias_ref is None else self.bias_ref() is bias) and self.state == state
+    def valid_for(self, weight, bias, state):
+        if not ((bias is None if self.bias_ref is None else self.bias_ref() is bias) and self.state == state):
+            return False
+        if self.copies is not None:
+            w, b = self.copies
+            return torch.equal(w, weight) and (b is None or torch.equal(b, bias))
+        return True
 
 
 class Call:
@@ -90,9 +105,9 @@ def lookup(weight, bias, call_key):
     if entry is None:
         return None
     call = entry.calls.get(call_key)
-    if call is None or entry.ref() is not weight or not call.pack.valid_for(bias, (state(weight), state(bias))):
+    if call is None or entry.ref() is not weight:
         return None
-    return call
+    return call if call.pack.valid_for(weight, bias, (state(weight), state(bias))) else None
 
 
 def remember(weight, call_key, call):
@@ -119,10 +134,10 @@ def layer_for(x, data_format, weight, bias, stride, padding, output_padding, dil
     key = (id(bias), stride, padding, output_padding, dilation, data_format, threads)
     current = (state(weight), state(bias))
     pack = entry.packs.get(key)
-    if pack is None or not pack.valid_for(bias, current):
+    if pack is None or not pack.valid_for(weight, bias, current):
         if pack is not None:
             entry.calls.clear()  # they point at the stale pack
-        pack = entry.packs[key] = _Pack(bias, current)
+        pack = entry.packs[key] = _Pack(weight, bias, current)
     shape = tuple(x.shape) if data_format == "channels_first" else (x.shape[0], *x.shape[2:], x.shape[1])
     found = pack.layers.get(shape, False)
     if found is None:

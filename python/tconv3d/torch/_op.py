@@ -67,14 +67,23 @@ def _first_run(input, weight, bias, stride, padding, output_padding, groups, dil
     return F.conv_transpose3d(input, weight, bias, stride, padding, output_padding, groups, dilation)
 
 
+def _strides(shape, fmt):
+    """The strides torch.empty(shape, memory_format=fmt) gives a 5-D tensor, without allocating it."""
+    if 0 in shape:
+        return torch.empty(shape, memory_format=fmt).stride()  # nothing to allocate; torch's own zero-size rules
+    n, c, d, h, w = shape
+    if fmt is _args.CHANNELS_LAST:
+        return (d * h * w * c, 1, h * w * c, w * c, c)
+    return (c * d * h * w, d * h * w, h * w, w, 1)
+
+
 def _in_format(y, fmt):
     """y with exactly the strides torch.empty(..., memory_format=fmt) gives, as the fake promises."""
     if y.dim() != 5:
         return y.contiguous()
-    target = torch.empty_like(y, memory_format=fmt)
-    if target.stride() == y.stride():
+    if y.stride() == _strides(y.shape, fmt):
         return y
-    return target.copy_(y)
+    return torch.empty(y.shape, dtype=y.dtype, device=y.device, memory_format=fmt).copy_(y)
 
 
 @torch.library.custom_op("tconv3d::conv_transpose3d", mutates_args=())

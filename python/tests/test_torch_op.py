@@ -371,3 +371,19 @@ def test_promised_strides_are_torch_empty_strides():
     for shape in [(2, 3, 4, 5, 6), (1, 1, 1, 1, 1), (2, 1, 3, 1, 4), (0, 3, 2, 2, 2), (2, 3, 0, 1, 4)]:
         for fmt in (torch.contiguous_format, CL):
             assert _strides(shape, fmt) == torch.empty(shape, memory_format=fmt).stride(), (shape, fmt)
+
+
+def test_bench_command_runs():
+    import re
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.torch_op", "--layers", "k3s2_op1_odd", "--threads",
+                             "1", "--modes", "eager", "--formats", "contiguous,channels_last", "--min-time", "0"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"k3s2_op1_odd\s+1 eager\s+channels_last\s+[\d.]+\s+[\d.]+\s+[\d.]+x", result.stdout), result.stdout
+    assert "per call, 1-voxel layer" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.torch_op", "--layers", "no_such_layer"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no_such_layer" in bad.stderr

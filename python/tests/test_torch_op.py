@@ -387,3 +387,18 @@ def test_bench_command_runs():
     bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.torch_op", "--layers", "no_such_layer"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no_such_layer" in bad.stderr
+
+
+def test_vmap_over_input_and_weights():
+    torch.manual_seed(6)
+    x, w, b = torch.randn(3, 2, 4, 3, 3, 3), torch.randn(4, 5, 2, 2, 2), torch.randn(5)
+    ours = torch.func.vmap(lambda x: tt.conv_transpose3d(x, w, b, stride=2))(x)
+    theirs = torch.func.vmap(lambda x: F.conv_transpose3d(x, w, b, stride=2))(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    ws = torch.randn(3, 4, 5, 2, 2, 2)
+    ours = torch.func.vmap(lambda x, w: tt.conv_transpose3d(x, w, padding=1))(x, ws)
+    theirs = torch.func.vmap(lambda x, w: F.conv_transpose3d(x, w, padding=1))(x, ws)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    # Unbatched examples: the vmapped axis becomes the batch.
+    ours = torch.func.vmap(lambda x: tt.conv_transpose3d(x, w))(x[:, 0])
+    torch.testing.assert_close(ours, F.conv_transpose3d(x[:, 0], w), rtol=1e-5, atol=1e-5)

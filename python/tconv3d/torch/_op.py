@@ -143,9 +143,30 @@ def _backward(ctx, grad_output):
 conv_transpose3d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+def _vmap(info, in_dims, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    """torch.func.vmap: a batched input alone folds into the batch axis; batched weights loop."""
+    x_dim, w_dim, b_dim = in_dims[:3]
+    args = (stride, padding, output_padding, groups, dilation)
+    if w_dim is None and b_dim is None:
+        x = input.movedim(x_dim, 0)
+        if x.dim() == 5:  # unbatched examples: the vmapped axis is the batch
+            return conv_transpose3d_op(x, weight, bias, *args), 0
+        y = conv_transpose3d_op(x.flatten(0, 1), weight, bias, *args)
+        return y.unflatten(0, x.shape[:2]), 0
+    outs = []
+    for i in range(info.batch_size):
+        pick = lambda t, d: t if d is None or t is None else t.select(d, i)  # noqa: E731
+        outs.append(conv_transpose3d_op(pick(input, x_dim), pick(weight, w_dim), pick(bias, b_dim), *args))
+    return torch.stack(outs), 0
+
+
+conv_transpose3d_op.register_vmap(_vmap)
+
+
 def _direct(input, weight, bias):
     """Whether the call may skip the dispatcher: eager, plain tensors, nothing for autograd to record."""
-    if torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled():
+    if (torch.compiler.is_compiling() or torch._C._is_torch_function_mode_enabled()
+            or torch._C._are_functorch_transforms_active()):
         return False
     for t in (input, weight, bias):
         if not isinstance(t, torch.Tensor):

@@ -402,3 +402,32 @@ def test_vmap_over_input_and_weights():
     # Unbatched examples: the vmapped axis becomes the batch.
     ours = torch.func.vmap(lambda x: tt.conv_transpose3d(x, w))(x[:, 0])
     torch.testing.assert_close(ours, F.conv_transpose3d(x[:, 0], w), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch,groups,cin,cout", [(1, 2, 16, 8), (3, 2, 16, 9), (2, 3, 24, 10), (2, 4, 32, 8)])
+def test_groups_run_one_layer_per_group(batch, groups, cin, cout):
+    rng = np.random.default_rng(10 + batch + groups)
+    x = torch.from_numpy(rng.standard_normal((batch, cin, 3, 4, 5)).astype(np.float32))
+    w = torch.from_numpy(rng.standard_normal((cin, cout, 3, 2, 3)).astype(np.float32))
+    b = torch.from_numpy(rng.standard_normal(cout * groups).astype(np.float32))
+    kwargs = dict(stride=(2, 1, 2), padding=(1, 0, 1), output_padding=(1, 0, 0), groups=groups)
+    for _ in range(2):  # the second call takes the cached route
+        before = tt.cache_stats()["layers"]
+        y = tt.conv_transpose3d(x, w, b, **kwargs)
+        assert_matches_float64(y, x, w, b, kwargs)
+    assert tt.cache_stats()["layers"] == before
+    # channels_last_3d and few channels per group: PyTorch's own op.
+    y_cl = tt.conv_transpose3d(x.contiguous(memory_format=CL), w, b, **kwargs)
+    torch.testing.assert_close(y_cl, F.conv_transpose3d(x.contiguous(memory_format=CL), w, b, **kwargs), rtol=0, atol=0)
+    g = tt.conv_transpose3d_op(x.requires_grad_(), w, b, [2, 1, 2], [1, 0, 1], [1, 0, 0], groups, [1, 1, 1])
+    torch.testing.assert_close(g, y, rtol=0, atol=0)
+    g.sum().backward()
+    assert x.grad.shape == x.shape
+
+
+def test_opcheck_with_groups():
+    rng = np.random.default_rng(11)
+    x = torch.from_numpy(rng.standard_normal((2, 16, 3, 2, 3)).astype(np.float32)).requires_grad_()
+    w = torch.from_numpy(rng.standard_normal((16, 8, 2, 2, 2)).astype(np.float32)).requires_grad_()
+    b = torch.zeros(16, requires_grad=True)
+    torch.library.opcheck(torch.ops.tconv3d.conv_transpose3d, (x, w, b, [2, 2, 1], [0, 1, 0], [1, 0, 0], 2, [1, 1, 1]))

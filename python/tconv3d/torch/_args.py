@@ -8,6 +8,8 @@ import torch
 
 CHANNELS_LAST = torch.channels_last_3d
 CONTIGUOUS = torch.contiguous_format
+# Grouped convolutions run as one tconv3d layer per group only with at least this many channels per group.
+MIN_GROUP_CHANNELS = 8
 
 
 def triple(value):
@@ -67,15 +69,22 @@ def unsupported(input, weight, bias, stride, padding, output_padding, groups, di
         return "tconv3d runs float32 CPU tensors only"
     if stride is None or padding is None or output_padding is None or dilation is None:
         return "malformed stride, padding, output_padding or dilation"
-    if type(groups) is not int or groups != 1:
-        return "groups > 1"
+    if type(groups) is not int or groups < 1:
+        return "groups"
     if input.dim() != 5 or weight.dim() != 5:
         return "not a batched 5-D input and 5-D weight"
     n, c, d, h, w = input.shape
-    if c != weight.shape[0] or n <= 0 or c <= 0 or weight.shape[1] <= 0:
+    if c != weight.shape[0] or n <= 0 or c <= 0 or weight.shape[1] <= 0 or c % groups != 0:
         return "channels do not match, or an empty dimension"
-    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[1]):
+    if bias is not None and (bias.dim() != 1 or bias.shape[0] != weight.shape[1] * groups):
         return "bias shape"
+    if groups > 1:
+        # One layer per group and batch item: worth it where each group has enough channels to fill
+        # vectors; a channels_last tensor has no contiguous group blocks.
+        if output_format(input, weight) is CHANNELS_LAST:
+            return "groups > 1 with channels_last_3d"
+        if c // groups < MIN_GROUP_CHANNELS or weight.shape[1] < MIN_GROUP_CHANNELS:
+            return f"groups with fewer than {MIN_GROUP_CHANNELS} input or output channels each"
     for i, size in enumerate((d, h, w)):
         k, s, p, op, dl = weight.shape[2 + i], stride[i], padding[i], output_padding[i], dilation[i]
         if size <= 0 or k <= 0 or s <= 0 or dl <= 0 or p < 0 or op < 0 or op >= max(s, dl):

@@ -14,6 +14,7 @@ shares the packed weights, so only the first shape packs. A call seen before
 (same input shape, strides, dtype and arguments) finds its layer in one dict
 lookup plus the validity check.
 """
+import math
 import weakref
 
 import torch
@@ -59,13 +60,13 @@ class _Weight:
 
 
 class _Pack:
-    __slots__ = ("bias_ref", "state", "root", "layers", "copies")
+    __slots__ = ("bias_ref", "state", "roots", "layers", "copies")
 
     def __init__(self, weight, bias, state):
         self.bias_ref = None if bias is None else weakref.ref(bias)
         self.state = state
-        self.root = None  # the first GeometryLayer; the others are reshaped from it
-        # input shape (data format order) -> (GeometryLayer, output shape NCDHW), or None where the core refused it
+        self.roots = None  # the first GeometryLayer of each group; the others are reshaped from them
+        # input shape (data format order) -> (parts, output shape NCDHW), or None where the core refused it
         self.layers = {}
         # Inference tensors (made under torch.inference_mode) track no version, so an in-place
         # change can only be seen by comparing contents with a copy, every call (O(weights)).
@@ -83,11 +84,15 @@ class _Pack:
 
 
 class Call:
-    """What a repeated call needs: the layer, the output's shape and memory format, and the pack to validate."""
-    __slots__ = ("pack", "layer", "out_shape", "memory_format")
+    """What a repeated call needs: the parts to run, the output's shape and memory format, the pack to validate.
 
-    def __init__(self, pack, layer, out_shape, memory_format):
-        self.pack, self.layer, self.out_shape, self.memory_format = pack, layer, out_shape, memory_format
+    parts: (GeometryLayer, input byte offset, output byte offset) each; one for
+    groups=1, one per group and batch item otherwise (each a contiguous block of NCDHW).
+    """
+    __slots__ = ("pack", "parts", "out_shape", "memory_format")
+
+    def __init__(self, pack, parts, out_shape, memory_format):
+        self.pack, self.parts, self.out_shape, self.memory_format = pack, parts, out_shape, memory_format
 
 
 def _weight_entry(weight):
@@ -114,24 +119,30 @@ def remember(weight, call_key, call):
     _weight_entry(weight).calls[call_key] = call
 
 
-def _build_root(shape, data_format, weight, bias, stride, padding, output_padding, dilation, threads):
-    # Keras layout (kd, kh, kw, filters, in_channels) from PyTorch's (in, out, kd, kh, kw):
+def _build_roots(shape, data_format, weight, bias, groups, stride, padding, output_padding, dilation, threads):
+    # Keras layout (kd, kh, kw, filters, in_channels) from PyTorch's (in, out/groups, kd, kh, kw):
     # one transposing copy per pack; the core copies it once more and packs it.
-    kernel = weight.detach().permute(2, 3, 4, 1, 0).contiguous()
-    b = None if bias is None else bias.detach().contiguous()
+    kernel = weight.detach().permute(2, 3, 4, 1, 0)
+    b = None if bias is None else bias.detach()
+    cin, cout = weight.shape[0] // groups, weight.shape[1]
+    roots = []
+    for g in range(groups):
+        k = kernel[..., g * cin:(g + 1) * cin].contiguous()
+        bg = None if b is None else b[g * cout:(g + 1) * cout].contiguous()
+        roots.append(_core.GeometryLayer(list(shape), data_format, cout, tuple(weight.shape[2:]), stride, dilation,
+                                         padding, output_padding, k.data_ptr(), 0 if bg is None else bg.data_ptr(),
+                                         threads))
     _stats["packs"] += 1
-    return _core.GeometryLayer(list(shape), data_format, int(weight.shape[1]), tuple(weight.shape[2:]), stride,
-                               dilation, padding, output_padding, kernel.data_ptr(),
-                               0 if b is None else b.data_ptr(), threads)
+    return roots
 
 
-def layer_for(x, data_format, weight, bias, stride, padding, output_padding, dilation, threads):
-    """(pack, GeometryLayer, output shape in NCDHW order) for input x, in data_format's memory layout.
+def layer_for(x, data_format, weight, bias, groups, stride, padding, output_padding, dilation, threads):
+    """(pack, parts, output shape in NCDHW order) for input x, in data_format's memory layout (see Call).
 
-    Raises Unsupported where the core rejects the geometry.
+    groups > 1 takes a contiguous (channels_first) x. Raises Unsupported where the core rejects the geometry.
     """
     entry = _weight_entry(weight)
-    key = (id(bias), stride, padding, output_padding, dilation, data_format, threads)
+    key = (id(bias), groups, stride, padding, output_padding, dilation, data_format, threads)
     current = (state(weight), state(bias))
     pack = entry.packs.get(key)
     if pack is None or not pack.valid_for(weight, bias, current):
@@ -144,20 +155,30 @@ def layer_for(x, data_format, weight, bias, stride, padding, output_padding, dil
         raise Unsupported("the core refused this geometry before")
     if found:
         return (pack, *found)
+    # Groups: one layer per group over one batch item, whose channels are a contiguous block.
+    layer_shape = list(shape) if groups == 1 else [1, shape[1] // groups, *shape[2:]]
     try:
-        if pack.root is None:
-            layer = pack.root = _build_root(shape, data_format, weight, bias, stride, padding, output_padding,
-                                            dilation, threads)
+        if pack.roots is None:
+            layers = pack.roots = _build_roots(layer_shape, data_format, weight, bias, groups, stride, padding,
+                                               output_padding, dilation, threads)
         else:
-            layer = pack.root.reshape(list(shape))
+            layers = [root.reshape(layer_shape) for root in pack.roots]
     except _core.Error as e:
         pack.layers[shape] = None
         raise Unsupported(str(e)) from e
     _stats["layers"] += 1
-    out = layer.output_shape
+    out = layers[0].output_shape
     if data_format == "channels_last":
         out = [out[0], out[4], out[1], out[2], out[3]]
-    found = pack.layers[shape] = (layer, torch.Size(out))
+    if groups == 1:
+        parts = [(layers[0], 0, 0)]
+    else:
+        out[0], out[1] = shape[0], out[1] * groups
+        in_block = 4 * math.prod(layer_shape)  # bytes of one group of one batch item
+        out_block = 4 * math.prod(out) // (out[0] * groups)
+        parts = [(layer, (n * groups + g) * in_block, (n * groups + g) * out_block)
+                 for n in range(shape[0]) for g, layer in enumerate(layers)]
+    found = pack.layers[shape] = (parts, torch.Size(out))
     return (pack, *found)
 
 

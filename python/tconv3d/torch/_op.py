@@ -38,7 +38,9 @@ def _run(input, weight, bias, stride, padding, output_padding, groups, dilation)
         call_key = call = None
     if call is not None:
         y = torch.empty(call.out_shape, dtype=torch.float32, device=_CPU, memory_format=call.memory_format)
-        call.layer.forward(input.data_ptr(), y.data_ptr())
+        px, py = input.data_ptr(), y.data_ptr()
+        for layer, x_offset, y_offset in call.parts:
+            layer.forward(px + x_offset, py + y_offset)
         return y
     return _first_run(input, weight, bias, stride, padding, output_padding, groups, dilation, threads, call_key)
 
@@ -54,15 +56,17 @@ def _first_run(input, weight, bias, stride, padding, output_padding, groups, dil
         # an input in the other layout (or not dense).
         x = x.contiguous(memory_format=fmt)
         try:
-            pack, layer, out_shape = _cache.layer_for(x, data_format, weight, bias, s, p, op, d, threads)
+            pack, parts, out_shape = _cache.layer_for(x, data_format, weight, bias, groups, s, p, op, d, threads)
         except _cache.Unsupported:
             pass
         else:
             y = torch.empty(out_shape, dtype=torch.float32, device=_CPU, memory_format=fmt)
-            layer.forward(x.data_ptr(), y.data_ptr())
+            px, py = x.data_ptr(), y.data_ptr()
+            for layer, x_offset, y_offset in parts:
+                layer.forward(px + x_offset, py + y_offset)
             if call_key is not None and x is input:
                 # Only a batched input already in the layer's layout takes the fast route next time.
-                _cache.remember(weight, call_key, _cache.Call(pack, layer, out_shape, fmt))
+                _cache.remember(weight, call_key, _cache.Call(pack, parts, out_shape, fmt))
             return y.squeeze(0) if unbatched else y
     return F.conv_transpose3d(input, weight, bias, stride, padding, output_padding, groups, dilation)
 

@@ -1,6 +1,7 @@
 """tconv3d.torch against torch.nn.functional.conv_transpose3d: values, gradients, memory formats,
 the registered op (opcheck, torch.compile, torch.export), the module, the weight cache, bad input, fallbacks."""
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +13,15 @@ import torch.nn.functional as F  # noqa: E402
 import tconv3d.torch as tt  # noqa: E402
 
 CL = torch.channels_last_3d
+
+
+@pytest.fixture(autouse=True)
+def _without_tensorflow():
+    # TensorFlow and triton (torch._dynamo imports it; custom ops and torch.compile load that) register
+    # the same LLVM options, and the second to load aborts the process. scripts/test-python.sh runs
+    # this file in its own session.
+    if "tensorflow" in sys.modules and "torch._dynamo" not in sys.modules:
+        pytest.skip("TensorFlow is loaded in this process; run this file in its own pytest session")
 
 
 def random_case(rng):

@@ -87,7 +87,7 @@ def overhead():
     x, w = torch.ones(1, 8, 1, 1, 1), torch.randn(8, 8, 1, 1, 1)
     with torch.no_grad():
         tt.conv_transpose3d(x, w)
-        layer = next(iter(tt._cache._by_weight[id(w)].calls.values())).layer
+        layer = next(iter(tt._cache._by_weight[id(w)].calls.values())).parts[0][0]
         y = torch.empty(1, 8, 1, 1, 1)
         px, py = x.data_ptr(), y.data_ptr()
         n = 20000

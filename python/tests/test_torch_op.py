@@ -392,7 +392,8 @@ def test_bench_command_runs():
                              "1", "--modes", "eager", "--formats", "contiguous,channels_last", "--min-time", "0"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"k3s2_op1_odd\s+1 eager\s+channels_last\s+[\d.]+\s+[\d.]+\s+[\d.]+x", result.stdout), result.stdout
+    row = r"k3s2_op1_odd\s+1 eager\s+channels_last\s+[\d.]+\s+[\d.]+\s+[\d.]+x"
+    assert re.search(row, result.stdout), result.stdout
     assert "per call, 1-voxel layer" in result.stdout
     bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.torch_op", "--layers", "no_such_layer"],
                          capture_output=True, text=True, timeout=120)

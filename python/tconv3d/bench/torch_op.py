@@ -146,9 +146,11 @@ def main(argv=None):
               f"(min {min(values):.2f}x over {len(values)} layers)")
     if not args.no_overhead:
         o = overhead()
+        dispatch = o["tconv3d_us"] - o["kernel_us"]
         print(f"per call, 1-voxel layer, 1 thread: tconv3d.torch {o['tconv3d_us']:.2f} us "
-              f"(of which the kernel call {o['kernel_us']:.2f} us: dispatch {o['tconv3d_us'] - o['kernel_us']:.2f} us), "
-              f"F.conv_transpose3d {o['torch_us']:.2f} us, torch.ops.tconv3d.conv_transpose3d {o['registered_op_us']:.2f} us")
+              f"(of which the kernel call {o['kernel_us']:.2f} us: dispatch {dispatch:.2f} us), "
+              f"F.conv_transpose3d {o['torch_us']:.2f} us, "
+              f"torch.ops.tconv3d.conv_transpose3d {o['registered_op_us']:.2f} us")
         if args.json:
             print("TCONV3D_BENCH " + json.dumps(dict(o, kind="overhead")))
 

@@ -33,4 +33,5 @@ NB_MODULE(_core, m) {
   tconv3d::python::bind_ffi(m);
   tconv3d::python::bind_onnx_op(m);
   tconv3d::python::bind_tf(m);
+  tconv3d::python::bind_geometry_layer(m);
 }

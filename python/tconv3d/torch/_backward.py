@@ -1,7 +1,8 @@
 """The gradient of tconv3d.torch's op: tconv3d's backward kernels where its forward ran on tconv3d.
 
-Grouped calls, and everything the forward leaves to PyTorch's own op, take
-PyTorch's convolution backward (backward_torch in _op.py).
+Grouped calls, traced graphs (torch.compile, torch.export, functorch) and
+everything the forward leaves to PyTorch's own op take PyTorch's convolution
+backward (backward_torch in _op.py).
 """
 import torch
 
@@ -11,6 +12,11 @@ from tconv3d.torch import _args, _cache
 def backward_tconv3d(grad_output, input, weight, bias, stride, padding, output_padding, groups, dilation,
                      output_mask):
     """(grad_input, grad_weight, grad_bias) by Layer::backward, or None where tconv3d does not run this call."""
+    if (torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active()
+            or any(t is not None and type(t) is not torch.Tensor for t in (grad_output, input, weight, bias))):
+        # Traced (torch.compile's fake tensors, functorch wrappers): PyTorch's
+        # backward, whose ops the tracer sees; tconv3d's kernels need real buffers.
+        return None
     s, p, op, d = (_args.triple(v) for v in (stride, padding, output_padding, dilation))
     unbatched = input.dim() == 4
     x = input.unsqueeze(0) if unbatched else input

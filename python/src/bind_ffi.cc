@@ -1,5 +1,5 @@
-// _core.ffi_handler(): the XLA FFI handler as a capsule for
-// jax.ffi.register_ffi_target, or None when the package was built without
+// _core.ffi_handler(), _core.ffi_backward_handler(): the XLA FFI handlers as
+// capsules for jax.ffi.register_ffi_target, or None when the package was built without
 // the XLA FFI headers (then tconv3d.jax says so on import).
 #include <nanobind/nanobind.h>
 
@@ -16,6 +16,13 @@ void bind_ffi(nb::module_& m) {
   m.def("ffi_handler", []() -> nb::object {
 #ifdef TCONV3D_PY_HAVE_FFI
     return nb::capsule(ffi_forward_handler());
+#else
+    return nb::none();
+#endif
+  });
+  m.def("ffi_backward_handler", []() -> nb::object {
+#ifdef TCONV3D_PY_HAVE_FFI
+    return nb::capsule(ffi_backward_handler());
 #else
     return nb::none();
 #endif

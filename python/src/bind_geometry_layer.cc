@@ -88,6 +88,18 @@ class GeometryLayer {
     layer_->forward(float_ptr(input_address), reinterpret_cast<float*>(output_address));
   }
 
+  // The gradients for the output gradient at dy_address (output_shape(),
+  // the layer's data format): dx (input_shape()), dkernel (Keras layout
+  // (kd, kh, kw, filters, in_channels)) and dbias (filters); an address of 0
+  // skips that one. The caller keeps every buffer alive.
+  void backward(uintptr_t input_address, uintptr_t dy_address, uintptr_t dx_address, uintptr_t dkernel_address,
+                uintptr_t dbias_address) const {
+    nb::gil_scoped_release release;
+    layer_->backward(float_ptr(input_address), nullptr, float_ptr(dy_address),
+                     reinterpret_cast<float*>(dx_address), reinterpret_cast<float*>(dkernel_address),
+                     reinterpret_cast<float*>(dbias_address));
+  }
+
   std::vector<int64_t> input_shape() const {
     const Shape5 s = layer_->input_shape();
     return {s.begin(), s.end()};
@@ -122,6 +134,8 @@ void bind_geometry_layer(nb::module_& m) {
            nb::arg("kernel_address"), nb::arg("bias_address"), nb::arg("threads"), nb::arg("backend") = "auto",
            nb::arg("isa") = "auto")
       .def("reshape", &GeometryLayer::reshape, nb::arg("input_shape"))
+      .def("backward", &GeometryLayer::backward, nb::arg("input_address"), nb::arg("dy_address"),
+           nb::arg("dx_address"), nb::arg("dkernel_address"), nb::arg("dbias_address"))
       .def("forward", &GeometryLayer::forward, nb::arg("input_address"), nb::arg("output_address"))
       .def_prop_ro("input_shape", &GeometryLayer::input_shape)
       .def_prop_ro("output_shape", &GeometryLayer::output_shape)

@@ -84,6 +84,42 @@ class Specializer {
     return y;
   }
 
+  // The gradients (dx, dkernel, dbias) for the output gradient dy; y is the
+  // forward output (needed unless the activation is linear). Only the
+  // requested ones are computed; the others come back as None.
+  std::tuple<std::optional<OutArray>, std::optional<OutArray>, std::optional<OutArray>> backward(
+      const InArray& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InArray>& y,
+      const InArray& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
+    const std::vector<int64_t> input_shape = shape_of(x);
+    const ConstTensor k{kernel.data(), shape_of(kernel)};
+    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
+    std::shared_ptr<const Layer> layer;
+    {
+      nb::gil_scoped_release release;
+      layer = cache_->get(input_shape, k, b, /*compare_weights=*/true);
+    }
+    const Shape5 out = layer->output_shape();
+    const std::vector<int64_t> out_shape(out.begin(), out.end());
+    if (shape_of(dy) != out_shape) {
+      throw Error("dy", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                            shape_to_string(shape_of(dy)));
+    }
+    if (y && shape_of(*y) != out_shape) {
+      throw Error("y", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                           shape_to_string(shape_of(*y)));
+    }
+    std::optional<OutArray> dx, dk, db;
+    if (want_dx) dx = new_array(input_shape);
+    if (want_dkernel) dk = new_array(k.shape);
+    if (want_dbias && bias) db = new_array(b.shape);
+    {
+      nb::gil_scoped_release release;
+      layer->backward(x.data(), y ? y->data() : nullptr, dy.data(), dx ? dx->data() : nullptr,
+                      dk ? dk->data() : nullptr, db ? db->data() : nullptr);
+    }
+    return {std::move(dx), std::move(dk), std::move(db)};
+  }
+
   // (kernel_name, backend, isa, threads) of the most recent specialization.
   std::optional<std::tuple<std::string, std::string, std::string, int>> latest() const {
     auto layer = cache_->latest();
@@ -116,6 +152,9 @@ void bind_specializer(nb::module_& m) {
       .def("check_weights", &Specializer::check_weights, nb::arg("kernel_shape"), nb::arg("bias_shape").none())
       .def("forward", &Specializer::forward, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
            nb::arg("bias").noconvert().none(), nb::arg("compare_weights"))
+      .def("backward", &Specializer::backward, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
+           nb::arg("bias").noconvert().none(), nb::arg("y").noconvert().none(), nb::arg("dy").noconvert(),
+           nb::arg("want_dx"), nb::arg("want_dkernel"), nb::arg("want_dbias"))
       .def("latest", &Specializer::latest)
       .def("register_for_ffi", &Specializer::register_for_ffi)
       .def_prop_ro("warnings", &Specializer::warnings)

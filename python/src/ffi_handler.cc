@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "python/src/ffi_batching.hpp"
 #include "python/src/registry.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
@@ -20,41 +21,7 @@ namespace ffi = xla::ffi;
 namespace tconv3d::python {
 namespace {
 
-using Dims = ffi::Span<const int64_t>;
-
-int64_t product(Dims dims, size_t begin, size_t end) {
-  int64_t p = 1;
-  for (size_t i = begin; i < end; ++i) p *= dims[i];
-  return p;
-}
-
-std::vector<int64_t> tail(Dims dims, size_t begin) {
-  return std::vector<int64_t>(dims.begin() + begin, dims.end());
-}
-
-// Leading axes come from jax.vmap (vmap_method="expand_dims"): every operand
-// has them, of size 1 where that operand is not batched. Element offset of
-// operand batch element `g` (counted over the output's leading axes), with
-// size-1 axes broadcast.
-int64_t broadcast_offset(int64_t g, Dims operand, Dims output, size_t lead, int64_t element_size) {
-  int64_t offset = 0, stride = element_size;
-  for (size_t i = lead; i-- > 0;) {
-    const int64_t index = g % output[i];
-    g /= output[i];
-    if (operand[i] != 1) offset += index * stride;
-    stride *= operand[i];
-  }
-  return offset;
-}
-
-void check_lead(const char* name, Dims operand, Dims output, size_t lead) {
-  for (size_t i = 0; i < lead; ++i) {
-    if (operand[i] != 1 && operand[i] != output[i]) {
-      throw Error(name, "batch axis " + std::to_string(i) + " has size " + std::to_string(operand[i]) +
-                            ", the output's has " + std::to_string(output[i]));
-    }
-  }
-}
+using Dims = FfiDims;
 
 void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
          ffi::ResultBuffer<ffi::F32> y, int64_t cache_id) {

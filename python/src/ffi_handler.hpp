@@ -1,9 +1,10 @@
-// The XLA FFI handler behind tconv3d.jax: a pointer for
-// jax.ffi.register_ffi_target (built only when the XLA FFI headers were found).
+// The XLA FFI handlers behind tconv3d.jax (forward, and the linear part's
+// gradients): pointers for jax.ffi.register_ffi_target (built only when the XLA FFI headers were found).
 #pragma once
 
 namespace tconv3d::python {
 
-void* ffi_forward_handler();
+void* ffi_forward_handler();   // ffi_handler.cc
+void* ffi_backward_handler();  // ffi_backward.cc
 
 }  // namespace tconv3d::python

@@ -36,6 +36,20 @@ class Layer:
         # The weights were copied at construction and never change: no comparison per call.
         return self._spec.forward(as_float32(x, "x"), self._kernel, self._bias, False)
 
+    def gradients(self, x, dy, y=None):
+        """(dx, dkernel, dbias) for the output gradient dy: the layer's backward pass.
+
+        y is the output of self(x) when the caller holds it (computed here
+        otherwise, unless the activation is linear). The activation's
+        derivative is Keras's (as JAX differentiates it); dbias is None
+        without a bias.
+        """
+        x, dy = as_float32(x, "x"), as_float32(dy, "dy")
+        if y is None and self._spec.activation != "linear":
+            y = self(x)
+        y = None if y is None else as_float32(y, "y")
+        return self._spec.backward(x, self._kernel, self._bias, y, dy, True, True, True)
+
     def output_shape(self, input_shape):
         """The output shape for an input shape (after the activation)."""
         return tuple(self._spec.output_shape([int(d) for d in input_shape]))

@@ -107,3 +107,53 @@ def test_activation_without_a_jax_gradient_says_so():
     assert y.shape == (1, 3, 3, 3, 4)
     with pytest.raises(NotImplementedError, match="sparsemax"):
         jax.grad(lambda x: jnp.sum(tj.conv3d_transpose(x, kernel, activation="sparsemax")))(x)
+
+
+def test_per_example_gradients_under_vmap_of_grad():
+    # vmap(grad): one kernel and bias gradient per batch element, each from
+    # tconv3d's backward kernels on that element alone.
+    config, layer, x, kwargs = _setup(31, activation="tanh", data_format="channels_last")
+    kernel, *rest = [jnp.asarray(w) for w in layer.get_weights()]
+    bias = rest[0] if rest else jnp.zeros((config["filters"],), jnp.float32)
+    xs = jnp.stack([x, 0.5 * x, -x])
+
+    def loss(x, k, b, f):
+        return jnp.sum(f(x, k, b) ** 2)
+
+    ours = lambda x, k, b: tj.conv3d_transpose(x, k, b, **{**kwargs, "activation": "tanh"})  # noqa: E731
+    theirs = lambda x, k, b: layer.stateless_call([k, b], [], x)[0]  # noqa: E731
+    if not config["use_bias"]:
+        ours = lambda x, k, b: tj.conv3d_transpose(x, k, None, **{**kwargs, "activation": "tanh"})  # noqa: E731
+        theirs = lambda x, k, b: layer.stateless_call([k], [], x)[0]  # noqa: E731
+    per_example = jax.vmap(jax.grad(lambda *a: loss(*a, ours), argnums=(0, 1, 2)), in_axes=(0, None, None))
+    reference = jax.vmap(jax.grad(lambda *a: loss(*a, theirs), argnums=(0, 1, 2)), in_axes=(0, None, None))
+    got, want = jax.jit(per_example)(xs, kernel, bias), reference(xs, kernel, bias)
+    for name, a, b in zip(("dx", "dkernel", "dbias"), got, want):
+        assert a.shape == b.shape, name
+        assert_close(a, b, name + " " + json.dumps(config))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_numpy_gradients_match_jax_grad_of_keras(seed):
+    # tconv3d.Layer.gradients: the whole backward pass in C++, the activation's
+    # derivative included, against JAX's autodiff of Keras's own layer.
+    import tconv3d
+
+    config, layer, x, _ = _setup(500 + seed)
+    weights = layer.get_weights()
+    ours = tconv3d.Layer(config, *weights)
+    y = ours(x)
+    dy = np.random.default_rng(seed).standard_normal(y.shape).astype(np.float32)
+
+    def theirs(x, *w):
+        return jnp.sum(layer.stateless_call(list(w), [], x)[0] * dy)
+
+    want = jax.grad(theirs, argnums=tuple(range(1 + len(weights))))(x, *[jnp.asarray(w) for w in weights])
+    got = ours.gradients(x, dy, y)
+    what = json.dumps(config)
+    for name, a, b in zip(("dx", "dkernel", "dbias"), got, want):
+        assert_close(a, b, f"{name} {what}")
+    again = ours.gradients(x, dy)  # y recomputed inside
+    for a, b in zip(again, got):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)

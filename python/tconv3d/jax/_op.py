@@ -1,4 +1,9 @@
-"""The differentiable JAX op over the XLA FFI handler tconv3d_forward."""
+"""The differentiable JAX op over the XLA FFI handlers tconv3d_forward and tconv3d_backward.
+
+The gradient: JAX differentiates the activation (Keras's own function, so its
+kinks and limits are Keras's), and tconv3d's backward kernels compute the
+input, kernel and bias gradients of the linear part.
+"""
 import functools
 import weakref
 
@@ -10,9 +15,9 @@ from tconv3d import _core
 from tconv3d._config import config_json
 from tconv3d.functional import config_text
 from tconv3d.jax._activations import activation_function
-from tconv3d.jax._reference import linear_vjp
 
 TARGET = "tconv3d_forward"
+BACKWARD_TARGET = "tconv3d_backward"
 
 
 @functools.cache
@@ -22,6 +27,7 @@ def _register_target():
         raise ImportError("tconv3d was built without the XLA FFI headers (jax was not importable at build "
                           "time); reinstall it with jax installed to use tconv3d.jax")
     jax.ffi.register_ffi_target(TARGET, handler, platform="cpu")
+    jax.ffi.register_ffi_target(BACKWARD_TARGET, _core.ffi_backward_handler(), platform="cpu")
 
 
 class _Specialized:
@@ -38,6 +44,12 @@ class _Specialized:
         out_shape = tuple(self.spec.output_shape(list(x.shape)))
         call = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct(out_shape, jnp.float32), vmap_method="expand_dims")
         return call(x, kernel, bias, cache_id=self.cache_id)
+
+    def gradients(self, x, kernel, bias, dz):
+        """(dx, dkernel, dbias) of this (linear) specialization for its output's cotangent dz."""
+        shapes = tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (x, kernel, bias))
+        call = jax.ffi.ffi_call(BACKWARD_TARGET, shapes, vmap_method="expand_dims")
+        return call(x, kernel, bias, dz, cache_id=self.cache_id)
 
 
 class Op:
@@ -103,16 +115,13 @@ class Op:
 
     def _backward(self, residuals, dy):
         x, kernel, bias, z = residuals
+        linear = self._fused
         if z is not None:
             _, activation_vjp = jax.vjp(self._activation_fn(), z)
             (dy,) = activation_vjp(dy)
-        geometry = self._fused.spec.geometry(list(x.shape))
-        dx, dk = linear_vjp(x, kernel, dy, geometry, self.data_format)
-        if bias is None:
-            return dx, dk, None
-        channel_axis = 4 if self.data_format == "channels_last" else 1
-        db = jnp.sum(dy, axis=tuple(a for a in range(dy.ndim) if a != channel_axis))
-        return dx, dk, db
+            linear = self._linear
+        dx, dk, db = linear.gradients(x, kernel, self._bias_operand(bias), dy.astype(jnp.float32))
+        return dx, dk, None if bias is None else db
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,9 +7,10 @@ Python, the GIL or copies. Without the library (or when it does not load:
 TensorFlow upgraded since the build) it goes through tf.numpy_function, which
 pays all three on every call; see op_library_status().
 
-The gradient recomputes the pre-activation output with tconv3d (cheap),
-differentiates Keras's activation with a tape, and takes dx and dkernel from
-a tape over Keras's own ops.conv_transpose on TensorFlow.
+The gradient recomputes the pre-activation output with tconv3d, differentiates
+Keras's activation with a tape (so its kinks are Keras-on-TensorFlow's), and
+takes dx, dkernel and dbias from tconv3d's backward kernels (through
+tf.numpy_function: a backward pass costs far more than its overhead).
 """
 import functools
 import os
@@ -17,7 +18,6 @@ import weakref
 
 import numpy as np
 import tensorflow as tf
-from keras import ops
 
 from tconv3d import _core
 
@@ -49,14 +49,21 @@ def unsupported(layer, inputs):
     return None
 
 
-def _keras_linear(layer, x, kernel, bias):
-    y = ops.conv_transpose(x, kernel, strides=list(layer.strides), padding=layer.padding,
-                           output_padding=layer.output_padding, dilation_rate=layer.dilation_rate,
-                           data_format=layer.data_format)
-    if bias is not None:
-        shape = (1, 1, 1, 1, layer.filters) if layer.data_format == "channels_last" else (1, layer.filters, 1, 1, 1)
-        y = y + tf.reshape(bias, shape)
-    return y
+def _linear_gradients(layer, x, kernel, bias, dz):
+    """(dx, dkernel[, dbias]) of the linear layer for dz, by tconv3d's backward kernels."""
+    spec = layer._tconv3d_specializer(True, _threads(layer))
+
+    def compute(x, kernel, dz, *bias):
+        b = np.ascontiguousarray(bias[0]) if bias else None
+        dx, dk, db = spec.backward(np.ascontiguousarray(x), np.ascontiguousarray(kernel), b, None,
+                                   np.ascontiguousarray(dz), True, True, b is not None)
+        return (dx, dk, db) if b is not None else (dx, dk)
+
+    args = [x, kernel, dz] + ([bias] if bias is not None else [])
+    grads = tf.numpy_function(compute, args, [tf.float32] * (3 if bias is not None else 2), stateful=False)
+    for g, like in zip(grads, args[:2] + args[3:]):
+        g.set_shape(like.shape)
+    return grads
 
 
 def _cache_id(layer, linear, threads):
@@ -119,11 +126,7 @@ def call(layer, inputs):
             tape.watch(z)
             y = layer.activation(z)
         dz = tape.gradient(y, z, output_gradients=dy)
-        watched = [x, kernel] + ([bias] if bias is not None else [])
-        with tf.GradientTape() as tape:
-            tape.watch(watched)
-            z_ref = _keras_linear(layer, x, kernel, bias)
-        return tape.gradient(z_ref, watched, output_gradients=dz)
+        return _linear_gradients(layer, x, kernel, bias, dz)
 
     if layer.use_bias:
         @tf.custom_gradient

@@ -1,13 +1,14 @@
 """torch backend: a torch.autograd.Function over the NumPy path (zero-copy on CPU tensors).
 
-The backward pass is Keras's gradient computed by torch's own ops: autograd
-of a reference transposed convolution with exactly the crops tconv3d used
-(torch's conv_transpose3d gives the uncropped output; the crop is explicit,
-so Keras-on-torch's own padding bugs, keras-team/keras#22876, do not leak in).
+Training runs the linear part through tconv3d both ways (forward, and the
+backward kernels for the input, kernel and bias gradients) and the
+activation through Keras's own function on torch tensors, so autograd
+differentiates it as Keras-on-torch does. The geometry is tconv3d's (Keras
+on JAX and TensorFlow), so Keras-on-torch's own padding bugs,
+keras-team/keras#22876, do not leak in.
 """
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def symbolic(inputs):
@@ -30,55 +31,25 @@ def _numpy(t):
     return np.ascontiguousarray(t.detach().numpy())
 
 
-def reference_linear(x, kernel, geometry, data_format):
-    """Keras's transposed convolution without activation and bias, in torch ops."""
-    if data_format == "channels_last":
-        x = x.permute(0, 4, 1, 2, 3)
-    weight = kernel.permute(4, 3, 0, 1, 2)  # (in, out, kd, kh, kw)
-    strides = [a[2] for a in geometry]
-    dilations = [a[3] for a in geometry]
-    full = F.conv_transpose3d(x, weight, stride=strides, dilation=dilations)
-    # Crop crop_begin leading samples per axis; a negative end crop is zeros.
-    pad = []
-    for axis, (_, _, _, _, crop_begin, out) in enumerate(geometry):
-        extra = crop_begin + out - full.shape[2 + axis]
-        pad = [0, max(extra, 0)] + pad
-    full = F.pad(full, pad)
-    y = full[:, :, geometry[0][4]:geometry[0][4] + geometry[0][5], geometry[1][4]:geometry[1][4] + geometry[1][5],
-             geometry[2][4]:geometry[2][4] + geometry[2][5]]
-    return y.permute(0, 2, 3, 4, 1) if data_format == "channels_last" else y
-
-
 class _LinearFunction(torch.autograd.Function):
-    """conv_transpose(x, kernel) + bias by tconv3d; gradients by torch."""
+    """conv_transpose(x, kernel) + bias, forward and backward by tconv3d."""
 
     @staticmethod
     def forward(ctx, x, kernel, bias, spec):
         y = spec.forward(_numpy(x), _numpy(kernel), None if bias is None else _numpy(bias), True)
-        ctx.save_for_backward(x, kernel)
-        ctx.geometry = spec.geometry(list(x.shape))
-        ctx.data_format = spec.data_format
-        ctx.has_bias = bias is not None
+        # Saved as tensors, so autograd's version check catches in-place changes;
+        # the backward finds the same specialization (no repacking).
+        ctx.save_for_backward(x, kernel, bias)
+        ctx.spec = spec
         return torch.from_numpy(y)
 
     @staticmethod
     def backward(ctx, dy):
-        x, kernel = ctx.saved_tensors
         need_x, need_k, need_b = ctx.needs_input_grad[:3]
-        dx = dk = db = None
-        if need_x or need_k:
-            with torch.enable_grad():
-                xr = x.detach().requires_grad_(need_x)
-                kr = kernel.detach().requires_grad_(need_k)
-                z = reference_linear(xr, kr, ctx.geometry, ctx.data_format)
-                wanted = [t for t, need in ((xr, need_x), (kr, need_k)) if need]
-                grads = list(torch.autograd.grad(z, wanted, dy))
-            dx = grads.pop(0) if need_x else None
-            dk = grads.pop(0) if need_k else None
-        if ctx.has_bias and need_b:
-            channel = 4 if ctx.data_format == "channels_last" else 1
-            db = dy.sum(dim=[d for d in range(dy.dim()) if d != channel])
-        return dx, dk, db, None
+        x, kernel, bias = ctx.saved_tensors
+        grads = ctx.spec.backward(_numpy(x), _numpy(kernel), None if bias is None else _numpy(bias), None,
+                                  _numpy(dy), need_x, need_k, need_b and bias is not None)
+        return tuple(None if g is None else torch.from_numpy(g) for g in grads) + (None,)
 
 
 def call(layer, inputs):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from tconv3d.torch import _args, _cache
+from tconv3d.torch._backward import backward_tconv3d
 
 # Explicit, so torch.set_default_dtype / set_default_device never change what tconv3d writes into.
 _CPU = torch.device("cpu")
@@ -111,7 +112,7 @@ def backward_torch(grad_output, input, weight, bias_shape, stride, padding, outp
                    output_mask):
     """(grad_input, grad_weight, grad_bias) of conv_transpose3d by PyTorch's own convolution backward.
 
-    The one place the gradient is computed: tconv3d's backward kernels replace this function.
+    For the calls tconv3d's backward kernels do not take (_backward.backward_tconv3d).
     """
     unbatched = input.dim() == 4
     if unbatched:
@@ -126,20 +127,24 @@ def backward_torch(grad_output, input, weight, bias_shape, stride, padding, outp
 
 def _setup_context(ctx, inputs, output):
     input, weight, bias, stride, padding, output_padding, groups, dilation = inputs
-    ctx.save_for_backward(input, weight)
+    ctx.save_for_backward(input, weight, bias)
     ctx.bias_shape = None if bias is None else list(bias.shape)
     ctx.arguments = (stride, padding, output_padding, groups, dilation)
 
 
 def _backward(ctx, grad_output):
-    input, weight = ctx.saved_tensors
+    input, weight, bias = ctx.saved_tensors
     stride, padding, output_padding, groups, dilation = ctx.arguments
     need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
     mask = [need_input, need_weight, need_bias and ctx.bias_shape is not None]
     if not any(mask):
         return None, None, None, None, None, None, None, None
-    gi, gw, gb = backward_torch(grad_output, input, weight, ctx.bias_shape, stride, padding, output_padding, groups,
-                                dilation, mask)
+    grads = backward_tconv3d(grad_output, input, weight, bias, stride, padding, output_padding, groups, dilation,
+                             mask)
+    if grads is None:
+        grads = backward_torch(grad_output, input, weight, ctx.bias_shape, stride, padding, output_padding, groups,
+                               dilation, mask)
+    gi, gw, gb = grads
     return (gi if mask[0] else None, gw if mask[1] else None, gb if mask[2] else None,
             None, None, None, None, None)
 

@@ -109,6 +109,11 @@ Isa best_isa() {
   return Isa::kAuto;
 }
 
+bool isa_set_by_environment() {
+  const char* env = std::getenv("TCONV3D_ISA");
+  return env && *env && std::string(env) != "auto";
+}
+
 Isa resolve_isa(Isa requested) {
   if (requested == Isa::kAuto) {
     if (const char* env = std::getenv("TCONV3D_ISA"); env && *env) {

@@ -47,6 +47,9 @@ class ScopedCpuFeatureMask {
 // Resolves a requested ISA: kAuto honours TCONV3D_ISA, then picks the best the
 // CPU runs. Forcing one the CPU lacks throws tconv3d::Error naming it.
 Isa resolve_isa(Isa requested);
+// Whether TCONV3D_ISA names an ISA (avx2, avx512): then kAuto means that one,
+// and no per-layer choice narrows it.
+bool isa_set_by_environment();
 
 // The widest ISA the CPU runs, or kAuto when it has neither AVX2+FMA nor AVX-512.
 Isa best_isa();

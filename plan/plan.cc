@@ -334,6 +334,17 @@ std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int 
   return pairs;
 }
 
+Isa automatic_forward_isa(const Problem& problem, Isa widest) {
+  if (widest != Isa::kAvx512 || !problem.fused_activation.is_elementwise()) return widest;
+  KernelPlan wide;
+  try {
+    wide = make_plan(problem, Isa::kAvx512);
+  } catch (const Error&) {
+    return widest;  // the generator reports it, for the ISA it was given
+  }
+  return 2 * wide.vector_channels() <= int64_t(wide.oc_vectors) * wide.lanes ? Isa::kAvx2 : Isa::kAvx512;
+}
+
 int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh) {
   const int64_t dh = int64_t(valid_taps(plan, 0, od).size() * valid_taps(plan, 1, oh).size());
   int64_t w_work = 0;

@@ -182,6 +182,15 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
 // always get the same kernel. Throws tconv3d::Error for other backends.
 KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend);
 
+// The vector ISA `--isa auto` generates a layer's forward kernel for, given
+// the widest one the CPU runs: AVX2 where the AVX-512 plan would leave at
+// least half of every vector's lanes idle (a 4-filter head: two W phases of
+// 4 channels per vector), else `widest`. A half-empty zmm FMA does no more
+// useful work than a full ymm one on any CPU, and half as much where a zmm
+// FMA issues as two ymm halves (Zen 4: 34 % of peak against 71 % measured);
+// AVX2 keeps the full vector.
+Isa automatic_forward_isa(const Problem& problem, Isa widest);
+
 // Cost of one output row (n, od, oh) in FMA vector instructions, used to
 // balance threads: rows differ in how many D/H taps they see.
 int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh);

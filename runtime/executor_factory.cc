@@ -1,6 +1,7 @@
 #include "runtime/executor_factory.hpp"
 
 #include "core/cpu_features.hpp"
+#include "plan/plan.hpp"
 #include "runtime/kernels/generated_executor.hpp"
 #include "runtime/kernels/generic.hpp"
 #include "runtime/kernels/reference.hpp"
@@ -14,6 +15,19 @@ Backend automatic_backend(Isa isa) {
   if (code_backend(Backend::kLlvm)) return Backend::kLlvm;
   return Backend::kGeneric;
 }
+
+namespace {
+
+// The ISA a generated forward kernel is made for: --isa auto lets the plan
+// narrow it per layer (few filters run better in full ymm vectors than in
+// half-empty zmm ones); a forced ISA, on the command line or in TCONV3D_ISA,
+// is kept.
+Isa generated_forward_isa(const Problem& problem, Isa requested, Isa resolved) {
+  if (requested != Isa::kAuto || isa_set_by_environment()) return resolved;
+  return codegen::automatic_forward_isa(problem, resolved);
+}
+
+}  // namespace
 
 std::unique_ptr<Executor> make_executor(const Problem& problem, WeightStore& weights, const LayerOptions& options) {
   // Resolve (and so validate) the ISA even for portable backends: a forced ISA
@@ -40,7 +54,7 @@ std::unique_ptr<Executor> make_executor(const Problem& problem, WeightStore& wei
       if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
         throw Error("backend", to_string(backend) +
                                    " needs a CPU (and OS) with AVX2+FMA or AVX-512; this one has neither");
-      return make_generated_executor(problem, weights, isa, *generator);
+      return make_generated_executor(problem, weights, generated_forward_isa(problem, options.isa, isa), *generator);
     }
   }
   throw Error("backend", "unknown backend");

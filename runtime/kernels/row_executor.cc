@@ -10,6 +10,7 @@
 #include "core/kernel_args.hpp"
 #include "plan/row_taps.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
+#include "tconv3d/error.hpp"
 
 namespace tconv3d {
 namespace {
@@ -44,7 +45,15 @@ class RowExecutor final : public Executor {
     for (const auto& code : codes_) kernels_.push_back(code->function<codegen::KernelFunction>());
   }
 
+  void run_bf16(const uint16_t* input, uint16_t* output, int threads) const override {
+    if (!plan_.bf16()) Executor::run_bf16(input, output, threads);
+    if (plan_.transpose_channels_first)
+      throw Error("data_format", "bf16 layers run channels_last only (channels_first is not supported yet)");
+    run_rows(input, output, threads > 0 ? threads : omp_get_max_threads());
+  }
+
   void run(const float* input, float* output, int threads) const override {
+    if (plan_.bf16()) throw Error("dtype", "this layer computes in bf16: use forward_bf16, not the float32 forward");
     threads = threads > 0 ? threads : omp_get_max_threads();
     if (!plan_.transpose_channels_first) {
       run_rows(input, output, threads);
@@ -90,7 +99,9 @@ class RowExecutor final : public Executor {
   }
 
   // Work items: (kernel, n, row in run order), kernels (channel groups) outermost.
-  void run_rows(const float* input, float* output, int threads) const {
+  // T: float, or uint16_t for bf16 (the kernel reads the plan's dtype).
+  template <typename T>
+  void run_rows(const T* input, T* output, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t per_item = g.axes[0].out * g.axes[1].out;
     const int64_t rows = g.batch * per_item;
@@ -118,10 +129,10 @@ class RowExecutor final : public Executor {
           const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(item / rows)];
           const int64_t r = item % rows;
           const int64_t n = r / per_item, dh = rows_.order[static_cast<size_t>(r % per_item)];
-          args.input = input + n * in_item;
+          args.input = reinterpret_cast<const float*>(input + n * in_item);
           args.row_taps = rows_.pairs_of(dh);
           args.row_tap_count = rows_.taps_of(dh);
-          args.output = output + (n * per_item + dh) * out_row;
+          args.output = reinterpret_cast<float*>(output + (n * per_item + dh) * out_row);
           kernel(&args);
         }
       }

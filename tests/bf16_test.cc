@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <limits>
 #include <random>
 
@@ -17,6 +20,7 @@
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
 #include "test_support.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {
@@ -323,6 +327,81 @@ TEST(Bf16, RoundingHelpers) {
   EXPECT_TRUE(std::isnan(bf16_to_float(float_to_bf16(NAN))));
   EXPECT_EQ(bf16_to_float(float_to_bf16(INFINITY)), INFINITY);
   EXPECT_EQ(bf16_to_float(float_to_bf16(std::numeric_limits<float>::max())), INFINITY);
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string read_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(Bf16Npy, RawBitsAcceptU2AndV2AndRefuseFloat32) {
+  const auto dir = testing::fresh_temp_dir("bf16_npy");
+  const std::vector<uint16_t> bits = {0x3F80, 0xC000, 0x7FC0, 0x0001};
+  write_npy_bf16((dir / "a.npy").string(), {2, 2}, bits.data());
+  const std::string u2 = read_bytes(dir / "a.npy");
+  ASSERT_NE(u2.find("'<u2'"), std::string::npos);
+  EXPECT_EQ(parse_npy_bf16(u2, "a").data, bits);
+  for (const char* descr : {"'|V2'", "'<V2'"}) {
+    std::string v2 = u2;
+    v2.replace(v2.find("'<u2'"), 5, descr);
+    const NpyBf16Array a = parse_npy_bf16(v2, "v2");
+    EXPECT_EQ(a.data, bits) << descr;
+    EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 2}));
+    EXPECT_THROW(parse_npy(v2, "v2"), Error) << "a bf16 file read as float32";
+  }
+  const float f[2] = {1.0f, 2.0f};
+  write_npy((dir / "f.npy").string(), {2}, f);
+  EXPECT_THROW(read_npy_bf16((dir / "f.npy").string()), Error) << "a float32 file read as bf16";
+  EXPECT_THROW(parse_npy(u2, "u2"), Error);
+}
+
+TEST(Bf16Cli, RunMatchesTheReferenceAndRefusesWhatItCannotRun) {
+  const auto dir = testing::fresh_temp_dir("bf16_cli");
+  write_text(dir / "layer.json",
+             R"({"filters": 5, "kernel_size": [3, 3, 3], "strides": [2, 2, 2], "padding": "same",)"
+             R"( "activation": "relu", "use_bias": true})");
+  std::mt19937_64 rng(3);
+  const std::vector<uint16_t> x = to_bf16(testing::random_tensor(2 * 3 * 4 * 5 * 7, rng));
+  const std::vector<float> k = testing::random_tensor(3 * 3 * 3 * 5 * 7, rng), b = testing::random_tensor(5, rng);
+  write_npy_bf16((dir / "x.npy").string(), {2, 3, 4, 5, 7}, x.data());
+  write_npy((dir / "xf.npy").string(), {2, 3, 4, 5, 7}, k.data());  // float32 data, any values
+  write_npy((dir / "k.npy").string(), {3, 3, 3, 5, 7}, k.data());
+  write_npy((dir / "b.npy").string(), {5}, b.data());
+  auto run = [&](const std::string& input, const std::string& out, std::vector<std::string> extra,
+                 const std::vector<std::string>& env = {}) {
+    std::vector<std::string> args = {"run", "--layer", (dir / "layer.json").string(), "--input", (dir / input).string(),
+                                     "--kernel", (dir / "k.npy").string(), "--bias", (dir / "b.npy").string(),
+                                     "--output", (dir / out).string()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return testing::run_cli(args, dir.string(), env);
+  };
+  const auto ref = run("x.npy", "ref.npy", {"--dtype", "bf16", "--backend", "reference"});
+  ASSERT_EQ(ref.exit_code, 0) << ref.err;
+  const NpyBf16Array expected = read_npy_bf16((dir / "ref.npy").string());
+  EXPECT_EQ(expected.shape, (std::vector<int64_t>{2, 6, 8, 10, 5}));
+  if (have_bf16()) {
+    const auto jit = run("x.npy", "y.npy", {"--dtype", "bf16"});
+    ASSERT_EQ(jit.exit_code, 0) << jit.err;
+    Outputs r;
+    r.expected = expected.data;
+    r.actual = read_npy_bf16((dir / "y.npy").string()).data;
+    EXPECT_LT(first_mismatch(r), 0);
+  }
+  const auto masked = run("x.npy", "m.npy", {"--dtype", "bf16"}, {"TCONV3D_CPU_MASK=avx512_bf16"});
+  EXPECT_EQ(masked.exit_code, 2);
+  EXPECT_NE(masked.err.find("bf16 needs avx512_bf16"), std::string::npos) << masked.err;
+  const auto f32_as_bf16 = run("xf.npy", "e1.npy", {"--dtype", "bf16", "--backend", "reference"});
+  EXPECT_EQ(f32_as_bf16.exit_code, 2);
+  EXPECT_NE(f32_as_bf16.err.find("is not bf16 raw bits"), std::string::npos) << f32_as_bf16.err;
+  const auto bf16_as_f32 = run("x.npy", "e2.npy", {});
+  EXPECT_EQ(bf16_as_f32.exit_code, 2);
+  EXPECT_NE(bf16_as_f32.err.find("--dtype bf16"), std::string::npos) << bf16_as_f32.err;
+  const auto bad = run("x.npy", "e3.npy", {"--dtype", "fp8"});
+  EXPECT_EQ(bad.exit_code, 2);
 }
 
 }  // namespace

@@ -20,6 +20,7 @@
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
 #include "test_support.hpp"
+#include "tools/support/fma_peak.hpp"
 #include "tools/support/npy.hpp"
 
 namespace tconv3d {
@@ -336,6 +337,15 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
 std::string read_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+TEST(Bf16Peak, VdpBf16PsCeilingIsMeasuredOrRefused) {
+  FmaPeakOptions o;
+  o.runs = 1;
+  o.seconds_per_run = 0.005;
+  if (have_bf16()) EXPECT_GT(measure_bf16_peak(o), 0.0);
+  ScopedCpuFeatureMask hide(CpuFeature::kAvx512Bf16);
+  EXPECT_THROW(measure_bf16_peak(o), Error);
 }
 
 TEST(Bf16Npy, RawBitsAcceptU2AndV2AndRefuseFloat32) {

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "plan/kernel_gradient_plan.hpp"
 #include "plan/plan.hpp"
 
 namespace tconv3d::codegen {
@@ -27,6 +28,17 @@ std::string kernel_name(const KernelPlan& plan) {
        << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;
   if (plan.w_pack > 1) name << "_p" << plan.w_pack;
   if (plan.only_group >= 0) name << "_g" << plan.only_group;
+  return name.str();
+}
+
+std::string kernel_gradient_name(const KernelGradientPlan& plan) {
+  const ConvGeometry& g = plan.geometry;
+  const auto& [d, h, w] = g.axes;
+  std::ostringstream name;
+  name << "tconv3d_dk_f32_k" << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s" << d.stride << "x"
+       << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c"
+       << g.in_channels << "to" << g.out_channels << "_w" << w.in << "to" << w.out << "c" << w.crop_begin << "__"
+       << to_string(plan.isa) << "_" << plan.rows << "x" << plan.ci_vectors;
   return name.str();
 }
 

@@ -11,7 +11,13 @@
 namespace tconv3d::codegen {
 
 struct KernelPlan;
+struct KernelGradientPlan;
 
 std::string kernel_name(const KernelPlan& plan);
+
+// The dK kernel's name, e.g.
+//   tconv3d_dk_f32_k3x3x3_s2x2x2_d1x1x1_c64to32_w16to32c1__avx512_7x2
+// (tile rows x ci vectors after the ISA).
+std::string kernel_gradient_name(const KernelGradientPlan& plan);
 
 }  // namespace tconv3d::codegen

@@ -1,0 +1,204 @@
+// The Xbyak dK kernel on the benchmark suite: GFLOP/s (FLOPs = the layer's
+// forward FLOPs, ConvGeometry::flops) and share of the measured FMA peak of
+// the same ISA and thread count (from the useful FLOPs, ConvGeometry::
+// useful_flops: the products of a cropped border are never computed, as in
+// the forward's figures), over several interleaved rounds (the cores
+// are shared: the spread is reported). Like the FMA peak, the rate is taken
+// over CPU time, so other processes on the cores do not lower it: the CPU
+// time of the busiest OpenMP thread (the pool's threads read their clocks in
+// a parallel region before and after the run), best repetition. Run with
+// OMP_WAIT_POLICY=passive so that waiting threads do not spin. Wall-clock
+// GFLOP/s (median) are printed too.
+//
+//   tconv3d_dk_bench [--suite layers.json] [--isa avx512|avx2|both] [--threads 1,2]
+//                    [--rounds 3] [--seconds 0.3] [--layer NAME]
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/cpu_features.hpp"
+#include "core/problem.hpp"
+#include "runtime/kernels/generated_kernel_gradient.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/geometry.hpp"
+#include "tools/support/fma_peak.hpp"
+#include "tools/support/suite.hpp"
+
+using namespace tconv3d;
+
+namespace {
+
+std::vector<int> parse_list(const std::string& text) {
+  std::vector<int> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+// Each pool thread's CPU clock, indexed by its OpenMP thread number.
+std::vector<double> pool_cpu_seconds(int threads) {
+  std::vector<double> seconds(static_cast<size_t>(threads), 0.0);
+#pragma omp parallel num_threads(threads)
+  seconds[static_cast<size_t>(omp_get_thread_num())] = thread_cpu_seconds();
+  return seconds;
+}
+
+double wall_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
+}
+
+struct Timing {
+  double best_cpu = 0;     // least CPU seconds of one repetition
+  double median_wall = 0;  // seconds
+};
+
+// One warm-up, then repetitions until `seconds` of wall time and at least 3.
+Timing time_body(const std::function<void()>& body, double seconds, int threads) {
+  body();
+  std::vector<double> cpu, wall;
+  const double start = wall_seconds();
+  while (cpu.size() < 3 || wall_seconds() - start < seconds) {
+    const std::vector<double> c0 = pool_cpu_seconds(threads);
+    const double w0 = wall_seconds();
+    body();
+    const double w1 = wall_seconds();
+    const std::vector<double> c1 = pool_cpu_seconds(threads);
+    double busiest = 0;
+    for (size_t i = 0; i < c0.size(); ++i) busiest = std::max(busiest, c1[i] - c0[i]);
+    cpu.push_back(busiest);
+    wall.push_back(w1 - w0);
+  }
+  std::sort(cpu.begin(), cpu.end());
+  std::sort(wall.begin(), wall.end());
+  return {cpu.front(), wall[wall.size() / 2]};
+}
+
+std::vector<float> random_floats(int64_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& f : v) f = u(rng);
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::string suite_path = TCONV3D_SUITE_PATH, isa_text = "both", layer_filter;
+  std::vector<int> thread_counts = {1, 2};
+  int rounds = 3;
+  double seconds = 0.3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--suite")
+      suite_path = value;
+    else if (flag == "--isa")
+      isa_text = value;
+    else if (flag == "--threads")
+      thread_counts = parse_list(value);
+    else if (flag == "--rounds")
+      rounds = std::stoi(value);
+    else if (flag == "--seconds")
+      seconds = std::stod(value);
+    else if (flag == "--layer")
+      layer_filter = value;
+    else
+      throw Error(flag, "unknown option");
+  }
+  std::vector<Isa> isas;
+  if (isa_text == "both" || isa_text == "avx512")
+    if (detected_cpu_features().avx512) isas.push_back(Isa::kAvx512);
+  if (isa_text == "both" || isa_text == "avx2")
+    if (detected_cpu_features().avx2_fma) isas.push_back(Isa::kAvx2);
+
+  struct Row {
+    std::string layer, kernel;
+    Isa isa;
+    int threads;
+    double flops, useful_flops;
+    std::vector<double> gflops, share, wall_gflops;
+  };
+  std::vector<Row> rows;
+  std::map<std::pair<int, int>, std::vector<double>> peaks;  // (isa, threads) -> per round
+  const std::vector<SuiteLayer> suite = load_suite(suite_path);
+  struct Prepared {
+    std::unique_ptr<GeneratedKernelGradient> kernel;
+    std::vector<float> x, dz, dk;
+  };
+  std::vector<Prepared> prepared;
+  for (const SuiteLayer& layer : suite) {
+    if (!layer_filter.empty() && layer.name != layer_filter) continue;
+    const ConvGeometry g = resolve_geometry(layer.config, layer.input_shape);
+    for (Isa isa : isas) {
+      Problem problem;
+      problem.geometry = g;
+      Prepared p;
+      p.kernel = std::make_unique<GeneratedKernelGradient>(problem, Backend::kXbyak, isa);
+      p.x = random_floats(g.input_elements(), 1);
+      p.dz = random_floats(g.output_elements(), 2);
+      p.dk.assign(static_cast<size_t>(g.kernel_elements()), 0.0f);
+      for (int t : thread_counts)
+        rows.push_back({layer.name, p.kernel->kernel_name(), isa, t, g.flops(), g.useful_flops(), {}, {}, {}});
+      prepared.push_back(std::move(p));
+    }
+  }
+  for (int round = 0; round < rounds; ++round) {
+    for (Isa isa : isas)
+      for (int t : thread_counts) {
+        FmaPeakOptions options;
+        options.threads = t;
+        peaks[{int(isa), t}].push_back(measure_fma_peak(isa, options));
+      }
+    size_t row = 0;
+    for (Prepared& p : prepared)
+      for (size_t k = 0; k < thread_counts.size(); ++k, ++row) {
+        Row& r = rows[row];
+        const Timing timing =
+            time_body([&] { p.kernel->run(p.x.data(), p.dz.data(), p.dk.data(), r.threads); }, seconds, r.threads);
+        const double gflops = r.flops / (timing.best_cpu * 1e9);
+        r.gflops.push_back(gflops);
+        r.wall_gflops.push_back(r.flops / (timing.median_wall * 1e9));
+        r.share.push_back(100.0 * gflops * (r.useful_flops / r.flops) / peaks[{int(r.isa), r.threads}].back());
+      }
+  }
+  std::printf("FMA peak, GFLOP/s per round:\n");
+  for (const auto& [key, values] : peaks) {
+    std::printf("  peak %-6s %d thr:", to_string(Isa(key.first)).c_str(), key.second);
+    for (double v : values) std::printf(" %.0f", v);
+    std::printf("\n");
+  }
+  std::printf("%-16s %-6s %3s %8s %8s %22s  %s\n", "layer", "isa", "thr", "GFLOP/s", "wall", "% peak min/med/max",
+              "kernel");
+  for (Row& r : rows) {
+    std::vector<double> s = r.share, gf = r.gflops, wall = r.wall_gflops;
+    std::sort(s.begin(), s.end());
+    std::sort(gf.begin(), gf.end());
+    std::sort(wall.begin(), wall.end());
+    std::printf("%-16s %-6s %3d %8.1f %8.1f %8.1f %6.1f %6.1f  %s\n", r.layer.c_str(), to_string(r.isa).c_str(),
+                r.threads, gf[gf.size() / 2], wall[wall.size() / 2], s.front(), s[s.size() / 2], s.back(),
+                r.kernel.c_str());
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "tconv3d_dk_bench: %s\n", e.what());
+  return 1;
+}

@@ -183,6 +183,25 @@ TEST(Bf16, SplitChannelGroupsAndThreadsAgree) {
   EXPECT_EQ(one.actual, two.actual) << "thread count changed a result";
 }
 
+TEST(Bf16, ReshapeKeepsTheDtypeAndThePacking) {
+  REQUIRE_BF16();
+  const LayerConfig c = config_of(24, 3, 2);
+  const Layer layer = Layer::create_initialized(c, {1, 3, 4, 5, 9}, 1, bf16_options());
+  const Layer bigger = layer.reshape({2, 4, 3, 7, 9});
+  EXPECT_EQ(bigger.dtype(), DataType::kBfloat16);
+  EXPECT_EQ(bigger.weight_packs(), 1);
+  const Layer reference = Layer::create(c, {2, 4, 3, 7, 9}, ConstTensor{layer.kernel().data(), {3, 3, 3, 24, 9}},
+                                        ConstTensor{layer.bias().data(), {24}}, bf16_options(Backend::kReference));
+  std::mt19937_64 rng(8);
+  const std::vector<uint16_t> x = to_bf16(testing::random_tensor(2 * 4 * 3 * 7 * 9, rng));
+  Outputs r;
+  r.expected.resize(size_t(reference.output_elements()));
+  r.actual.resize(size_t(bigger.output_elements()));
+  reference.forward_bf16(x.data(), r.expected.data());
+  bigger.forward_bf16(x.data(), r.actual.data());
+  EXPECT_LT(first_mismatch(r), 0);
+}
+
 TEST(Bf16, OddCinNeverReadsPastAVoxelsChannels) {
   REQUIRE_BF16();
   // Channel 0 of every voxel is +Inf and every weight positive: each output

@@ -51,14 +51,22 @@ void bench_bf16(const std::string& name, const LayerConfig& config, const std::v
   }
   const double bf16_gflops = g.flops() / (bf16_ms * 1e-3) / 1e9, f32_gflops = g.flops() / (f32_ms * 1e-3) / 1e9;
   if (json) {
-    nlohmann::json line = {{"name", name},           {"dtype", "bf16"},          {"backend", to_string(layer.backend())},
-                           {"kernel", layer.kernel_name()}, {"threads", layer.threads()}, {"ms", bf16_ms},
-                           {"gflops", bf16_gflops},  {"float32_ms", f32_ms},     {"float32_gflops", f32_gflops},
-                           {"float32_kernel", f32.kernel_name()}, {"speedup", f32_ms / bf16_ms},
+    nlohmann::json line = {{"name", name},
+                           {"dtype", "bf16"},
+                           {"backend", to_string(layer.backend())},
+                           {"kernel", layer.kernel_name()},
+                           {"threads", layer.threads()},
+                           {"ms", bf16_ms},
+                           {"gflops", bf16_gflops},
+                           {"float32_ms", f32_ms},
+                           {"float32_gflops", f32_gflops},
+                           {"float32_kernel", f32.kernel_name()},
+                           {"speedup", f32_ms / bf16_ms},
                            {"repetitions", reps}};
     std::printf("%s\n", line.dump().c_str());
   } else {
-    std::printf("%-18s bf16 threads=%-2d %9.3f ms %8.2f GFLOP/s | float32 %9.3f ms %8.2f GFLOP/s | x%.2f  (kernel %s)\n",
+    std::printf("%-18s bf16 threads=%-2d %9.3f ms %8.2f GFLOP/s | float32 %9.3f ms %8.2f GFLOP/s | x%.2f"
+                "  (kernel %s)\n",
                 name.c_str(), layer.threads(), bf16_ms, bf16_gflops, f32_ms, f32_gflops, f32_ms / bf16_ms,
                 layer.kernel_name().c_str());
   }

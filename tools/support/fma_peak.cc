@@ -178,7 +178,8 @@ double measure_fma_peak(Isa isa, const FmaPeakOptions& options) {
 double measure_loop_peak(void (*loop)(int64_t), double flops_per_iteration, const FmaPeakOptions& options) {
   if (options.threads < 1 || options.threads > 4096)
     throw Error("threads", "expected 1..4096, got " + std::to_string(options.threads));
-  if (options.runs < 1 || options.runs > 1000) throw Error("runs", "expected 1..1000, got " + std::to_string(options.runs));
+  if (options.runs < 1 || options.runs > 1000)
+    throw Error("runs", "expected 1..1000, got " + std::to_string(options.runs));
   if (!(options.seconds_per_run > 0 && options.seconds_per_run <= 10))
     throw Error("seconds_per_run", "expected (0, 10] seconds, got " + std::to_string(options.seconds_per_run));
   // Calibrate the iteration count to about seconds_per_run of CPU time

@@ -407,14 +407,18 @@ std::string KernelPlan::to_string() const {
   else
     out << "  epilogue: " << (has_bias ? "bias loaded as the accumulators' start" : "no bias (accumulators start at 0)")
       << "; activation " << activation.name
-      << (activation_row_pass ? " in a load-activate-store pass over each finished row" : " (none)") << "\n";
+      << (activation_row_pass ? " in a load-activate-store pass over each finished row"
+          : bf16() && activation.kind != ActivationKind::kLinear ? " on the float32 accumulators before the bf16 store"
+                                                                 : " (none)")
+      << "\n";
   if (only_group >= 0)
     out << "  this kernel: channel group " << only_group << " only\n";
   out << "  threads: " << (split_groups ? "(channel group, n, D/H phase class, od, oh)" : "(n, D/H phase class, od, oh)")
       << " work items in contiguous chunks of equal tap cost\n";
   out << "  packed weights: " << packed_weight_count()
       << (gradient ? " floats as [kd][kh][channel group][filter][W tap][vector][lane: input channel]\n"
-                   : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
+                   : bf16() ? " dwords (bf16 pairs) as [kd][kh][W phase][channel group][ci pair][W tap][vector][lane][2]\n"
+                            : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
   out << "  cache key: " << cache_key() << "\n";
   return out.str();
 }

@@ -23,6 +23,7 @@ constexpr const char* kUsage =
     "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
     "             [--threads N] [--json] [--min-time SECONDS] [--dtype bf16: also times float32, ratio]\n"
     "  plan       --layer L.json --input-shape N,D,H,W,C [--isa auto|avx2|avx512] [--keras-flavor ...]\n"
+    "             [--dtype bf16]\n"
     "             prints the xbyak kernel plan (phases, register tile, border tiles, cache key)\n"
     "  demo       [MODEL_FILE | LAYERS.json] [--threads N] [--min-time SECONDS]\n"
     "             specialize the bundled 3D U-Net decoder's layers (or a file's), check, time\n"

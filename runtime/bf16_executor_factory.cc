@@ -9,8 +9,6 @@ namespace tconv3d {
 
 std::unique_ptr<Executor> make_bf16_executor(const Problem& problem, WeightStore& weights,
                                              const LayerOptions& options) {
-  if (problem.geometry.data_format == DataFormat::kChannelsFirst)
-    throw Error("data_format", "bf16 layers run channels_last only (channels_first bf16 is not supported yet)");
   if (!problem.fused_activation.is_elementwise())
     throw Error("activation", "bf16 layers take elementwise activations only, got " + problem.fused_activation.name);
   switch (options.backend) {

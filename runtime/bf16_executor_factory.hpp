@@ -1,6 +1,7 @@
 // The executor of a bf16 problem (Problem::dtype bf16): the Xbyak vdpbf16ps
 // kernel on a CPU with AVX512_BF16, or the bf16 reference. Every other
-// backend, data format or CPU gets a tconv3d::Error saying what is missing.
+// backend or CPU, or an axis activation, gets a tconv3d::Error saying what
+// is missing.
 #pragma once
 
 #include <memory>

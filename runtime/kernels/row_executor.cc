@@ -9,6 +9,7 @@
 
 #include "core/kernel_args.hpp"
 #include "plan/row_taps.hpp"
+#include "runtime/kernels/bf16_transpose.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
 #include "tconv3d/error.hpp"
 
@@ -47,9 +48,21 @@ class RowExecutor final : public Executor {
 
   void run_bf16(const uint16_t* input, uint16_t* output, int threads) const override {
     if (!plan_.bf16()) Executor::run_bf16(input, output, threads);
-    if (plan_.transpose_channels_first)
-      throw Error("data_format", "bf16 layers run channels_last only (channels_first is not supported yet)");
-    run_rows(input, output, threads > 0 ? threads : omp_get_max_threads());
+    threads = threads > 0 ? threads : omp_get_max_threads();
+    if (!plan_.transpose_channels_first) {
+      run_rows(input, output, threads);
+      return;
+    }
+    // channels_first: whole-tensor transposes in and out (the float32 path's
+    // fused, blocked output transpose is 32-bit code).
+    const ConvGeometry& g = plan_.geometry;
+    const int64_t in_plane = g.input_elements() / (g.batch * g.in_channels);
+    const int64_t out_plane = g.output_elements() / (g.batch * g.out_channels);
+    std::unique_ptr<uint16_t[]> input_cl(new uint16_t[static_cast<size_t>(g.input_elements())]);
+    std::unique_ptr<uint16_t[]> output_cl(new uint16_t[static_cast<size_t>(g.output_elements())]);
+    transpose_batched_u16(input, input_cl.get(), g.batch, g.in_channels, in_plane, threads);
+    run_rows(input_cl.get(), output_cl.get(), threads);
+    transpose_batched_u16(output_cl.get(), output, g.batch, out_plane, g.out_channels, threads);
   }
 
   void run(const float* input, float* output, int threads) const override {

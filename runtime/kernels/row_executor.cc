@@ -58,11 +58,25 @@ class RowExecutor final : public Executor {
     const ConvGeometry& g = plan_.geometry;
     const int64_t in_plane = g.input_elements() / (g.batch * g.in_channels);
     const int64_t out_plane = g.output_elements() / (g.batch * g.out_channels);
-    std::unique_ptr<uint16_t[]> input_cl(new uint16_t[static_cast<size_t>(g.input_elements())]);
-    std::unique_ptr<uint16_t[]> output_cl(new uint16_t[static_cast<size_t>(g.output_elements())]);
-    transpose_batched_u16(input, input_cl.get(), g.batch, g.in_channels, in_plane, threads);
-    run_rows(input_cl.get(), output_cl.get(), threads);
-    transpose_batched_u16(output_cl.get(), output, g.batch, out_plane, g.out_channels, threads);
+    // Both channels_last copies are kept between calls (fresh pages cost a
+    // fault each); a concurrent caller that finds them taken uses its own.
+    std::unique_lock<std::mutex> lock(bf16_cl_mutex_, std::try_to_lock);
+    std::unique_ptr<uint16_t[]> own_in, own_out;
+    uint16_t *input_cl = nullptr, *output_cl = nullptr;
+    if (lock.owns_lock()) {
+      if (!bf16_input_cl_) bf16_input_cl_.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
+      if (!bf16_output_cl_) bf16_output_cl_.reset(new uint16_t[static_cast<size_t>(g.output_elements())]);
+      input_cl = bf16_input_cl_.get();
+      output_cl = bf16_output_cl_.get();
+    } else {
+      own_in.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
+      own_out.reset(new uint16_t[static_cast<size_t>(g.output_elements())]);
+      input_cl = own_in.get();
+      output_cl = own_out.get();
+    }
+    transpose_batched_u16(input, input_cl, g.batch, g.in_channels, in_plane, threads);
+    run_rows(input_cl, output_cl, threads);
+    transpose_batched_u16(output_cl, output, g.batch, out_plane, g.out_channels, threads);
   }
 
   void run(const float* input, float* output, int threads) const override {
@@ -214,6 +228,8 @@ class RowExecutor final : public Executor {
   std::vector<codegen::KernelFunction> kernels_;
   mutable std::mutex input_cl_mutex_;           // guards input_cl_
   mutable std::unique_ptr<float[]> input_cl_;  // channels_first only: the input, channels_last
+  mutable std::mutex bf16_cl_mutex_;  // guards the two below
+  mutable std::unique_ptr<uint16_t[]> bf16_input_cl_, bf16_output_cl_;  // bf16 channels_first: channels_last copies
 };
 
 }  // namespace

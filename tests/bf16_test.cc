@@ -17,6 +17,7 @@
 #include "plan/kernel_name.hpp"
 #include "plan/plan.hpp"
 #include "plan/weight_pack.hpp"
+#include "runtime/kernels/bf16_transpose.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
 #include "test_support.hpp"
@@ -350,6 +351,21 @@ TEST(Bf16, PackedWeightsArePairsRoundedToNearestEven) {
   EXPECT_EQ(bf16_to_float(h[34]), 6.0f);
   EXPECT_EQ(h[35], 0);
   for (int lane = 2; lane < 16; ++lane) EXPECT_EQ(h[2 * lane], 0);
+}
+
+TEST(Bf16, SixteenBitTransposeCoversTilesAndEdges) {
+  for (int64_t rows : {1, 7, 8, 9, 16, 23})
+    for (int64_t cols : {1, 8, 13, 24}) {
+      const int64_t ss = cols + 3, ds = rows + 5;  // strides wider than the block
+      std::vector<uint16_t> src(size_t(rows * ss)), dst(size_t(cols * ds), 0xFFFF);
+      for (size_t i = 0; i < src.size(); ++i) src[i] = uint16_t(i * 7 + 1);
+      transpose_block_u16(src.data(), ss, dst.data(), ds, rows, cols);
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t j = 0; j < cols; ++j)
+          ASSERT_EQ(dst[size_t(j * ds + i)], src[size_t(i * ss + j)]) << rows << "x" << cols << " at " << i << "," << j;
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t i = rows; i < ds; ++i) ASSERT_EQ(dst[size_t(j * ds + i)], 0xFFFF) << "wrote past the block";
+    }
 }
 
 TEST(Bf16, RoundingHelpers) {

@@ -2,8 +2,6 @@
 
 #include <emmintrin.h>  // SSE2: the x86-64 baseline
 
-#include <algorithm>
-
 namespace tconv3d {
 namespace {
 
@@ -28,26 +26,15 @@ inline void transpose_8x8(const uint16_t* src, int64_t ss, uint16_t* dst, int64_
 
 }  // namespace
 
-void transpose_batched_u16(const uint16_t* in, uint16_t* out, int64_t batch, int64_t rows, int64_t cols,
-                           int threads) {
-  // 64 x 64 blocks: 8 KB of source and of destination, both in L1.
-  constexpr int64_t kBlock = 64;
-#pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
-  for (int64_t n = 0; n < batch; ++n)
-    for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
-      for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
-        const uint16_t* src = in + n * rows * cols;
-        uint16_t* dst = out + n * rows * cols;
-        const int64_t r1 = std::min(rows, r0 + kBlock), c1 = std::min(cols, c0 + kBlock);
-        const int64_t r8 = r0 + (r1 - r0) / 8 * 8, c8 = c0 + (c1 - c0) / 8 * 8;
-        for (int64_t r = r0; r < r8; r += 8)
-          for (int64_t c = c0; c < c8; c += 8) transpose_8x8(src + r * cols + c, cols, dst + c * rows + r, rows);
-        // The block's ragged right and bottom edges.
-        for (int64_t c = c8; c < c1; ++c)
-          for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-        for (int64_t c = c0; c < c8; ++c)
-          for (int64_t r = r8; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
-      }
+void transpose_block_u16(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t ds, int64_t rows, int64_t cols) {
+  const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+  for (int64_t r = 0; r < r8; r += 8)
+    for (int64_t c = 0; c < c8; c += 8) transpose_8x8(src + r * ss + c, ss, dst + c * ds + r, ds);
+  // The ragged right and bottom edges.
+  for (int64_t c = c8; c < cols; ++c)
+    for (int64_t r = 0; r < rows; ++r) dst[c * ds + r] = src[r * ss + c];
+  for (int64_t c = 0; c < c8; ++c)
+    for (int64_t r = r8; r < rows; ++r) dst[c * ds + r] = src[r * ss + c];
 }
 
 }  // namespace tconv3d

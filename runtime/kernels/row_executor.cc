@@ -53,30 +53,21 @@ class RowExecutor final : public Executor {
       run_rows(input, output, threads);
       return;
     }
-    // channels_first: whole-tensor transposes in and out (the float32 path's
-    // fused, blocked output transpose is 32-bit code).
+    // channels_first: as float32 (run()), one channels_last input copy, the
+    // output computed in slabs and transposed into place.
     const ConvGeometry& g = plan_.geometry;
-    const int64_t in_plane = g.input_elements() / (g.batch * g.in_channels);
-    const int64_t out_plane = g.output_elements() / (g.batch * g.out_channels);
-    // Both channels_last copies are kept between calls (fresh pages cost a
-    // fault each); a concurrent caller that finds them taken uses its own.
     std::unique_lock<std::mutex> lock(bf16_cl_mutex_, std::try_to_lock);
-    std::unique_ptr<uint16_t[]> own_in, own_out;
-    uint16_t *input_cl = nullptr, *output_cl = nullptr;
+    std::unique_ptr<uint16_t[]> own;
+    uint16_t* input_cl = nullptr;
     if (lock.owns_lock()) {
       if (!bf16_input_cl_) bf16_input_cl_.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
-      if (!bf16_output_cl_) bf16_output_cl_.reset(new uint16_t[static_cast<size_t>(g.output_elements())]);
       input_cl = bf16_input_cl_.get();
-      output_cl = bf16_output_cl_.get();
     } else {
-      own_in.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
-      own_out.reset(new uint16_t[static_cast<size_t>(g.output_elements())]);
-      input_cl = own_in.get();
-      output_cl = own_out.get();
+      own.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
+      input_cl = own.get();
     }
-    transpose_batched_u16(input, input_cl, g.batch, g.in_channels, in_plane, threads);
-    run_rows(input_cl, output_cl, threads);
-    transpose_batched_u16(output_cl, output, g.batch, out_plane, g.out_channels, threads);
+    transpose_input(input, input_cl, threads);
+    run_blocks_channels_first(static_cast<const uint16_t*>(input_cl), output, threads);
   }
 
   void run(const float* input, float* output, int threads) const override {
@@ -112,7 +103,8 @@ class RowExecutor final : public Executor {
 
  private:
   // NCDHW -> NDHWC, one (n, id, ih) input row per work item.
-  void transpose_input(const float* input, float* input_cl, int threads) const {
+  template <typename T>
+  void transpose_input(const T* input, T* input_cl, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t in_w = g.axes[2].in, rows = g.axes[0].in * g.axes[1].in, channels = g.in_channels;
     const int64_t plane = rows * in_w, items = g.batch * rows;
@@ -120,8 +112,8 @@ class RowExecutor final : public Executor {
     schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t n = item / rows, row = item % rows;
-      transpose_block(input + n * channels * plane + row * in_w, plane,
-                      input_cl + (n * plane + row * in_w) * channels, channels, channels, in_w, false);
+      transpose_any(input + n * channels * plane + row * in_w, plane, input_cl + (n * plane + row * in_w) * channels,
+                    channels, channels, in_w, false);
     }
   }
 
@@ -171,7 +163,8 @@ class RowExecutor final : public Executor {
   // is computed into a scratch slab and transposed in one go, so each
   // channel's destination is one long run (whole cache lines, streamed when
   // large) instead of one short, line-straddling run per row.
-  void run_blocks_channels_first(const float* input, float* output, int threads) const {
+  template <typename T>
+  void run_blocks_channels_first(const T* input, T* output, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t out_d = g.axes[0].out, out_h = g.axes[1].out, out_w = g.axes[2].out;
     const int64_t out_row = out_w * g.out_channels, out_plane = out_d * out_h * out_w;
@@ -180,17 +173,18 @@ class RowExecutor final : public Executor {
     // As many rows as the slab holds, but enough blocks to keep every thread busy.
     const int64_t wanted_blocks = (4 * int64_t(threads) + d_rows - 1) / d_rows;
     const int64_t block_rows =
-        std::max<int64_t>(1, std::min<int64_t>(kSlabBytes / (4 * out_row), out_h / std::min(out_h, wanted_blocks)));
+        std::max<int64_t>(1, std::min<int64_t>(kSlabBytes / (int64_t(sizeof(T)) * out_row), out_h / std::min(out_h, wanted_blocks)));
     const int64_t blocks_per_d = (out_h + block_rows - 1) / block_rows;
     const int64_t items = d_rows * blocks_per_d, per_kernel = g.batch * out_d * blocks_per_d;
     threads = static_cast<int>(std::min<int64_t>(threads, items));
     const int64_t in_item = g.input_elements() / g.batch;
     const int64_t group_channels = int64_t(plan_.oc_block) * plan_.lanes;
     // An output beyond the L2 is not read back soon: bypass the caches.
-    const bool stream_output = 4 * g.output_elements() > kStreamOutputBytes;
+    const bool stream_output = int64_t(sizeof(T)) * g.output_elements() > kStreamOutputBytes;
 #pragma omp parallel num_threads(threads)
     {
-      AlignedFloats slab(static_cast<size_t>(block_rows * out_row));
+      AlignedFloats slab(static_cast<size_t>(block_rows * out_row));  // >= block_rows * out_row elements of T
+      T* const slab_data = reinterpret_cast<T*>(slab.data());
       codegen::KernelArgs args{};
       args.weights = packed_->weights.data();
       args.bias = packed_->bias.data();
@@ -201,22 +195,32 @@ class RowExecutor final : public Executor {
         const int64_t od = rows_.d_order[static_cast<size_t>(block / blocks_per_d)];
         const int64_t oh0 = block % blocks_per_d * block_rows, oh1 = std::min(out_h, oh0 + block_rows);
         const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(k)];
-        args.input = input + n * in_item;
+        args.input = reinterpret_cast<const float*>(input + n * in_item);
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t dh = od * out_h + oh;
           args.row_taps = rows_.pairs_of(dh);
           args.row_tap_count = rows_.taps_of(dh);
-          args.output = slab.data() + (oh - oh0) * out_row;
+          args.output = reinterpret_cast<float*>(slab_data + (oh - oh0) * out_row);
           kernel(&args);
         }
         // This kernel's channels [c0, c1) of the block: voxels x C -> C x voxels.
         const int64_t c0 = plan_.split_groups ? k * group_channels : 0;
         const int64_t c1 = plan_.split_groups ? std::min<int64_t>(g.out_channels, c0 + group_channels) : g.out_channels;
-        transpose_block(slab.data() + c0, g.out_channels,
-                        output + (n * g.out_channels + c0) * out_plane + (od * out_h + oh0) * out_w, out_plane,
-                        (oh1 - oh0) * out_w, c1 - c0, stream_output);
+        transpose_any(slab_data + c0, g.out_channels,
+                      output + (n * g.out_channels + c0) * out_plane + (od * out_h + oh0) * out_w, out_plane,
+                      (oh1 - oh0) * out_w, c1 - c0, stream_output);
       }
     }
+  }
+
+  // The 2-D transposes of the channels_first path, per element type.
+  static void transpose_any(const float* src, int64_t ss, float* dst, int64_t ds, int64_t rows, int64_t cols,
+                            bool stream) {
+    transpose_block(src, ss, dst, ds, rows, cols, stream);
+  }
+  static void transpose_any(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t ds, int64_t rows, int64_t cols,
+                            bool /*stream*/) {
+    transpose_block_u16(src, ss, dst, ds, rows, cols);
   }
 
   codegen::KernelPlan plan_;
@@ -228,8 +232,8 @@ class RowExecutor final : public Executor {
   std::vector<codegen::KernelFunction> kernels_;
   mutable std::mutex input_cl_mutex_;           // guards input_cl_
   mutable std::unique_ptr<float[]> input_cl_;  // channels_first only: the input, channels_last
-  mutable std::mutex bf16_cl_mutex_;  // guards the two below
-  mutable std::unique_ptr<uint16_t[]> bf16_input_cl_, bf16_output_cl_;  // bf16 channels_first: channels_last copies
+  mutable std::mutex bf16_cl_mutex_;                     // guards bf16_input_cl_
+  mutable std::unique_ptr<uint16_t[]> bf16_input_cl_;  // bf16 channels_first: the input, channels_last
 };
 
 }  // namespace

@@ -417,7 +417,8 @@ std::string KernelPlan::to_string() const {
       << " work items in contiguous chunks of equal tap cost\n";
   out << "  packed weights: " << packed_weight_count()
       << (gradient ? " floats as [kd][kh][channel group][filter][W tap][vector][lane: input channel]\n"
-                   : bf16() ? " dwords (bf16 pairs) as [kd][kh][W phase][channel group][ci pair][W tap][vector][lane][2]\n"
+                   : bf16() ? " dwords (bf16 pairs) as [kd][kh][W phase][channel group][ci pair][W tap][vector]"
+                              "[lane][2]\n"
                             : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
   out << "  cache key: " << cache_key() << "\n";
   return out.str();

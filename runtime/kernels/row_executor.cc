@@ -47,7 +47,7 @@ class RowExecutor final : public Executor {
   }
 
   void run_bf16(const uint16_t* input, uint16_t* output, int threads) const override {
-    if (!plan_.bf16()) Executor::run_bf16(input, output, threads);
+    if (!plan_.bf16()) return Executor::run_bf16(input, output, threads);  // the float32 layer's error
     threads = threads > 0 ? threads : omp_get_max_threads();
     if (!plan_.transpose_channels_first) {
       run_rows(input, output, threads);
@@ -172,8 +172,9 @@ class RowExecutor final : public Executor {
     if (d_rows == 0 || out_h == 0 || out_row == 0) return;
     // As many rows as the slab holds, but enough blocks to keep every thread busy.
     const int64_t wanted_blocks = (4 * int64_t(threads) + d_rows - 1) / d_rows;
+    const int64_t slab_rows = kSlabBytes / (int64_t(sizeof(T)) * out_row);
     const int64_t block_rows =
-        std::max<int64_t>(1, std::min<int64_t>(kSlabBytes / (int64_t(sizeof(T)) * out_row), out_h / std::min(out_h, wanted_blocks)));
+        std::max<int64_t>(1, std::min<int64_t>(slab_rows, out_h / std::min(out_h, wanted_blocks)));
     const int64_t blocks_per_d = (out_h + block_rows - 1) / block_rows;
     const int64_t items = d_rows * blocks_per_d, per_kernel = g.batch * out_d * blocks_per_d;
     threads = static_cast<int>(std::min<int64_t>(threads, items));

@@ -267,6 +267,15 @@ tconv3d_status tconv3d_layer_forward(const tconv3d_layer* layer, const float* in
   });
 }
 
+tconv3d_status tconv3d_layer_backward(const tconv3d_layer* layer, const float* x, const float* y, const float* dy,
+                                      float* dx, float* dk, float* db, char* error, size_t error_size) {
+  return guarded(error, error_size, [&] {
+    if (!layer) throw Error("layer", "is NULL");
+    layer->layer.backward(x, y, dy, dx, dk, db);
+    return TCONV3D_OK;
+  });
+}
+
 tconv3d_status tconv3d_layer_losses(const tconv3d_layer* layer, const float* output, double* kernel_loss,
                                     double* bias_loss, double* activity_loss) {
   if (!layer || !kernel_loss || !bias_loss || !activity_loss) return TCONV3D_INVALID_ARGUMENT;

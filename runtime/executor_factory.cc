@@ -8,10 +8,6 @@
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {
-namespace {
-
-// The code-generating backend --backend auto picks where it can run: the JIT
-// (Xbyak), else LLVM as the fallback that still generates code.
 Backend automatic_backend(Isa isa) {
   const bool vector_isa = isa == Isa::kAvx2 || isa == Isa::kAvx512;
   if (!vector_isa) return Backend::kGeneric;
@@ -19,8 +15,6 @@ Backend automatic_backend(Isa isa) {
   if (code_backend(Backend::kLlvm)) return Backend::kLlvm;
   return Backend::kGeneric;
 }
-
-}  // namespace
 
 std::unique_ptr<Executor> make_executor(const Problem& problem, WeightStore& weights, const LayerOptions& options) {
   if (problem.dtype == DataType::kBfloat16) return make_bf16_executor(problem, weights, options);

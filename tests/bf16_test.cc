@@ -308,6 +308,8 @@ TEST(Bf16, Float32AndBf16CallsDoNotMix) {
   std::vector<uint16_t> bin(fin.size()), bout(fout.size());
   EXPECT_THROW(f32.forward_bf16(bin.data(), bout.data()), Error);
   EXPECT_THROW(bf16.forward(fin.data(), fout.data()), Error);
+  std::vector<float> dx(fin.size());
+  EXPECT_THROW(bf16.backward(fin.data(), fout.data(), fout.data(), dx.data(), nullptr, nullptr), Error);
   EXPECT_EQ(bf16.dtype(), DataType::kBfloat16);
   EXPECT_EQ(f32.dtype(), DataType::kFloat32);
 }

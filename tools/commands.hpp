@@ -14,6 +14,7 @@
 namespace tconv3d::cli {
 
 int run_command(const std::vector<std::string>& argv);
+int backward_command(const std::vector<std::string>& argv);  // gradients of a layer
 int shape_command(const std::vector<std::string>& argv);
 int constrain_command(const std::vector<std::string>& argv);
 int bench_command(const std::vector<std::string>& argv);

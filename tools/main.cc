@@ -18,10 +18,14 @@ constexpr const char* kUsage =
     "             [--keras-flavor keras3|tf_keras2] [--losses] [--dtype float32|bf16]\n"
     "             --dtype bf16: X.npy and Y.npy hold bf16 raw bits ('<u2', or ml_dtypes bfloat16\n"
     "             saved as '<V2'/'|V2'; Y is written '<u2'), K/B stay float32; needs AVX512_BF16\n"
+    "  backward   --layer L.json --input X.npy --kernel K.npy [--bias B.npy] --grad-output DY.npy\n"
+    "             --grad-input DX.npy [--grad-kernel DK.npy] [--grad-bias DB.npy] [--backend ...] [--isa ...]\n"
+    "             [--threads N] [--keras-flavor ...]   gradients for the output gradient DY\n"
     "  shape      --layer L.json --input-shape N,D,H,W,C [--keras-flavor ...]\n"
     "  constrain  --layer L.json --kernel K.npy [--bias B.npy] --output-kernel K2.npy [--output-bias B2.npy]\n"
     "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
-    "             [--threads N] [--json] [--min-time SECONDS] [--dtype bf16: also times float32, ratio]\n"
+    "             [--threads N] [--json] [--min-time SECONDS] [--pass forward|backward|forward+backward]\n"
+    "             [--dtype bf16: forward in bf16, and its float32 twin alternated, with the ratio]\n"
     "  plan       --layer L.json --input-shape N,D,H,W,C [--isa auto|avx2|avx512] [--keras-flavor ...]\n"
     "             [--dtype bf16]\n"
     "             prints the xbyak kernel plan (phases, register tile, border tiles, cache key)\n"
@@ -48,6 +52,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   try {
     if (command == "run") return tconv3d::cli::run_command(rest);
+    if (command == "backward") return tconv3d::cli::backward_command(rest);
     if (command == "shape") return tconv3d::cli::shape_command(rest);
     if (command == "constrain") return tconv3d::cli::constrain_command(rest);
     if (command == "bench") return tconv3d::cli::bench_command(rest);

@@ -62,6 +62,22 @@ class TCONV3D_API Layer {
   void forward_bf16(const uint16_t* input, uint16_t* output) const;
   DataType dtype() const;
 
+  // The gradients of the layer's output y = act(conv3d_transpose(x, K) + b)
+  // for an output gradient dy, as Keras's autodiff computes them (JAX's, at
+  // the activations' kinks). All arrays in the layer's data format, float32:
+  //   x: the input (input_shape()); y: the forward output the caller holds
+  //   (output_shape()); dy: the gradient with respect to y (output_shape()).
+  //   dx: input_shape(); dk: Keras layout (kd, kh, kw, filters, in_channels);
+  //   db: (filters,). Each may be nullptr to skip it (db must be when the
+  //   layer has no bias).
+  // x is needed for dk and for activations whose derivative needs the
+  // pre-activation z (the layer recomputes it from x); y for the others but
+  // linear. Regularizer terms are not included (Keras adds their gradients
+  // itself). Results do not depend on the thread count. Thread-safe.
+  void backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const;
+  // What backward() runs, for reports ("dx kernel + dK kernel").
+  std::string backward_kernel_names() const;
+
   const LayerConfig& config() const;
   const ConvGeometry& geometry() const;
   Shape5 input_shape() const;

@@ -143,6 +143,22 @@ TCONV3D_API tconv3d_status tconv3d_layer_output_elements(const tconv3d_layer* la
 TCONV3D_API tconv3d_status tconv3d_layer_forward(const tconv3d_layer* layer, const float* input,
                                                  float* output, char* error, size_t error_size);
 
+/* The gradients of the layer's output for an output gradient dy, as Keras's
+ * autodiff computes them. All arrays float32 in the layer's data format:
+ *   x: the input (input shape), y: the forward output the caller holds (a
+ *   result of tconv3d_layer_forward, output shape), dy: the gradient with
+ *   respect to y (output shape);
+ *   dx: input shape; dk: (kd, kh, kw, filters, in_channels); db: filters.
+ * dx, dk and db may each be NULL to skip it (db must be NULL for a layer
+ * without bias). x is needed for dk and for activations whose derivative
+ * needs the pre-activation output (silu, gelu, mish, glu, hard_tanh, ...),
+ * y for the other activations but linear; either may be NULL where it is not
+ * needed. Outputs must not overlap the inputs or each other. The results do
+ * not depend on the thread count. Safe to call from several threads at once. */
+TCONV3D_API tconv3d_status tconv3d_layer_backward(const tconv3d_layer* layer, const float* x, const float* y,
+                                                  const float* dy, float* dx, float* dk, float* db,
+                                                  char* error, size_t error_size);
+
 /* The loss terms Keras would add for this layer: kernel and bias regularizer
  * on the weights, and the activity regularizer on `output` (a result of
  * tconv3d_layer_forward) divided by the batch size. Zero where the config sets

@@ -32,4 +32,6 @@ NB_MODULE(_core, m) {
   tconv3d::python::bind_model(m);
   tconv3d::python::bind_ffi(m);
   tconv3d::python::bind_onnx_op(m);
+  tconv3d::python::bind_tf(m);
+  tconv3d::python::bind_geometry_layer(m);
 }

@@ -1,4 +1,5 @@
 """python -m tconv3d.bench [--backends jax,tensorflow,torch] [--layers a,b] [--min-time S] [--no-model]
+                         [--stat median|min] [--tf-numpy-function]
 
 Runs the benchmark suite's layers (bench/layers.json: a Keras config and an
 input shape each) through Keras's own Conv3DTranspose and through
@@ -29,6 +30,7 @@ def _data(name):
 
 def _run_backend(backend, layers, args):
     request = {"backend": backend, "layers": layers, "min_seconds": args.min_time,
+               "tf_numpy_function": args.tf_numpy_function, "statistic": args.stat,
                "model": None if args.no_model else args.model, "overhead": backend == "jax" and not args.no_overhead}
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run([sys.executable, "-m", "tconv3d.bench._child", json.dumps(request)], env=env,
@@ -39,10 +41,11 @@ def _run_backend(backend, layers, args):
     return [json.loads(l.split(" ", 1)[1]) for l in proc.stdout.splitlines() if l.startswith("TCONV3D_BENCH ")]
 
 
-def _print(results, backends):
+def _print(results, backends, statistic):
     names = [r["name"] for r in results if r["kind"] == "layer" and r["backend"] == backends[0]]
     head = f"{'layer':<18}" + "".join(f" | {'Keras/' + b[:5]:>12} {'tconv3d':>9} {'ratio':>7}" for b in backends)
-    print("GFLOP/s, Keras's own layer vs tconv3d.keras, per Keras backend (median of interleaved runs)")
+    what = "median" if statistic == "median" else "fastest"
+    print(f"GFLOP/s, Keras's own layer vs tconv3d.keras, per Keras backend ({what} of interleaved runs)")
     print(head)
     ratios = {b: [] for b in backends}
     for name in names:
@@ -63,6 +66,8 @@ def _print(results, backends):
         if r["kind"] == "model":
             print(f"predict({r['name']}) on {r['backend']}: Keras {r['keras_ms']:.1f} ms, tconv3d.keras "
                   f"{r['tconv3d_ms']:.1f} ms, {r['keras_ms'] / r['tconv3d_ms']:.1f}x")
+        if r["kind"] == "tf_path":
+            print(f"tconv3d.keras on TensorFlow ran through: {r['path']}")
         if r["kind"] == "overhead":
             # Each includes the 1-voxel kernel itself, so each is an upper bound on its overhead.
             print(f"per call, 1-voxel layer on 1 thread, kernel included: raw binding {r['binding_us']:.2f} us, "
@@ -80,6 +85,10 @@ def main(argv=None):
     parser.add_argument("--no-overhead", action="store_true")
     parser.add_argument("--min-time", type=float, default=1.0, help="seconds per layer and backend")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON lines instead")
+    parser.add_argument("--stat", choices=["median", "min"], default="median",
+                        help="per-layer time: the median of the interleaved runs, or the fastest (on a loaded machine)")
+    parser.add_argument("--tf-numpy-function", action="store_true",
+                        help="run tconv3d.keras on TensorFlow through its tf.numpy_function fallback, not its op")
     args = parser.parse_args(argv)
     with open(args.suite) as f:
         layers = json.load(f)["layers"]
@@ -100,7 +109,7 @@ def main(argv=None):
         for r in results:
             print(json.dumps(r))
     else:
-        _print(results, backends)
+        _print(results, backends, args.stat)
     return 0 if results else 1
 
 

@@ -59,17 +59,18 @@ def _pair(config, shape, backend, seed=0):
     return _compiled(plain, backend), _compiled(ours, backend), x
 
 
-def suite(backend, layers, min_seconds):
+def suite(backend, layers, min_seconds, statistic="median"):
     for entry in layers:
         config, shape = dict(entry["config"]), entry["input_shape"]
         keras_fn, ours_fn, x = _pair(config, shape, backend)
-        keras_ms, ours_ms, runs = interleaved_ms(lambda: keras_fn(x), lambda: ours_fn(x), min_seconds)
+        keras_ms, ours_ms, runs = interleaved_ms(lambda: keras_fn(x), lambda: ours_fn(x), min_seconds,
+                                                 statistic=statistic)
         flops = _flops(config, shape)
         yield {"kind": "layer", "backend": backend, "name": entry["name"], "keras_ms": keras_ms, "tconv3d_ms": ours_ms,
                "keras_gflops": flops / keras_ms / 1e6, "tconv3d_gflops": flops / ours_ms / 1e6, "runs": runs}
 
 
-def model(backend, path, min_seconds):
+def model(backend, path, min_seconds, statistic="median"):
     import keras
 
     import tconv3d.keras as tk
@@ -79,7 +80,8 @@ def model(backend, path, min_seconds):
     shape = [1 if d is None else d for d in plain.inputs[0].shape]
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     keras_ms, ours_ms, runs = interleaved_ms(lambda: plain.predict(x, verbose=0),
-                                             lambda: ours.predict(x, verbose=0), min_seconds, min_runs=2)
+                                             lambda: ours.predict(x, verbose=0), min_seconds, min_runs=2,
+                                             statistic=statistic)
     yield {"kind": "model", "backend": backend, "name": os.path.basename(path), "keras_ms": keras_ms,
            "tconv3d_ms": ours_ms, "runs": runs}
 
@@ -111,18 +113,35 @@ def overhead():
     yield {"kind": "overhead", "binding_us": binding, "numpy_api_us": numpy_api, "ffi_in_jit_us": ffi - loop_cost}
 
 
+def tf_path():
+    """How tconv3d.keras ran on TensorFlow: its registered op, or tf.numpy_function (and why)."""
+    from tconv3d.keras import _tf
+
+    reason = _tf.op_library_status()
+    return {"kind": "tf_path", "backend": "tensorflow", "path": "registered op" if reason is None else
+            f"tf.numpy_function ({reason})"}
+
+
 def main():
     request = json.loads(sys.argv[1])
     backend = request["backend"]
     os.environ["KERAS_BACKEND"] = backend
     import keras  # noqa: F401 - after KERAS_BACKEND
 
+    if backend == "tensorflow" and request.get("tf_numpy_function"):
+        from tconv3d.keras import _tf
+
+        _tf._load_op_library = lambda: (None, "--tf-numpy-function")
+
     out = []
-    out += list(suite(backend, request["layers"], request["min_seconds"]))
+    statistic = request.get("statistic", "median")
+    out += list(suite(backend, request["layers"], request["min_seconds"], statistic))
     if request.get("model"):
-        out += list(model(backend, request["model"], request["min_seconds"]))
+        out += list(model(backend, request["model"], request["min_seconds"], statistic))
     if request.get("overhead"):
         out += list(overhead())
+    if backend == "tensorflow":
+        out.append(tf_path())
     for line in out:
         print("TCONV3D_BENCH " + json.dumps(line), flush=True)
 

@@ -4,7 +4,7 @@
     model = tconv3d.keras.load_model("model.keras")  # keras.models.load_model + accelerate
 
 Runs on CPU under the JAX (XLA FFI op), torch (autograd.Function) and
-TensorFlow (numpy_function + custom_gradient) backends, gradients included;
+TensorFlow (registered op, or numpy_function without it, + custom_gradient) backends, gradients included;
 anything else falls back to Keras's own computation with one warning.
 """
 from tconv3d.keras._accelerate import accelerate, load_model

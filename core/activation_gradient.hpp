@@ -1,0 +1,225 @@
+// Derivatives of the Keras activations, as JAX's autodiff differentiates
+// Keras 3's definitions (keras/src/backend/jax/nn.py and jax.nn), kinks
+// included: jax.nn.relu has derivative 0 at 0, leaky_relu 1 at 0, a clip's
+// bound (jnp.minimum/maximum) gets half the gradient at a tie, and so on.
+// Where tf.keras 2.x has its own function (its hard_sigmoid) the derivative is
+// TensorFlow's (tf.clip_by_value passes the gradient at the bounds).
+//
+// Two ways in, templated like apply_elementwise (double for the reference,
+// float for the kernels):
+//   activation_derivative(act, z)             act'(z), for every elementwise activation;
+//   activation_derivative_from_output(act, y) act'(z) from y = act(z), for those where
+//                                             needs_preactivation(act) is false.
+// The axis activations (softmax, log_softmax, glu, sparsemax) have their
+// vector-Jacobian products over the last axis in activation_gradient_rows().
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "core/activation.hpp"
+#include "tconv3d/config.hpp"
+
+namespace tconv3d {
+
+// True when dz cannot be computed from the forward output y alone and the
+// caller must recompute the pre-activation z: activations that are not
+// invertible from y (silu, gelu, mish, tanh_shrink, hard_silu), those whose
+// kinks are ambiguous in y (hard_tanh, sparse_sigmoid, a clipped or
+// thresholded relu, tf.keras 2.x's hard_sigmoid), and glu (y has half the
+// values). Linear needs neither (its derivative is 1).
+bool needs_preactivation(const Activation& act);
+
+// True when the gradient reads y (the forward output): every activation but
+// linear that does not need z.
+bool needs_output(const Activation& act);
+
+namespace detail {
+// JAX's derivative of jnp.maximum(x, bound) / jnp.minimum(x, bound) with
+// respect to x: 1 on x's side, 1/2 at a tie, 0 beyond.
+template <typename T>
+T max_grad(T x, T bound) {
+  return x > bound ? T(1) : (x == bound ? T(0.5) : T(0));
+}
+template <typename T>
+T min_grad(T x, T bound) {
+  return x < bound ? T(1) : (x == bound ? T(0.5) : T(0));
+}
+// jax.nn.relu6's custom derivative: 1 strictly inside (0, 6).
+template <typename T>
+T relu6_grad(T x) {
+  return x > T(0) && x < T(6) ? T(1) : T(0);
+}
+
+// keras.activations.relu(x, negative_slope, max_value, threshold) as ReLU.static_call
+// builds it, differentiated term by term.
+template <typename T>
+T relu_general_derivative(const Activation& act, T x) {
+  const T slope = static_cast<T>(act.alpha);
+  const T threshold = static_cast<T>(act.threshold);
+  if (act.alpha != 0.0 && !act.max_value && act.threshold == 0.0) return x >= T(0) ? T(1) : slope;  // leaky_relu
+  T positive;       // d(positive part)/dx
+  T positive_value; // the positive part's value, for the clip's ties
+  bool clip = act.max_value.has_value();
+  if (act.threshold != 0.0) {
+    positive = x > threshold ? T(1) : T(0);  // where(x > threshold, x, 0)
+    positive_value = x > threshold ? x : T(0);
+  } else if (act.max_value && *act.max_value == 6.0) {
+    positive = relu6_grad(x);  // relu6 replaces relu + clip
+    positive_value = x;
+    clip = false;
+  } else {
+    positive = x > T(0) ? T(1) : T(0);  // jax.nn.relu: 0 at 0
+    positive_value = x > T(0) ? x : T(0);
+  }
+  if (clip) {
+    // jnp.clip(v, 0, max) = minimum(maximum(v, 0), max).
+    const T max_value = static_cast<T>(*act.max_value);
+    const T lower = positive_value > T(0) ? positive_value : T(0);
+    positive *= max_grad(positive_value, T(0)) * min_grad(lower, max_value);
+  }
+  // - slope * relu(threshold - x): jax.nn.relu's derivative is 0 at 0.
+  const T negative = act.alpha != 0.0 && threshold - x > T(0) ? slope : T(0);
+  return positive + negative;
+}
+}  // namespace detail
+
+// act'(z) for an elementwise activation (axis activations: 1, never used).
+template <typename T>
+T activation_derivative(const Activation& act, T x) {
+  using detail::sigmoid;
+  const T alpha = static_cast<T>(act.alpha);
+  switch (act.kind) {
+    case ActivationKind::kLinear: return T(1);
+    case ActivationKind::kRelu: return detail::relu_general_derivative(act, x);
+    case ActivationKind::kLeakyRelu: return x >= T(0) ? T(1) : alpha;
+    case ActivationKind::kRelu6: return detail::relu6_grad(x);
+    case ActivationKind::kElu: return x > T(0) ? T(1) : alpha * std::exp(x);
+    case ActivationKind::kCelu:
+      // maximum(x, 0) + alpha * expm1(minimum(x, 0) / alpha): the two half
+      // gradients at 0 add up to 1.
+      return x >= T(0) ? T(1) : std::exp(x / alpha);
+    case ActivationKind::kSelu: {
+      const T selu_alpha = T(1.6732632423543772848170429916717);
+      const T selu_scale = T(1.0507009873554804934193349852946);
+      return x > T(0) ? selu_scale : selu_scale * selu_alpha * std::exp(x);
+    }
+    case ActivationKind::kSoftplus: return sigmoid(x);
+    case ActivationKind::kSoftsign: {
+      const T d = T(1) + std::abs(x);
+      return T(1) / (d * d);
+    }
+    case ActivationKind::kSquareplus: return (T(1) + x / std::sqrt(x * x + alpha)) / T(2);
+    case ActivationKind::kSoftShrink: return x > alpha || x < -alpha ? T(1) : T(0);
+    case ActivationKind::kHardShrink: return std::abs(x) > alpha ? T(1) : T(0);
+    case ActivationKind::kSparsePlus: return x <= T(-1) ? T(0) : (x >= T(1) ? T(1) : (x + T(1)) / T(2));
+    case ActivationKind::kSilu: {
+      const T s = sigmoid(x);
+      return s * (T(1) + x * (T(1) - s));
+    }
+    case ActivationKind::kHardSilu: {
+      // x * relu6(x + 3) / 6.
+      const T shifted = x + T(3);
+      return std::min(std::max(shifted, T(0)), T(6)) / T(6) + x * detail::relu6_grad(shifted) / T(6);
+    }
+    case ActivationKind::kGelu: {
+      const T inv_sqrt2 = T(0.70710678118654752440084436210485);
+      const T inv_sqrt_2pi = T(0.39894228040143267793994605993438);
+      return T(0.5) * (T(1) + std::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * std::exp(-T(0.5) * x * x);
+    }
+    case ActivationKind::kGeluTanh: {
+      const T c = std::sqrt(T(2) / T(3.14159265358979323846));
+      const T t = std::tanh(c * (x + T(0.044715) * x * x * x));
+      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
+    }
+    case ActivationKind::kTanh: {
+      const T t = std::tanh(x);
+      return T(1) - t * t;
+    }
+    case ActivationKind::kTanhShrink: {
+      const T t = std::tanh(x);
+      return t * t;
+    }
+    case ActivationKind::kHardTanh: return x >= T(-1) && x <= T(1) ? T(1) : T(0);  // where(x > 1, ...): 1 at ±1
+    case ActivationKind::kSigmoid: {
+      const T s = sigmoid(x);
+      return s * (T(1) - s);
+    }
+    case ActivationKind::kHardSigmoid: return detail::relu6_grad(x + T(3)) / T(6);  // relu6(x + 3) / 6
+    case ActivationKind::kHardSigmoidTfKeras2: {
+      // tf.clip_by_value(0.2 x + 0.5, 0, 1): TensorFlow passes the gradient at the bounds.
+      const T v = T(0.2) * x + T(0.5);
+      return v >= T(0) && v <= T(1) ? T(0.2) : T(0);
+    }
+    case ActivationKind::kSparseSigmoid: {
+      // 0.5 * clip(x + 1, 0, 2): half the gradient at each bound.
+      const T v = x + T(1);
+      const T lower = v > T(0) ? v : T(0);
+      return T(0.5) * detail::max_grad(v, T(0)) * detail::min_grad(lower, T(2));
+    }
+    case ActivationKind::kLogSigmoid: return sigmoid(-x);
+    case ActivationKind::kExponential: return std::exp(x);
+    case ActivationKind::kMish: {
+      const T t = std::tanh(detail::stable_softplus(x));
+      return t + x * (T(1) - t * t) * sigmoid(x);
+    }
+    case ActivationKind::kSoftmax:
+    case ActivationKind::kLogSoftmax:
+    case ActivationKind::kGlu:
+    case ActivationKind::kSparsemax: break;
+  }
+  return T(1);
+}
+
+// act'(z) from y = act(z); only for activations where needs_preactivation()
+// is false (others return act'(y), which is wrong: callers check first).
+template <typename T>
+T activation_derivative_from_output(const Activation& act, T y) {
+  const T alpha = static_cast<T>(act.alpha);
+  switch (act.kind) {
+    case ActivationKind::kLinear: return T(1);
+    case ActivationKind::kRelu: return y > T(0) ? T(1) : T(0);  // plain relu only
+    case ActivationKind::kLeakyRelu: return y >= T(0) ? T(1) : alpha;  // slope > 0
+    case ActivationKind::kRelu6: return y > T(0) && y < T(6) ? T(1) : T(0);
+    case ActivationKind::kElu: return y > T(0) ? T(1) : y + alpha;            // alpha * exp(z) = y + alpha
+    case ActivationKind::kCelu: return y > T(0) ? T(1) : y / alpha + T(1);    // exp(z / alpha)
+    case ActivationKind::kSelu: {
+      const T selu_alpha = T(1.6732632423543772848170429916717);
+      const T selu_scale = T(1.0507009873554804934193349852946);
+      return y > T(0) ? selu_scale : y + selu_scale * selu_alpha;
+    }
+    case ActivationKind::kSoftplus: return -std::expm1(-y);  // sigmoid(z) = 1 - exp(-softplus(z))
+    case ActivationKind::kSoftsign: {
+      const T d = T(1) - std::abs(y);  // 1 / (1 + |z|)
+      return d * d;
+    }
+    case ActivationKind::kSquareplus: {
+      // z = y - b / (4y), so (1 + z / sqrt(z^2 + b)) / 2 = y^2 / (y^2 + b / 4).
+      const T y2 = y * y;
+      return y2 / (y2 + alpha / T(4));
+    }
+    case ActivationKind::kSoftShrink:
+    case ActivationKind::kHardShrink: return y != T(0) ? T(1) : T(0);  // threshold >= 0
+    case ActivationKind::kSparsePlus: return y >= T(1) ? T(1) : std::sqrt(y);  // (z + 1) / 2 = sqrt(y)
+    case ActivationKind::kTanh: return T(1) - y * y;
+    case ActivationKind::kSigmoid: return y * (T(1) - y);
+    case ActivationKind::kHardSigmoid: return y > T(0) && y < T(1) ? T(1) / T(6) : T(0);
+    case ActivationKind::kLogSigmoid: return -std::expm1(y);  // 1 - sigmoid(z), sigmoid(z) = exp(y)
+    case ActivationKind::kExponential: return y;
+    default: break;  // needs z
+  }
+  return activation_derivative(act, y);
+}
+
+// The gradient with respect to the pre-activation output for `rows` rows of
+// the last axis (the channels under channels_last, W under channels_first):
+// z and dz rows have `length` values; y and dy rows have length / 2 for glu,
+// `length` otherwise. z may be null unless needs_preactivation(act); y may be
+// null unless needs_output(act). dz may alias dy (not for glu). Elementwise
+// derivatives in float, the axis activations' sums over a row in double; no
+// threads, so the result depends only on the values.
+void activation_gradient_rows(const Activation& act, const float* z, const float* y, const float* dy, float* dz,
+                              int64_t rows, int64_t length);
+
+}  // namespace tconv3d

@@ -1,0 +1,21 @@
+// The backward executor of the code-generating backends: the dx kernel from
+// the input-gradient plan (Xbyak or LLVM, generated_input_gradient.hpp) and
+// the dK kernel (Xbyak's generated one, generated_kernel_gradient.hpp; the
+// LLVM backend has none yet and runs the generic loops for dK).
+#pragma once
+
+#include <memory>
+
+#include "core/problem.hpp"
+#include "runtime/backward_executor.hpp"
+#include "runtime/weight_store.hpp"
+#include "tconv3d/options.hpp"
+
+namespace tconv3d {
+
+// backend: kXbyak or kLlvm, as built; isa: resolved, kAvx2 or kAvx512. The
+// dx weights are packed in (and shared through) `weights`.
+std::unique_ptr<BackwardExecutor> make_generated_backward_executor(const Problem& problem, WeightStore& weights,
+                                                                   Backend backend, Isa isa);
+
+}  // namespace tconv3d

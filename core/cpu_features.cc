@@ -38,6 +38,8 @@ CpuFeatures detect() {
              avx512vl = ebx & (1u << 31);
   f.avx2_fma = avx2 && fma && ymm_state;
   f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && zmm_state;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  f.avx512_bf16 = f.avx512 && (eax & (1u << 5));  // CPUID.(7,1):EAX[5]
   unsigned brand[12] = {};
   if (__get_cpuid_max(0x80000000, nullptr) >= 0x80000004) {
     for (unsigned i = 0; i < 3; ++i)
@@ -52,6 +54,7 @@ CpuFeatures detect() {
 // Hiding AVX2+FMA hides AVX-512 as well.
 unsigned closed(unsigned hidden) {
   if (hidden & unsigned(CpuFeature::kAvx2Fma)) hidden |= unsigned(CpuFeature::kAvx512);
+  if (hidden & unsigned(CpuFeature::kAvx512)) hidden |= unsigned(CpuFeature::kAvx512Bf16);
   return hidden;
 }
 
@@ -62,8 +65,9 @@ unsigned parse_mask(const char* text) {
   while (std::getline(items, item, ',')) {
     if (item == "avx2") hidden |= unsigned(CpuFeature::kAvx2Fma);
     else if (item == "avx512") hidden |= unsigned(CpuFeature::kAvx512);
+    else if (item == "avx512_bf16") hidden |= unsigned(CpuFeature::kAvx512Bf16);
     else if (!item.empty())
-      throw Error("TCONV3D_CPU_MASK", "expected a comma-separated list of avx2 and avx512, got '" +
+      throw Error("TCONV3D_CPU_MASK", "expected a comma-separated list of avx2, avx512 and avx512_bf16, got '" +
                                           std::string(text) + "'");
   }
   return closed(hidden);
@@ -94,6 +98,7 @@ CpuFeatures cpu_features() {
   const unsigned hidden = environment_mask() | scoped_mask.load(std::memory_order_acquire);
   if (hidden & unsigned(CpuFeature::kAvx2Fma)) f.avx2_fma = false;
   if (hidden & unsigned(CpuFeature::kAvx512)) f.avx512 = false;
+  if (hidden & unsigned(CpuFeature::kAvx512Bf16)) f.avx512_bf16 = false;
   return f;
 }
 

@@ -13,16 +13,17 @@ namespace tconv3d {
 struct CpuFeatures {
   bool avx2_fma = false;  // AVX2 + FMA3, ymm state enabled
   bool avx512 = false;    // AVX-512 F/BW/VL/DQ, zmm + opmask state enabled
+  bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps, vcvtneps2bf16) on top of avx512
   std::string brand;
 };
 
 // A feature that can be hidden. Hiding AVX2+FMA hides AVX-512 too: every
-// AVX-512 path also relies on AVX2+FMA.
-enum class CpuFeature : unsigned { kAvx2Fma = 1u, kAvx512 = 2u };
+// AVX-512 path also relies on AVX2+FMA; hiding AVX-512 hides AVX512_BF16.
+enum class CpuFeature : unsigned { kAvx2Fma = 1u, kAvx512 = 2u, kAvx512Bf16 = 4u };
 
 // The features every ISA decision of the library sees: the detected ones less
 // those hidden by TCONV3D_CPU_MASK (read once; a comma-separated list of avx2,
-// avx512) and by any live ScopedCpuFeatureMask. Throws tconv3d::Error naming
+// avx512, avx512_bf16) and by any live ScopedCpuFeatureMask. Throws tconv3d::Error naming
 // TCONV3D_CPU_MASK when its value is not such a list.
 CpuFeatures cpu_features();
 

@@ -40,4 +40,12 @@ Isa parse_isa(const std::string& text) {
   throw Error("isa", "expected auto, avx2 or avx512, got '" + text + "'");
 }
 
+std::string to_string(DataType t) { return t == DataType::kBfloat16 ? "bf16" : "float32"; }
+
+DataType parse_data_type(const std::string& text) {
+  if (text == "float32" || text == "f32") return DataType::kFloat32;
+  if (text == "bf16" || text == "bfloat16") return DataType::kBfloat16;
+  throw Error("dtype", "expected float32 or bf16, got '" + text + "'");
+}
+
 }  // namespace tconv3d

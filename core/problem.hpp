@@ -5,6 +5,7 @@
 
 #include "tconv3d/config.hpp"
 #include "tconv3d/geometry.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
 
@@ -12,6 +13,7 @@ struct Problem {
   ConvGeometry geometry;
   bool has_bias = true;
   Activation fused_activation;  // elementwise or linear
+  DataType dtype = DataType::kFloat32;  // of input, output and weights (bf16: float32 accumulation)
 };
 
 // The problem of a layer: its activation is fused when it is elementwise;

@@ -21,9 +21,10 @@ std::string kernel_name(const KernelPlan& plan) {
     if (plan.only_group >= 0) name << "_g" << plan.only_group;
     return name.str();
   }
-  name << "tconv3d_f32_k" << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s" << d.stride << "x" << h.stride
-       << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c" << g.in_channels
-       << "to" << g.out_channels << "_w" << w.in << "to" << w.out << "c" << w.crop_begin << "_"
+  name << (plan.bf16() ? "tconv3d_bf16_k" : "tconv3d_f32_k") << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s"
+       << d.stride << "x" << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x"
+       << w.dilation << "_c" << g.in_channels << "to" << g.out_channels << "_w" << w.in << "to" << w.out << "c"
+       << w.crop_begin << "_"
        << (g.data_format == DataFormat::kChannelsLast ? "cl" : "cf") << "_" << plan.activation.name << "__"
        << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;
   if (plan.w_pack > 1) name << "_p" << plan.w_pack;

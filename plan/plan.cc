@@ -197,6 +197,9 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
   plan.geometry = g;
   plan.has_bias = problem.has_bias;
   plan.activation = problem.fused_activation;
+  plan.dtype = problem.dtype;
+  if (plan.bf16() && isa != Isa::kAvx512)
+    throw Error("dtype", "bf16 kernels need AVX-512 (with AVX512_BF16), the plan was asked for " + to_string(isa));
   for (int axis = 0; axis < 3; ++axis) plan.phases[axis] = axis_phases(g.axes[axis]);
   if (options.pack_w_phases) {
     AxisPhase packed = packed_w_phase(g.axes[2]);
@@ -215,8 +218,12 @@ void finish_plan(KernelPlan& plan) {
   plan.tail_lanes = static_cast<int>(plan.vector_channels() % plan.lanes);
   int64_t max_voxels = 0;
   for (const AxisPhase& p : plan.phases[2]) max_voxels = std::max(max_voxels, p.count);
-  plan.oc_block = choose_oc_block(plan.vector_registers, plan.oc_vectors);
-  plan.tile_w = choose_tile_w(plan.vector_registers, plan.oc_vectors, plan.oc_block, max_voxels);
+  // bf16 activates in the registers before the store: leave the activation
+  // its scratch (at most 4 AVX-512 registers) besides the weights and broadcasts.
+  const bool fused_activation = plan.bf16() && plan.activation.kind != ActivationKind::kLinear;
+  const int tile_registers = plan.vector_registers - (fused_activation ? 4 : 0);
+  plan.oc_block = choose_oc_block(tile_registers, plan.oc_vectors);
+  plan.tile_w = choose_tile_w(tile_registers, plan.oc_vectors, plan.oc_block, max_voxels);
   plan.oc_groups = (plan.oc_vectors + plan.oc_block - 1) / plan.oc_block;
   plan.last_group_vectors = plan.oc_vectors - (plan.oc_groups - 1) * plan.oc_block;
 
@@ -225,7 +232,7 @@ void finish_plan(KernelPlan& plan) {
   const int64_t per_ci = int64_t(max_w_taps) * (plan.oc_block + plan.tile_w * (1 + plan.oc_block));
   plan.cin_unroll = 1;
   for (int u : {8, 4, 2}) {
-    if (u <= g.in_channels && per_ci * u <= 320) {
+    if (u <= plan.contraction_steps() && per_ci * u <= 320) {
       plan.cin_unroll = u;
       break;
     }
@@ -247,7 +254,7 @@ void finish_plan(KernelPlan& plan) {
       max_dh_taps = std::max<int64_t>(max_dh_taps, int64_t(pd.taps.size() * ph.taps.size()));
   const double row_weight_bytes = 4.0 * double(max_dh_taps) * double(plan.weights_per_dh_tap());
   plan.split_groups = plan.oc_groups > 1 && row_weight_bytes > 1024.0 * 1024.0;
-  plan.activation_row_pass = plan.activation.kind != ActivationKind::kLinear;
+  plan.activation_row_pass = plan.activation.kind != ActivationKind::kLinear && !plan.bf16();
   plan.transpose_channels_first = g.data_format == DataFormat::kChannelsFirst;
 
   // Every displacement the emitter encodes must fit a signed 32-bit field
@@ -271,7 +278,7 @@ KernelPlan KernelPlan::for_group(int group) const {
 int64_t KernelPlan::weights_per_dh_tap() const {
   int64_t taps = 0;
   for (int rw = 0; rw < static_cast<int>(phases[2].size()); ++rw) taps += w_taps(rw);
-  return taps * geometry.in_channels * padded_out_channels();
+  return taps * contraction_steps() * padded_out_channels();
 }
 
 int64_t KernelPlan::w_pack_lane_mask(int64_t j) const {
@@ -288,11 +295,11 @@ int64_t KernelPlan::w_pack_lane_mask(int64_t j) const {
 int64_t KernelPlan::weights_phase_offset(int rw) const {
   int64_t taps = 0;
   for (int r = 0; r < rw; ++r) taps += w_taps(r);
-  return taps * geometry.in_channels * padded_out_channels();
+  return taps * contraction_steps() * padded_out_channels();
 }
 
 int64_t KernelPlan::weights_group_stride(int rw) const {
-  return w_taps(rw) * geometry.in_channels * oc_block * lanes;
+  return w_taps(rw) * contraction_steps() * oc_block * lanes;
 }
 
 int64_t KernelPlan::packed_weight_count() const {
@@ -365,6 +372,9 @@ std::string KernelPlan::to_string() const {
            " input = dz, output = dx below, per axis dx voxel i reads dz i*stride + a*dilation - crop_begin\n";
   out << "  isa " << tconv3d::to_string(isa) << ": " << lanes << " fp32 lanes, " << vector_registers
       << " vector registers\n";
+  if (bf16())
+    out << "  dtype bf16: bf16 input/output/weights, vdpbf16ps over " << contraction_steps()
+        << " channel pairs, float32 accumulators, bias and activation (fused before the bf16 store)\n";
   out << "  input  " << shape_to_string(g.input_shape()) << ", output " << shape_to_string(g.output_shape()) << " ("
       << tconv3d::to_string(g.data_format) << ")"
       << (transpose_channels_first ? ": transposed to channels_last around the kernel" : "") << "\n";
@@ -408,14 +418,19 @@ std::string KernelPlan::to_string() const {
   else
     out << "  epilogue: " << (has_bias ? "bias loaded as the accumulators' start" : "no bias (accumulators start at 0)")
       << "; activation " << activation.name
-      << (activation_row_pass ? " in a load-activate-store pass over each finished row" : " (none)") << "\n";
+      << (activation_row_pass ? " in a load-activate-store pass over each finished row"
+          : bf16() && activation.kind != ActivationKind::kLinear ? " on the float32 accumulators before the bf16 store"
+                                                                 : " (none)")
+      << "\n";
   if (only_group >= 0)
     out << "  this kernel: channel group " << only_group << " only\n";
   out << "  threads: " << (split_groups ? "(channel group, n, D/H phase class, od, oh)" : "(n, D/H phase class, od, oh)")
       << " work items in contiguous chunks of equal tap cost\n";
   out << "  packed weights: " << packed_weight_count()
       << (gradient ? " floats as [kd][kh][channel group][filter][W tap][vector][lane: input channel]\n"
-                   : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
+                   : bf16() ? " dwords (bf16 pairs) as [kd][kh][W phase][channel group][ci pair][W tap][vector]"
+                              "[lane][2]\n"
+                            : " floats as [kd][kh][W phase][channel group][ci][W tap][vector][lane]\n");
   out << "  cache key: " << cache_key() << "\n";
   return out.str();
 }
@@ -438,6 +453,7 @@ std::string KernelPlan::cache_key() const {
       << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
   key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
   if (pass == PlanPass::kInputGradient) key << "/dx";  // the relation differs; forward keys stay as they were
+  if (bf16()) key << "/bf16";
   return key.str();
 }
 
@@ -456,6 +472,7 @@ std::string KernelPlan::weight_layout_key() const {
   }
   // Transposed: the contraction runs over the filters, the lanes over the input channels.
   if (pass == PlanPass::kInputGradient) key << "/dx";
+  if (bf16()) key << "/bf16";  // channel pairs of bf16
   return key.str();
 }
 

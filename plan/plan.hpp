@@ -92,6 +92,16 @@ struct KernelPlan {
   // tap, with offset -a*dilation and first_q = -crop_begin, and along W an
   // input step of stride. No bias (zeros), no activation, no lane packing.
   PlanPass pass = PlanPass::kForward;
+  // bf16 (AVX-512 only): input, output and packed weights in bf16, the
+  // contraction over channel pairs (one vdpbf16ps per pair; the packed
+  // weights hold one dword = two bf16 per (pair, lane), see weight_pack.hpp),
+  // float32 accumulators, bias and activation (fused into the store: no row
+  // pass). Every float32 plan's keys and names stay as they were.
+  DataType dtype = DataType::kFloat32;
+  bool bf16() const { return dtype == DataType::kBfloat16; }
+  int64_t element_bytes() const { return bf16() ? 2 : 4; }
+  // Steps of the contraction: input channels, or channel pairs in bf16.
+  int64_t contraction_steps() const { return bf16() ? (geometry.in_channels + 1) / 2 : geometry.in_channels; }
   ConvGeometry geometry;
   bool has_bias = true;
   Activation activation;  // elementwise; linear means none
@@ -143,7 +153,7 @@ struct KernelPlan {
   int64_t w_output_step() const { return pass == PlanPass::kForward ? geometry.axes[2].stride : 1; }
   int64_t w_input_step() const { return pass == PlanPass::kForward ? 1 : geometry.axes[2].stride; }
 
-  // Derived sizes (floats) of the packed weight layout, see weight_pack.hpp.
+  // Derived sizes (floats; bf16: dwords of two bf16) of the packed weight layout, see weight_pack.hpp.
   int64_t w_taps(int rw) const { return static_cast<int64_t>(phases[2][rw].taps.size()); }
   int64_t padded_out_channels() const { return int64_t(oc_vectors) * lanes; }  // lanes per voxel (super voxel)
   int64_t weights_per_dh_tap() const;          // all W phases (offsets) and channels of one (kd, kh) tap

@@ -22,7 +22,7 @@ int64_t phase_classes(const codegen::KernelPlan& plan, int axis) {
 RowTaps build_row_taps(const codegen::KernelPlan& plan) {
   const ConvGeometry& g = plan.geometry;
   const int64_t out_d = g.axes[0].out, out_h = g.axes[1].out;
-  const int64_t row_bytes = 4 * g.axes[2].in * g.in_channels;
+  const int64_t row_bytes = plan.element_bytes() * g.axes[2].in * g.in_channels;
   RowTaps t;
   t.begin.reserve(static_cast<size_t>(out_d * out_h + 1));
   t.cost.reserve(static_cast<size_t>(out_d * out_h));

@@ -1,5 +1,8 @@
 #include "plan/weight_pack.hpp"
 
+#include "plan/bf16_weight_pack.hpp"
+#include "tconv3d/error.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <new>
@@ -90,6 +93,9 @@ std::vector<PackRun> bias_runs(const codegen::KernelPlan& plan) {
 }  // namespace
 
 PackRuns packing_runs(const codegen::KernelPlan& plan) {
+  // The runs copy float32; bf16 packs pairs (pack_weights_bf16), and the AOT
+  // objects that apply runs have no bf16 kernels yet.
+  if (plan.bf16()) throw Error("dtype", "bf16 weights are not packed by runs (no bf16 AOT objects yet)");
   PackRuns runs;
   // Consecutive lanes: consecutive filters (stride in_channels) forward,
   // consecutive input channels (stride 1) for the input gradient.
@@ -108,6 +114,7 @@ void apply_pack_runs(const std::vector<PackRun>& runs, int64_t stride, const flo
 }
 
 AlignedFloats pack_weights(const codegen::KernelPlan& plan, const float* kernel) {
+  if (plan.bf16()) return pack_weights_bf16(plan, kernel);
   AlignedFloats packed(static_cast<size_t>(plan.packed_weight_count()));
   const PackRuns runs = packing_runs(plan);
   apply_pack_runs(runs.weights, runs.weight_stride, kernel, packed.data());

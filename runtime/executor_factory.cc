@@ -2,6 +2,7 @@
 
 #include "core/cpu_features.hpp"
 #include "plan/plan.hpp"
+#include "runtime/bf16_executor_factory.hpp"
 #include "runtime/kernels/generated_executor.hpp"
 #include "runtime/kernels/generic.hpp"
 #include "runtime/kernels/reference.hpp"
@@ -30,6 +31,7 @@ Isa generated_forward_isa(const Problem& problem, Isa requested, Isa resolved) {
 }  // namespace
 
 std::unique_ptr<Executor> make_executor(const Problem& problem, WeightStore& weights, const LayerOptions& options) {
+  if (problem.dtype == DataType::kBfloat16) return make_bf16_executor(problem, weights, options);
   // Resolve (and so validate) the ISA even for portable backends: a forced ISA
   // the CPU lacks is an error whatever runs.
   const Isa isa = resolve_isa(options.isa);

@@ -100,7 +100,11 @@ Layer Layer::finish(std::unique_ptr<State> state) {
   // The packed weights (shared once packed) and one output-sized scratch for axis activations.
   check_allocatable(4.0 * (double(g.kernel_elements()) + double(g.output_elements())), "layer");
   try {
-    state->executor = make_executor(make_problem(g, config.use_bias, config.activation), *state->weights, options);
+    Problem problem = make_problem(g, config.use_bias, config.activation);
+    problem.dtype = options.dtype;
+    if (options.dtype == DataType::kBfloat16 && !config.activation.is_elementwise())
+      throw Error("activation", "bf16 layers take elementwise activations only, got " + config.activation.name);
+    state->executor = make_executor(problem, *state->weights, options);
   } catch (const std::bad_alloc&) {
     throw Error("layer", "out of memory while creating the layer");
   }
@@ -202,8 +206,19 @@ Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation
   return finish(std::move(state));
 }
 
+void Layer::forward_bf16(const uint16_t* input, uint16_t* output) const {
+  const State& s = *state_;
+  if (s.options.dtype != DataType::kBfloat16)
+    throw Error("dtype", "forward_bf16 on a float32 layer: create it with LayerOptions::dtype = bf16");
+  s.executor->run_bf16(input, output, s.threads);
+}
+
+DataType Layer::dtype() const { return state_->options.dtype; }
+
 void Layer::forward(const float* input, float* output) const {
   const State& s = *state_;
+  if (s.options.dtype != DataType::kFloat32)
+    throw Error("dtype", "this layer computes in bf16: use forward_bf16 (bf16 bits as uint16), not forward");
   const Activation& act = s.config.activation;
   if (act.is_elementwise()) {
     s.executor->run(input, output, s.threads);
@@ -238,6 +253,8 @@ constexpr int64_t kBiasChunkRows = 256;
 
 void Layer::backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const {
   const State& s = *state_;
+  if (s.options.dtype != DataType::kFloat32)
+    throw Error("dtype", "backward is float32 only for now; this layer computes in bf16 (forward_bf16)");
   const ConvGeometry& g = s.geometry;
   const Activation& act = s.config.activation;
   const bool need_z = needs_preactivation(act);

@@ -1,11 +1,13 @@
 // tconv3d bench: times a layer (or a suite of layers) on random data.
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "core/cpu_features.hpp"
+#include "tconv3d/bfloat16.hpp"
 #include "tconv3d/error.hpp"
 #include "tools/commands.hpp"
 #include "tools/support/fma_peak.hpp"
@@ -14,6 +16,64 @@
 
 namespace tconv3d::cli {
 namespace {
+
+// bf16: the bf16 layer and its float32 twin (same backend choice), timed in
+// alternation so both see the same machine load; prints both and the ratio.
+void bench_bf16(const std::string& name, const LayerConfig& config, const std::vector<int64_t>& input_shape,
+                const LayerOptions& options, double min_seconds, bool json) {
+  std::optional<Layer> made;
+  try {
+    made.emplace(Layer::create_initialized(config, input_shape, 1, options));
+  } catch (const Error& e) {
+    // A suite may hold layers bf16 does not run yet (channels_first): say so, go on.
+    std::printf("%-18s bf16 not run: %s\n", name.c_str(), e.what());
+    std::fflush(stdout);
+    return;
+  }
+  const Layer& layer = *made;
+  LayerOptions f32_options = options;
+  f32_options.dtype = DataType::kFloat32;
+  const Layer f32 = Layer::create_initialized(config, input_shape, 1, f32_options);
+  print_warnings(layer.warnings());
+  const ConvGeometry& g = layer.geometry();
+  const std::vector<float> input = random_values(g.input_elements(), 7);
+  std::vector<uint16_t> input_bf16(input.size());
+  for (size_t i = 0; i < input.size(); ++i) input_bf16[i] = float_to_bf16(input[i]);
+  std::vector<uint16_t> output_bf16(static_cast<size_t>(layer.output_elements()));
+  std::vector<float> output(static_cast<size_t>(f32.output_elements()));
+  double bf16_ms = 1e300, f32_ms = 1e300;  // best of three alternating rounds of medians
+  int reps = 0;
+  for (int round = 0; round < 3; ++round) {
+    const TimingResult b =
+        time_repeated([&] { layer.forward_bf16(input_bf16.data(), output_bf16.data()); }, min_seconds / 3, 3);
+    const TimingResult f = time_repeated([&] { f32.forward(input.data(), output.data()); }, min_seconds / 3, 3);
+    bf16_ms = std::min(bf16_ms, b.median_ms);
+    f32_ms = std::min(f32_ms, f.median_ms);
+    reps += b.repetitions;
+  }
+  const double bf16_gflops = g.flops() / (bf16_ms * 1e-3) / 1e9, f32_gflops = g.flops() / (f32_ms * 1e-3) / 1e9;
+  if (json) {
+    nlohmann::json line = {{"name", name},
+                           {"dtype", "bf16"},
+                           {"backend", to_string(layer.backend())},
+                           {"kernel", layer.kernel_name()},
+                           {"threads", layer.threads()},
+                           {"ms", bf16_ms},
+                           {"gflops", bf16_gflops},
+                           {"float32_ms", f32_ms},
+                           {"float32_gflops", f32_gflops},
+                           {"float32_kernel", f32.kernel_name()},
+                           {"speedup", f32_ms / bf16_ms},
+                           {"repetitions", reps}};
+    std::printf("%s\n", line.dump().c_str());
+  } else {
+    std::printf("%-18s bf16 threads=%-2d %9.3f ms %8.2f GFLOP/s | float32 %9.3f ms %8.2f GFLOP/s | x%.2f"
+                "  (kernel %s)\n",
+                name.c_str(), layer.threads(), bf16_ms, bf16_gflops, f32_ms, f32_gflops, f32_ms / bf16_ms,
+                layer.kernel_name().c_str());
+  }
+  std::fflush(stdout);
+}
 
 // What a bench times: the forward (the default), the backward (dx + dK + db,
 // counted as 2x the forward's FLOPs), or both (3x).
@@ -43,6 +103,11 @@ double fma_peak_gflops(int threads) {
 
 void bench_one(const std::string& name, const LayerConfig& config, const std::vector<int64_t>& input_shape,
                const LayerOptions& options, double min_seconds, bool json, Pass pass) {
+  if (options.dtype == DataType::kBfloat16) {
+    if (pass != Pass::kForward) throw Error("--pass", "--dtype bf16 times the forward pass only");
+    bench_bf16(name, config, input_shape, options, min_seconds, json);
+    return;
+  }
   std::vector<std::string> warnings;
   const Layer layer = Layer::create_initialized(config, input_shape, 1, options);
   print_warnings(layer.warnings());
@@ -104,7 +169,7 @@ void bench_one(const std::string& name, const LayerConfig& config, const std::ve
 int bench_command(const std::vector<std::string>& argv) {
   const Args args(argv,
                   {"--layer", "--input-shape", "--suite", "--backend", "--isa", "--threads", "--keras-flavor",
-                   "--min-time", "--pass"},
+                   "--min-time", "--pass", "--dtype"},
                   {"--json"});
   args.reject_positional();
   const LayerOptions options = layer_options(args);

@@ -86,6 +86,23 @@ int peak_command(const std::vector<std::string>& argv) {
       std::fflush(stdout);
     }
   }
+  // The bf16 ceiling (vdpbf16ps), where the CPU has AVX512_BF16.
+  if (cpu.avx512_bf16) {
+    for (int t : thread_counts) {
+      FmaPeakOptions options = base;
+      options.threads = t;
+      const double gflops = measure_bf16_peak(options);
+      if (json) {
+        const nlohmann::json line = {{"isa", "avx512_bf16"}, {"vector", "zmm"},   {"threads", t},
+                                     {"gflops", gflops},     {"gflops_per_thread", gflops / t}};
+        std::printf("%s\n", line.dump().c_str());
+      } else {
+        std::printf("%-6s (%s) threads=%-3d %9.1f GFLOP/s  (%.1f per thread, best of %d runs, vdpbf16ps)\n", "bf16",
+                    "zmm", t, gflops, gflops / t, options.runs);
+      }
+      std::fflush(stdout);
+    }
+  }
   return 0;
 }
 

@@ -22,13 +22,29 @@ std::set<std::string> with(std::set<std::string> base, std::initializer_list<std
 }  // namespace
 
 int run_command(const std::vector<std::string>& argv) {
-  const Args args(argv, with(kLayerFlags, {"--input", "--kernel", "--bias", "--output", "--seed"}), {"--losses"});
+  const Args args(argv, with(kLayerFlags, {"--input", "--kernel", "--bias", "--output", "--seed", "--dtype"}),
+                  {"--losses"});
   args.reject_positional();
   std::vector<std::string> warnings;
   const LayerConfig config = load_layer_config(args.require("--layer"), flavor_option(args), &warnings);
   const std::string output_path = args.require("--output");
-  const NpyArray input = read_npy_for_flag("--input", args.require("--input"));
   const LayerOptions options = layer_options(args);
+  // bf16 (--dtype bf16): input and output .npy hold bf16 raw bits (npy.hpp);
+  // kernel and bias stay float32, the Keras mixed-precision variables.
+  const bool bf16 = options.dtype == DataType::kBfloat16;
+  if (bf16 && args.has("--losses")) throw Error("--losses", "not available with --dtype bf16");
+  NpyBf16Array input_bf16;
+  NpyArray input;
+  if (bf16) {
+    try {
+      input_bf16 = read_npy_bf16(args.require("--input"));
+    } catch (const Error& e) {
+      throw Error("--input", e.what());
+    }
+    input.shape = input_bf16.shape;
+  } else {
+    input = read_npy_for_flag("--input", args.require("--input"));
+  }
   if (args.get("--bias") && !args.get("--kernel")) throw Error("--bias", "given without --kernel");
   if (args.get("--seed") && args.get("--kernel")) throw Error("--seed", "weights come from --kernel; --seed is for initializers");
 
@@ -48,6 +64,12 @@ int run_command(const std::vector<std::string>& argv) {
   print_warnings(warnings);
 
   const Shape5 out_shape = layer->output_shape();
+  if (bf16) {
+    std::vector<uint16_t> output(static_cast<size_t>(layer->output_elements()));
+    layer->forward_bf16(input_bf16.data.data(), output.data());
+    write_npy_bf16(output_path, std::vector<int64_t>(out_shape.begin(), out_shape.end()), output.data());
+    return 0;
+  }
   std::vector<float> output(static_cast<size_t>(layer->output_elements()));
   layer->forward(input.data.data(), output.data());
   write_npy(output_path, std::vector<int64_t>(out_shape.begin(), out_shape.end()), output.data());

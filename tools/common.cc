@@ -58,6 +58,7 @@ LayerOptions layer_options(const Args& args) {
   if (auto text = args.get("--backend")) options.backend = parse_flag("--backend", *text, parse_backend);
   if (auto text = args.get("--isa")) options.isa = parse_flag("--isa", *text, parse_isa);
   options.threads = args.get_int("--threads", 0);
+  if (auto text = args.get("--dtype")) options.dtype = parse_flag("--dtype", *text, parse_data_type);
   return options;
 }
 

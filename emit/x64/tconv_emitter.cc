@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/kernel_args.hpp"
+#include "emit/x64/bf16_emitter.hpp"
 #include "emit/x64/isa_traits.hpp"
 #include "plan/kernel_name.hpp"
 #include "tconv3d/error.hpp"
@@ -417,6 +418,7 @@ template class TConvEmitter<Avx2Traits>;
 template class TConvEmitter<Avx512Traits>;
 
 CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan) {
+  if (plan.bf16()) return emit_bf16_kernel(plan);
   try {
     if (plan.isa == Isa::kAvx512) return TConvEmitter<Avx512Traits>(plan).generate();
     if (plan.isa == Isa::kAvx2) return TConvEmitter<Avx2Traits>(plan).generate();

@@ -54,7 +54,13 @@ class TCONV3D_API Layer {
   Layer reshape(const std::vector<int64_t>& input_shape) const;
 
   // input: input_shape(); output: output_shape() elements. Thread-safe.
+  // A float32 layer only (LayerOptions::dtype, the default).
   void forward(const float* input, float* output) const;
+  // A bf16 layer only (LayerOptions::dtype = DataType::kBfloat16): the same
+  // shapes in bf16, as raw bits (tconv3d/bfloat16.hpp converts). channels_last
+  // and elementwise activations; needs AVX512_BF16 (or the reference backend).
+  void forward_bf16(const uint16_t* input, uint16_t* output) const;
+  DataType dtype() const;
 
   // The gradients of the layer's output y = act(conv3d_transpose(x, K) + b)
   // for an output gradient dy, as Keras's autodiff computes them (JAX's, at

@@ -9,7 +9,9 @@
 
 #include "core/kernel_args.hpp"
 #include "plan/row_taps.hpp"
+#include "runtime/kernels/bf16_transpose.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
+#include "tconv3d/error.hpp"
 
 namespace tconv3d {
 namespace {
@@ -44,7 +46,32 @@ class RowExecutor final : public Executor {
     for (const auto& code : codes_) kernels_.push_back(code->function<codegen::KernelFunction>());
   }
 
+  void run_bf16(const uint16_t* input, uint16_t* output, int threads) const override {
+    if (!plan_.bf16()) return Executor::run_bf16(input, output, threads);  // the float32 layer's error
+    threads = threads > 0 ? threads : omp_get_max_threads();
+    if (!plan_.transpose_channels_first) {
+      run_rows(input, output, threads);
+      return;
+    }
+    // channels_first: as float32 (run()), one channels_last input copy, the
+    // output computed in slabs and transposed into place.
+    const ConvGeometry& g = plan_.geometry;
+    std::unique_lock<std::mutex> lock(bf16_cl_mutex_, std::try_to_lock);
+    std::unique_ptr<uint16_t[]> own;
+    uint16_t* input_cl = nullptr;
+    if (lock.owns_lock()) {
+      if (!bf16_input_cl_) bf16_input_cl_.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
+      input_cl = bf16_input_cl_.get();
+    } else {
+      own.reset(new uint16_t[static_cast<size_t>(g.input_elements())]);
+      input_cl = own.get();
+    }
+    transpose_input(input, input_cl, threads);
+    run_blocks_channels_first(static_cast<const uint16_t*>(input_cl), output, threads);
+  }
+
   void run(const float* input, float* output, int threads) const override {
+    if (plan_.bf16()) throw Error("dtype", "this layer computes in bf16: use forward_bf16, not the float32 forward");
     threads = threads > 0 ? threads : omp_get_max_threads();
     if (!plan_.transpose_channels_first) {
       run_rows(input, output, threads);
@@ -76,7 +103,8 @@ class RowExecutor final : public Executor {
 
  private:
   // NCDHW -> NDHWC, one (n, id, ih) input row per work item.
-  void transpose_input(const float* input, float* input_cl, int threads) const {
+  template <typename T>
+  void transpose_input(const T* input, T* input_cl, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t in_w = g.axes[2].in, rows = g.axes[0].in * g.axes[1].in, channels = g.in_channels;
     const int64_t plane = rows * in_w, items = g.batch * rows;
@@ -84,13 +112,15 @@ class RowExecutor final : public Executor {
     schedule(static)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t n = item / rows, row = item % rows;
-      transpose_block(input + n * channels * plane + row * in_w, plane,
-                      input_cl + (n * plane + row * in_w) * channels, channels, channels, in_w, false);
+      transpose_any(input + n * channels * plane + row * in_w, plane, input_cl + (n * plane + row * in_w) * channels,
+                    channels, channels, in_w, false);
     }
   }
 
   // Work items: (kernel, n, row in run order), kernels (channel groups) outermost.
-  void run_rows(const float* input, float* output, int threads) const {
+  // T: float, or uint16_t for bf16 (the kernel reads the plan's dtype).
+  template <typename T>
+  void run_rows(const T* input, T* output, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t per_item = g.axes[0].out * g.axes[1].out;
     const int64_t rows = g.batch * per_item;
@@ -118,10 +148,10 @@ class RowExecutor final : public Executor {
           const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(item / rows)];
           const int64_t r = item % rows;
           const int64_t n = r / per_item, dh = rows_.order[static_cast<size_t>(r % per_item)];
-          args.input = input + n * in_item;
+          args.input = reinterpret_cast<const float*>(input + n * in_item);
           args.row_taps = rows_.pairs_of(dh);
           args.row_tap_count = rows_.taps_of(dh);
-          args.output = output + (n * per_item + dh) * out_row;
+          args.output = reinterpret_cast<float*>(output + (n * per_item + dh) * out_row);
           kernel(&args);
         }
       }
@@ -133,7 +163,8 @@ class RowExecutor final : public Executor {
   // is computed into a scratch slab and transposed in one go, so each
   // channel's destination is one long run (whole cache lines, streamed when
   // large) instead of one short, line-straddling run per row.
-  void run_blocks_channels_first(const float* input, float* output, int threads) const {
+  template <typename T>
+  void run_blocks_channels_first(const T* input, T* output, int threads) const {
     const ConvGeometry& g = plan_.geometry;
     const int64_t out_d = g.axes[0].out, out_h = g.axes[1].out, out_w = g.axes[2].out;
     const int64_t out_row = out_w * g.out_channels, out_plane = out_d * out_h * out_w;
@@ -141,18 +172,20 @@ class RowExecutor final : public Executor {
     if (d_rows == 0 || out_h == 0 || out_row == 0) return;
     // As many rows as the slab holds, but enough blocks to keep every thread busy.
     const int64_t wanted_blocks = (4 * int64_t(threads) + d_rows - 1) / d_rows;
+    const int64_t slab_rows = kSlabBytes / (int64_t(sizeof(T)) * out_row);
     const int64_t block_rows =
-        std::max<int64_t>(1, std::min<int64_t>(kSlabBytes / (4 * out_row), out_h / std::min(out_h, wanted_blocks)));
+        std::max<int64_t>(1, std::min<int64_t>(slab_rows, out_h / std::min(out_h, wanted_blocks)));
     const int64_t blocks_per_d = (out_h + block_rows - 1) / block_rows;
     const int64_t items = d_rows * blocks_per_d, per_kernel = g.batch * out_d * blocks_per_d;
     threads = static_cast<int>(std::min<int64_t>(threads, items));
     const int64_t in_item = g.input_elements() / g.batch;
     const int64_t group_channels = int64_t(plan_.oc_block) * plan_.lanes;
     // An output beyond the L2 is not read back soon: bypass the caches.
-    const bool stream_output = 4 * g.output_elements() > kStreamOutputBytes;
+    const bool stream_output = int64_t(sizeof(T)) * g.output_elements() > kStreamOutputBytes;
 #pragma omp parallel num_threads(threads)
     {
-      AlignedFloats slab(static_cast<size_t>(block_rows * out_row));
+      AlignedFloats slab(static_cast<size_t>(block_rows * out_row));  // >= block_rows * out_row elements of T
+      T* const slab_data = reinterpret_cast<T*>(slab.data());
       codegen::KernelArgs args{};
       args.weights = packed_->weights.data();
       args.bias = packed_->bias.data();
@@ -163,22 +196,32 @@ class RowExecutor final : public Executor {
         const int64_t od = rows_.d_order[static_cast<size_t>(block / blocks_per_d)];
         const int64_t oh0 = block % blocks_per_d * block_rows, oh1 = std::min(out_h, oh0 + block_rows);
         const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(k)];
-        args.input = input + n * in_item;
+        args.input = reinterpret_cast<const float*>(input + n * in_item);
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           const int64_t dh = od * out_h + oh;
           args.row_taps = rows_.pairs_of(dh);
           args.row_tap_count = rows_.taps_of(dh);
-          args.output = slab.data() + (oh - oh0) * out_row;
+          args.output = reinterpret_cast<float*>(slab_data + (oh - oh0) * out_row);
           kernel(&args);
         }
         // This kernel's channels [c0, c1) of the block: voxels x C -> C x voxels.
         const int64_t c0 = plan_.split_groups ? k * group_channels : 0;
         const int64_t c1 = plan_.split_groups ? std::min<int64_t>(g.out_channels, c0 + group_channels) : g.out_channels;
-        transpose_block(slab.data() + c0, g.out_channels,
-                        output + (n * g.out_channels + c0) * out_plane + (od * out_h + oh0) * out_w, out_plane,
-                        (oh1 - oh0) * out_w, c1 - c0, stream_output);
+        transpose_any(slab_data + c0, g.out_channels,
+                      output + (n * g.out_channels + c0) * out_plane + (od * out_h + oh0) * out_w, out_plane,
+                      (oh1 - oh0) * out_w, c1 - c0, stream_output);
       }
     }
+  }
+
+  // The 2-D transposes of the channels_first path, per element type.
+  static void transpose_any(const float* src, int64_t ss, float* dst, int64_t ds, int64_t rows, int64_t cols,
+                            bool stream) {
+    transpose_block(src, ss, dst, ds, rows, cols, stream);
+  }
+  static void transpose_any(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t ds, int64_t rows, int64_t cols,
+                            bool /*stream*/) {
+    transpose_block_u16(src, ss, dst, ds, rows, cols);
   }
 
   codegen::KernelPlan plan_;
@@ -190,6 +233,8 @@ class RowExecutor final : public Executor {
   std::vector<codegen::KernelFunction> kernels_;
   mutable std::mutex input_cl_mutex_;           // guards input_cl_
   mutable std::unique_ptr<float[]> input_cl_;  // channels_first only: the input, channels_last
+  mutable std::mutex bf16_cl_mutex_;                     // guards bf16_input_cl_
+  mutable std::unique_ptr<uint16_t[]> bf16_input_cl_;  // bf16 channels_first: the input, channels_last
 };
 
 }  // namespace

@@ -21,4 +21,10 @@ struct FmaPeakOptions {
 // or an option is out of range.
 double measure_fma_peak(Isa isa, const FmaPeakOptions& options = {});
 
+// The bf16 ceiling (AVX512_BF16): 24 vdpbf16ps zmm chains, 64 FLOP each (16
+// lanes x 2 bf16 products x multiply-add). Throws without avx512_bf16.
+double measure_bf16_peak(const FmaPeakOptions& options = {});
+// The calibrate-and-best-of-runs loop both use; flops per call of loop(1).
+double measure_loop_peak(void (*loop)(int64_t), double flops_per_iteration, const FmaPeakOptions& options);
+
 }  // namespace tconv3d

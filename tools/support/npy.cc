@@ -155,7 +155,16 @@ class HeaderParser {
 
 }  // namespace
 
-NpyArray parse_npy(const std::string& bytes, const std::string& name) {
+namespace {
+
+// The checked header and data of a .npy image whose dtype is float32 ('<f4'),
+// or with bf16, one of the bf16 raw-bit spellings ('<u2', '|V2', '<V2').
+struct Payload {
+  std::vector<int64_t> shape;
+  size_t offset = 0, count = 0;
+};
+
+Payload parse_payload(const std::string& bytes, const std::string& name, bool bf16) {
   if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, 6) != 0) {
     throw Error(name, "not a .npy file (missing the \\x93NUMPY magic)");
   }
@@ -176,10 +185,17 @@ NpyArray parse_npy(const std::string& bytes, const std::string& name) {
   const std::string header_text = bytes.substr(offset, header_len);
   const HeaderParser::Header header = HeaderParser(header_text, name).parse();
   const std::string shape_text = shape_to_string(header.shape);
-  if (header.descr != "<f4") {
-    throw Error(name, "dtype '" + header.descr + "' is not float32 ('<f4'); convert it explicitly, e.g. "
-                      "numpy.asarray(x, dtype=numpy.float32)");
+  const bool bf16_bits = header.descr == "<u2" || header.descr == "|V2" || header.descr == "<V2";
+  if (bf16 && !bf16_bits) {
+    throw Error(name, "dtype '" + header.descr + "' is not bf16 raw bits ('<u2', or ml_dtypes bfloat16 saved as "
+                      "'<V2'/'|V2'); with --dtype bf16 give x.astype(ml_dtypes.bfloat16).view(numpy.uint16)");
   }
+  if (!bf16 && header.descr != "<f4") {
+    throw Error(name, "dtype '" + header.descr + "' is not float32 ('<f4'); convert it explicitly, e.g. "
+                      "numpy.asarray(x, dtype=numpy.float32)" +
+                      std::string(bf16_bits ? " (2-byte elements: for bf16 data give --dtype bf16)" : ""));
+  }
+  const size_t element = bf16 ? 2 : 4;
   if (header.fortran_order) throw Error(name, "array is in Fortran order; only C order is accepted");
   int64_t count = 1;
   for (int64_t d : header.shape) {
@@ -187,21 +203,39 @@ NpyArray parse_npy(const std::string& bytes, const std::string& name) {
     count *= d;
   }
   const size_t data_offset = offset + header_len;
-  const size_t expected = size_t(count) * 4;
+  const size_t expected = size_t(count) * element;
   if (bytes.size() - data_offset != expected) {
     throw Error(name, "data size " + std::to_string(bytes.size() - data_offset) + " bytes does not match shape " +
                           shape_text + " (" + std::to_string(expected) + " bytes expected): file " +
                           (bytes.size() - data_offset < expected ? "truncated" : "has trailing bytes") +
                           " or corrupt");
   }
+  return Payload{header.shape, data_offset, size_t(count)};
+}
+
+}  // namespace
+
+NpyArray parse_npy(const std::string& bytes, const std::string& name) {
+  const Payload p = parse_payload(bytes, name, false);
   NpyArray array;
-  array.shape = header.shape;
-  array.data.resize(size_t(count));
-  if (count) std::memcpy(array.data.data(), bytes.data() + data_offset, expected);
+  array.shape = p.shape;
+  array.data.resize(p.count);
+  if (p.count) std::memcpy(array.data.data(), bytes.data() + p.offset, p.count * 4);
   return array;
 }
 
-NpyArray read_npy(const std::string& path) {
+NpyBf16Array parse_npy_bf16(const std::string& bytes, const std::string& name) {
+  const Payload p = parse_payload(bytes, name, true);
+  NpyBf16Array array;
+  array.shape = p.shape;
+  array.data.resize(p.count);
+  if (p.count) std::memcpy(array.data.data(), bytes.data() + p.offset, p.count * 2);
+  return array;
+}
+
+namespace {
+
+std::string read_file_bytes(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw Error(path, "is a directory, not a .npy file");
   std::ifstream in(path, std::ios::binary);
@@ -213,12 +247,21 @@ NpyArray read_npy(const std::string& path) {
   in.seekg(0);
   std::string bytes(static_cast<size_t>(size), '\0');
   if (!in.read(bytes.data(), size)) throw Error(path, "read failed");
-  return parse_npy(bytes, path);
+  return bytes;
 }
 
-void write_npy(const std::string& path, const std::vector<int64_t>& shape, const float* data) {
+}  // namespace
+
+NpyArray read_npy(const std::string& path) { return parse_npy(read_file_bytes(path), path); }
+
+NpyBf16Array read_npy_bf16(const std::string& path) { return parse_npy_bf16(read_file_bytes(path), path); }
+
+namespace {
+
+void write_npy_raw(const std::string& path, const std::vector<int64_t>& shape, const char* descr, const void* data,
+                   int64_t element) {
   std::ostringstream dict;
-  dict << "{'descr': '<f4', 'fortran_order': False, 'shape': (";
+  dict << "{'descr': '" << descr << "', 'fortran_order': False, 'shape': (";
   int64_t count = 1;
   for (size_t i = 0; i < shape.size(); ++i) {
     dict << shape[i] << (shape.size() == 1 || i + 1 < shape.size() ? "," : "");
@@ -242,7 +285,7 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
     const char len_bytes[2] = {char(len & 0xff), char(len >> 8)};
     out.write(len_bytes, 2);
     out.write(header.data(), std::streamsize(header.size()));
-    out.write(reinterpret_cast<const char*>(data), std::streamsize(count * 4));
+    out.write(static_cast<const char*>(data), std::streamsize(count * element));
     // close() flushes: a full disk may only show up here.
     out.close();
     if (!out) {
@@ -255,6 +298,16 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
     std::remove(tmp.c_str());
     throw Error(path, "cannot write (" + reason + ")");
   }
+}
+
+}  // namespace
+
+void write_npy(const std::string& path, const std::vector<int64_t>& shape, const float* data) {
+  write_npy_raw(path, shape, "<f4", data, 4);
+}
+
+void write_npy_bf16(const std::string& path, const std::vector<int64_t>& shape, const uint16_t* data) {
+  write_npy_raw(path, shape, "<u2", data, 2);
 }
 
 }  // namespace tconv3d

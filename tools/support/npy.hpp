@@ -20,4 +20,17 @@ void write_npy(const std::string& path, const std::vector<int64_t>& shape, const
 // Parses a .npy image already in memory; `name` is used in error messages.
 NpyArray parse_npy(const std::string& bytes, const std::string& name);
 
+// bf16 tensors as raw bits (NumPy has no bf16): read from '<u2' (uint16, e.g.
+// x.astype(ml_dtypes.bfloat16).view(numpy.uint16)) or '<V2' / '|V2' (how
+// NumPy saves an ml_dtypes bfloat16 array); written as '<u2'. Only where the
+// caller declared bf16 (--dtype bf16): a float32 file is refused, as a
+// bf16 file is where float32 is expected.
+struct NpyBf16Array {
+  std::vector<int64_t> shape;
+  std::vector<uint16_t> data;
+};
+NpyBf16Array read_npy_bf16(const std::string& path);
+NpyBf16Array parse_npy_bf16(const std::string& bytes, const std::string& name);
+void write_npy_bf16(const std::string& path, const std::vector<int64_t>& shape, const uint16_t* data);
+
 }  // namespace tconv3d

@@ -8,7 +8,7 @@
 #include <exception>
 #include <string>
 
-#include "python/src/ffi_batching.hpp"
+#include "python/src/ffi_common.hpp"
 #include "python/src/ffi_handler.hpp"
 #include "python/src/registry.hpp"
 #include "tconv3d/error.hpp"
@@ -58,15 +58,7 @@ void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi:
 ffi::Error backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
                     ffi::Buffer<ffi::F32> dz, ffi::ResultBuffer<ffi::F32> dx, ffi::ResultBuffer<ffi::F32> dk,
                     ffi::ResultBuffer<ffi::F32> db, int64_t cache_id) {
-  // No exception may cross into XLA (see ffi_handler.cc).
-  try {
-    run(x, kernel, bias, dz, dx, dk, db, cache_id);
-    return ffi::Error::Success();
-  } catch (const Error& e) {
-    return ffi::Error::InvalidArgument(std::string("tconv3d: ") + e.what());
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(std::string("tconv3d: ") + e.what());
-  }
+  return guarded([&] { run(x, kernel, bias, dz, dx, dk, db, cache_id); });
 }
 
 }  // namespace

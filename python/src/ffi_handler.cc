@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "python/src/ffi_batching.hpp"
+#include "python/src/ffi_common.hpp"
 #include "python/src/registry.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
@@ -73,16 +73,7 @@ void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi:
 
 ffi::Error forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
                    ffi::ResultBuffer<ffi::F32> y, int64_t cache_id) {
-  // No exception may cross into XLA: each becomes an FFI error, which JAX
-  // raises in Python with this message.
-  try {
-    run(x, kernel, bias, y, cache_id);
-    return ffi::Error::Success();
-  } catch (const Error& e) {
-    return ffi::Error::InvalidArgument(std::string("tconv3d: ") + e.what());
-  } catch (const std::exception& e) {
-    return ffi::Error::Internal(std::string("tconv3d: ") + e.what());
-  }
+  return guarded([&] { run(x, kernel, bias, y, cache_id); });
 }
 
 }  // namespace

@@ -1,9 +1,11 @@
-// The leading (jax.vmap) axes of the XLA FFI handlers' operands. With
+// What the XLA FFI handlers share: the exception guard around their bodies,
+// and the leading (jax.vmap) axes of their operands. With
 // vmap_method="expand_dims" every operand carries them, of size 1 where that
 // operand is not batched; the results carry them at full size.
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -43,6 +45,20 @@ inline void check_lead(const char* name, FfiDims operand, FfiDims output, size_t
       throw Error(name, "batch axis " + std::to_string(i) + " has size " + std::to_string(operand[i]) +
                             ", the output's has " + std::to_string(output[i]));
     }
+  }
+}
+
+// Runs a handler's body so that no exception crosses into XLA: each becomes
+// an FFI error, which JAX raises in Python with the library's message.
+template <typename Body>
+xla::ffi::Error guarded(Body&& body) {
+  try {
+    body();
+    return xla::ffi::Error::Success();
+  } catch (const Error& e) {
+    return xla::ffi::Error::InvalidArgument(std::string("tconv3d: ") + e.what());
+  } catch (const std::exception& e) {
+    return xla::ffi::Error::Internal(std::string("tconv3d: ") + e.what());
   }
 }
 

@@ -58,7 +58,8 @@ inline void axpy4(float* __restrict acc, const float* s, const float* __restrict
 }
 
 inline void input_gradient(const ConvGeometry& g, const float* kernel, const float* dz, float* dx, int threads) {
-  const auto& [ad, ah, aw] = g.axes;
+  // Not a structured binding: clang cannot capture one into the OpenMP region below.
+  const AxisGeometry &ad = g.axes[0], &ah = g.axes[1], &aw = g.axes[2];
   const int64_t cin = g.in_channels, cout = g.out_channels;
   const int64_t rows = g.batch * ad.in * ah.in;
   const int64_t row_floats = aw.in * cin;
@@ -109,7 +110,8 @@ inline void input_gradient(const ConvGeometry& g, const float* kernel, const flo
 }
 
 inline void kernel_gradient(const ConvGeometry& g, const float* x, const float* dz, float* dk, int threads) {
-  const auto& [ad, ah, aw] = g.axes;
+  // Not a structured binding: clang cannot capture one into the OpenMP region below.
+  const AxisGeometry &ad = g.axes[0], &ah = g.axes[1], &aw = g.axes[2];
   const int64_t cin = g.in_channels, cout = g.out_channels;
   const int64_t taps = ad.kernel * ah.kernel * aw.kernel;
   // Filters per work item: a tile of block x in_channels accumulators that

@@ -98,6 +98,9 @@ def _compare(model, x, threads, min_seconds):
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
+    # Two sessions share this process: a pool that spins after its run
+    # (ONNX Runtime's default) takes a core from the session timed next.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     alone = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     ours = tconv3d.onnx.session(model, threads=threads)
     want = alone.run(None, {"x": x})[0]

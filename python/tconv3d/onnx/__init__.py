@@ -89,6 +89,12 @@ def session(model, sess_options=None, threads=0, providers=None):
     so = sess_options if sess_options is not None else _ort.SessionOptions()
     if threads and not so.intra_op_num_threads:
         so.intra_op_num_threads = int(threads)
+    try:
+        so.get_session_config_entry("session.intra_op.allow_spinning")
+    except RuntimeError:  # not set by the caller
+        # ONNX Runtime's idle pool threads spin by default, on the cores
+        # tconv3d's threads then compute on.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.register_custom_ops_library(custom_ops_library())
     return _ort.InferenceSession(proto.SerializeToString(), so,
                                  providers=providers or ["CPUExecutionProvider"])

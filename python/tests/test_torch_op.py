@@ -442,3 +442,14 @@ def test_opcheck_with_groups():
     w = torch.from_numpy(rng.standard_normal((16, 8, 2, 2, 2)).astype(np.float32)).requires_grad_()
     b = torch.zeros(16, requires_grad=True)
     torch.library.opcheck(torch.ops.tconv3d.conv_transpose3d, (x, w, b, [2, 2, 1], [0, 1, 0], [1, 0, 0], 2, [1, 1, 1]))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_float32_gradients_come_from_tconv3ds_backward_kernels(seed, monkeypatch):
+    import tconv3d.torch._op as op_module
+
+    def torch_backward(*args):
+        raise AssertionError("PyTorch's convolution backward ran where tconv3d's kernels should")
+
+    monkeypatch.setattr(op_module, "backward_torch", torch_backward)
+    test_gradients_match_torch(1000 + seed)

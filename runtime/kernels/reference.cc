@@ -2,6 +2,7 @@
 
 #include "core/activation.hpp"
 #include "core/tensor_index.hpp"
+#include "runtime/kernels/reference_contributions.hpp"
 
 namespace tconv3d {
 
@@ -15,27 +16,17 @@ void reference_forward(const Problem& problem, const float* kernel, const float*
   std::vector<double> acc(static_cast<size_t>(g.output_elements()), 0.0);
 
   // Scatter form: every input sample times every tap lands on one output.
-  for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t id = 0; id < ad.in; ++id)
-      for (int64_t ih = 0; ih < ah.in; ++ih)
-        for (int64_t iw = 0; iw < aw.in; ++iw)
-          for (int64_t a = 0; a < ad.kernel; ++a)
-            for (int64_t b = 0; b < ah.kernel; ++b)
-              for (int64_t c = 0; c < aw.kernel; ++c) {
-                const int64_t od = id * ad.stride + a * ad.dilation - ad.crop_begin;
-                const int64_t oh = ih * ah.stride + b * ah.dilation - ah.crop_begin;
-                const int64_t ow = iw * aw.stride + c * aw.dilation - aw.crop_begin;
-                if (od < 0 || od >= ad.out || oh < 0 || oh >= ah.out || ow < 0 || ow >= aw.out) continue;
-                const float* w_tap = kernel + ((a * ah.kernel + b) * aw.kernel + c) * cout * cin;
-                for (int64_t f = 0; f < cout; ++f) {
-                  double sum = 0.0;
-                  for (int64_t ci = 0; ci < cin; ++ci) {
-                    sum += static_cast<double>(input[in_index(n, id, ih, iw, ci)]) *
-                           static_cast<double>(w_tap[f * cin + ci]);
-                  }
-                  acc[out_index(n, od, oh, ow, f)] += sum;
-                }
-              }
+  for_each_contribution(g, [&](const Contribution& p) {
+    const float* w_tap = kernel + p.tap * cout * cin;
+    for (int64_t f = 0; f < cout; ++f) {
+      double sum = 0.0;
+      for (int64_t ci = 0; ci < cin; ++ci) {
+        sum += static_cast<double>(input[in_index(p.n, p.id, p.ih, p.iw, ci)]) *
+               static_cast<double>(w_tap[f * cin + ci]);
+      }
+      acc[out_index(p.n, p.od, p.oh, p.ow, f)] += sum;
+    }
+  });
 
   for (int64_t n = 0; n < g.batch; ++n)
     for (int64_t od = 0; od < ad.out; ++od)

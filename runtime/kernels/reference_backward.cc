@@ -1,42 +1,15 @@
 #include "runtime/kernels/reference_backward.hpp"
 
-#include "core/tensor_index.hpp"
+#include "runtime/kernels/reference_contributions.hpp"
 
 namespace tconv3d {
-namespace {
-
-// Calls visit(n, i_flat, o_flat, tap) for every pair of an input voxel and a
-// kernel tap that lands inside the output: the one loop nest both products
-// share. Flat indices count voxels (channels_last, channel 0).
-template <typename Visit>
-void for_each_contribution(const ConvGeometry& g, Visit&& visit) {
-  const auto& [ad, ah, aw] = g.axes;
-  for (int64_t n = 0; n < g.batch; ++n)
-    for (int64_t id = 0; id < ad.in; ++id)
-      for (int64_t ih = 0; ih < ah.in; ++ih)
-        for (int64_t iw = 0; iw < aw.in; ++iw)
-          for (int64_t a = 0; a < ad.kernel; ++a)
-            for (int64_t b = 0; b < ah.kernel; ++b)
-              for (int64_t c = 0; c < aw.kernel; ++c) {
-                const int64_t od = id * ad.stride + a * ad.dilation - ad.crop_begin;
-                const int64_t oh = ih * ah.stride + b * ah.dilation - ah.crop_begin;
-                const int64_t ow = iw * aw.stride + c * aw.dilation - aw.crop_begin;
-                if (od < 0 || od >= ad.out || oh < 0 || oh >= ah.out || ow < 0 || ow >= aw.out) continue;
-                const int64_t i_flat = ((n * ad.in + id) * ah.in + ih) * aw.in + iw;
-                const int64_t o_flat = ((n * ad.out + od) * ah.out + oh) * aw.out + ow;
-                visit(i_flat, o_flat, (a * ah.kernel + b) * aw.kernel + c);
-              }
-}
-
-}  // namespace
-
 void reference_input_gradient(const ConvGeometry& g, const float* kernel, const float* dz, float* dx) {
   const int64_t cin = g.in_channels, cout = g.out_channels;
   std::vector<double> acc(static_cast<size_t>(g.input_elements()), 0.0);
-  for_each_contribution(g, [&](int64_t i, int64_t o, int64_t tap) {
-    const float* w = kernel + tap * cout * cin;
-    const float* g_row = dz + o * cout;
-    double* a_row = acc.data() + i * cin;
+  for_each_contribution(g, [&](const Contribution& p) {
+    const float* w = kernel + p.tap * cout * cin;
+    const float* g_row = dz + p.output_voxel(g) * cout;
+    double* a_row = acc.data() + p.input_voxel(g) * cin;
     for (int64_t co = 0; co < cout; ++co)
       for (int64_t ci = 0; ci < cin; ++ci) a_row[ci] += double(g_row[co]) * double(w[co * cin + ci]);
   });
@@ -46,10 +19,10 @@ void reference_input_gradient(const ConvGeometry& g, const float* kernel, const 
 void reference_kernel_gradient(const ConvGeometry& g, const float* x, const float* dz, float* dk) {
   const int64_t cin = g.in_channels, cout = g.out_channels;
   std::vector<double> acc(static_cast<size_t>(g.kernel_elements()), 0.0);
-  for_each_contribution(g, [&](int64_t i, int64_t o, int64_t tap) {
-    const float* x_row = x + i * cin;
-    const float* g_row = dz + o * cout;
-    double* a = acc.data() + tap * cout * cin;
+  for_each_contribution(g, [&](const Contribution& p) {
+    const float* x_row = x + p.input_voxel(g) * cin;
+    const float* g_row = dz + p.output_voxel(g) * cout;
+    double* a = acc.data() + p.tap * cout * cin;
     for (int64_t co = 0; co < cout; ++co)
       for (int64_t ci = 0; ci < cin; ++ci) a[co * cin + ci] += double(g_row[co]) * double(x_row[ci]);
   });

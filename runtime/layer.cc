@@ -3,38 +3,18 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <mutex>
 #include <new>
-#include <tuple>
 #include <utility>
 
 #include "core/activation.hpp"
-#include "core/activation_gradient.hpp"
 #include "core/weights.hpp"
-#include "runtime/backward_factory.hpp"
 #include "runtime/executor_factory.hpp"
-#include "runtime/kernels/channel_transpose.hpp"
+#include "runtime/layer_state.hpp"
 #include "runtime/memory_guard.hpp"
 #include "runtime/weight_store.hpp"
 #include "tconv3d/error.hpp"
 
 namespace tconv3d {
-
-struct Layer::State {
-  LayerConfig config;
-  ConvGeometry geometry;
-  bool explicit_geometry = false;  // from create_from_geometry: reshape keeps its crops
-  std::shared_ptr<WeightStore> weights;  // shared by every shape of the layer
-  std::vector<std::string> warnings;
-  std::unique_ptr<Executor> executor;
-  LayerOptions options;
-  int threads = 1;
-  // Built on the first backward() (a layer that only infers never pays for
-  // them), once, whichever thread gets there first.
-  mutable std::once_flag backward_once, preactivation_once;
-  mutable std::unique_ptr<BackwardExecutor> backward;
-  mutable std::unique_ptr<Executor> preactivation;  // the forward with a linear activation: z
-};
 
 namespace {
 
@@ -67,8 +47,7 @@ std::shared_ptr<WeightStore> copy_weights(const ConstTensor& kernel, const Const
 // both ends of every axis, so the output follows the input as those
 // frameworks' own formulas make it.
 ConvGeometry with_input_shape(const ConvGeometry& g, const std::vector<int64_t>& input_shape) {
-  if (input_shape.size() != 5)
-    throw Error("input_shape", "expected 5 dimensions, got " + shape_to_string(input_shape));
+  if (input_shape.size() != 5) throw Error("input_shape", "expected 5 dimensions, got " + shape_to_string(input_shape));
   const bool last = g.data_format == DataFormat::kChannelsLast;
   ConvGeometry r = g;
   r.batch = input_shape[0];
@@ -132,8 +111,8 @@ Layer Layer::reshape(const std::vector<int64_t>& input_shape) const {
 
 int64_t Layer::weight_packs() const { return state_->weights->packs(); }
 
-Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input_shape,
-                    const ConstTensor& kernel, const ConstTensor& bias, const LayerOptions& options) {
+Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input_shape, const ConstTensor& kernel,
+                    const ConstTensor& bias, const LayerOptions& options) {
   validate(config);
   auto state = std::make_unique<State>();
   state->config = config;
@@ -145,8 +124,8 @@ Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input
   if (!kernel.data) throw Error("kernel", "no kernel given");
   if (kernel.shape != expected_kernel) {
     throw Error("kernel", "shape " + shape_to_string(kernel.shape) + " does not match the layer: expected " +
-                              shape_to_string(expected_kernel) +
-                              " (kernel_size..., filters, input channels " + std::to_string(g.in_channels) + ")");
+                              shape_to_string(expected_kernel) + " (kernel_size..., filters, input channels " +
+                              std::to_string(g.in_channels) + ")");
   }
   if (config.use_bias && !bias.data) throw Error("bias", "use_bias is true but no bias was given");
   if (!config.use_bias && bias.data) throw Error("bias", "a bias was given but use_bias is false");
@@ -159,8 +138,8 @@ Layer Layer::create(const LayerConfig& config, const std::vector<int64_t>& input
   return finish(std::move(state));
 }
 
-Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape,
-                                uint64_t seed, const LayerOptions& options) {
+Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int64_t>& input_shape, uint64_t seed,
+                                const LayerOptions& options) {
   validate(config);
   std::vector<std::string> ignored;
   const ConvGeometry g = resolve_geometry(config, input_shape, &ignored);
@@ -173,8 +152,8 @@ Layer Layer::create_initialized(const LayerConfig& config, const std::vector<int
                 config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{}, options);
 }
 
-Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation& activation,
-                                  const ConstTensor& kernel, const ConstTensor& bias, const LayerOptions& options) {
+Layer Layer::create_from_geometry(const ConvGeometry& geometry, const Activation& activation, const ConstTensor& kernel,
+                                  const ConstTensor& bias, const LayerOptions& options) {
   validate_geometry(geometry);
   auto state = std::make_unique<State>();
   state->options = options;
@@ -237,164 +216,6 @@ void Layer::forward(const float* input, float* output) const {
   }
 }
 
-namespace {
-
-bool overlap(const void* a, int64_t a_floats, const void* b, int64_t b_floats) {
-  if (!a || !b) return false;
-  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
-  return a0 < b0 + uintptr_t(b_floats) * sizeof(float) && b0 < a0 + uintptr_t(a_floats) * sizeof(float);
-}
-
-// Output voxels per partial sum of the bias gradient under channels_last: a
-// fixed size, so the order of the sums does not depend on the thread count.
-constexpr int64_t kBiasChunkRows = 256;
-
-}  // namespace
-
-void Layer::backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const {
-  const State& s = *state_;
-  if (s.options.dtype != DataType::kFloat32)
-    throw Error("dtype", "backward is float32 only for now; this layer computes in bf16 (forward_bf16)");
-  const ConvGeometry& g = s.geometry;
-  const Activation& act = s.config.activation;
-  const bool need_z = needs_preactivation(act);
-  if (!dy) throw Error("dy", "no output gradient given (null)");
-  if (!dx && !dk && !db) return;
-  if (!x && dk) throw Error("x", "the kernel gradient needs the input, but none was given (null)");
-  if (!x && need_z) {
-    throw Error("x", "the " + act.name +
-                         " activation's derivative needs the pre-activation output, which is recomputed from the "
-                         "input, but none was given (null)");
-  }
-  if (!y && needs_output(act)) {
-    throw Error("y", "the " + act.name +
-                         " activation's derivative is computed from the forward output, but none was given (null)");
-  }
-  if (db && !s.config.use_bias) throw Error("db", "the layer has no bias, so there is no bias gradient to write");
-  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements(), out_elems = output_elements();
-  const int64_t k_elems = g.kernel_elements(), filters = g.out_channels;
-  const std::pair<const float*, int64_t> inputs[] = {{x, in_elems}, {y, out_elems}, {dy, out_elems}};
-  const std::tuple<float*, int64_t, const char*> outputs[] = {{dx, in_elems, "dx"}, {dk, k_elems, "dk"},
-                                                              {db, filters, "db"}};
-  for (int i = 0; i < 3; ++i) {
-    const auto& [out, count, name] = outputs[i];
-    for (const auto& [in, in_count] : inputs)
-      if (overlap(out, count, in, in_count)) throw Error(name, "overlaps an input array (x, y or dy)");
-    for (int j = i + 1; j < 3; ++j) {
-      const auto& [other, other_count, other_name] = outputs[j];
-      if (overlap(out, count, other, other_count)) throw Error(name, std::string("overlaps ") + other_name);
-    }
-  }
-
-  const LayerOptions& options = s.options;
-  std::call_once(s.backward_once, [&] {
-    s.backward = make_backward_executor(make_problem(g, s.config.use_bias, act), *s.weights, options);
-  });
-  if (need_z) {
-    std::call_once(s.preactivation_once, [&] {
-      s.preactivation = make_executor(make_problem(g, s.config.use_bias, Activation{}), *s.weights, options);
-    });
-  }
-  const bool last = g.data_format == DataFormat::kChannelsLast;
-  const bool linear = act.kind == ActivationKind::kLinear;
-  const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
-  const int64_t spatial_out = pre_elems / (g.batch * filters);
-  // Scratch: z, dz in the layer's format, and the channels_last copies of dz, x and dx.
-  check_allocatable(4.0 * (double(pre_elems) * (need_z ? 3 : 2) + double(in_elems) * (last ? 0 : 2)), "backward");
-
-  std::vector<float> z;
-  if (need_z) {
-    z.resize(static_cast<size_t>(pre_elems));
-    s.preactivation->run(x, z.data(), s.threads);
-  }
-
-  // dz = dy * act'(z) in the layer's format, fused with the bias gradient:
-  // each work item computes its rows of dz and sums them while they are in
-  // the cache. The rows are the activation's last axis: the channels under
-  // channels_last, W under channels_first (where a plane (n, c) is one item).
-  std::vector<float> dz_storage;
-  const float* dz_fmt = dy;
-  if (!linear) {
-    dz_storage.resize(static_cast<size_t>(pre_elems));
-    dz_fmt = dz_storage.data();
-  }
-  const Shape5 pre = g.output_shape();
-  const int64_t length = pre[4];
-  const int64_t out_length = act.kind == ActivationKind::kGlu ? length / 2 : length;
-  const int64_t items = last ? (pre_elems / length + kBiasChunkRows - 1) / kBiasChunkRows : g.batch * filters;
-  const int64_t item_rows = last ? kBiasChunkRows : spatial_out / length;
-  std::vector<double> partial(db ? static_cast<size_t>(last ? items * filters : items) : 0);
-  const int64_t total_rows = pre_elems / length;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(s.threads)
-  for (int64_t item = 0; item < items; ++item) {
-    const int64_t row0 = item * item_rows, rows = std::min(item_rows, total_rows - row0);
-    float* dz_rows = dz_storage.empty() ? nullptr : dz_storage.data() + row0 * length;
-    if (dz_rows) {
-      activation_gradient_rows(act, need_z ? z.data() + row0 * length : nullptr,
-                               y ? y + row0 * out_length : nullptr, dy + row0 * out_length, dz_rows, rows, length);
-    }
-    if (!db) continue;
-    const float* done = dz_fmt + row0 * length;
-    if (last) {
-      double* sums = partial.data() + item * filters;
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < filters; ++c) sums[c] += double(done[r * filters + c]);
-    } else {
-      double sum = 0.0;
-      for (int64_t k = 0; k < rows * length; ++k) sum += double(done[k]);
-      partial[item] = sum;
-    }
-  }
-  if (db) {
-    for (int64_t c = 0; c < filters; ++c) {
-      double sum = 0.0;
-      if (last) {
-        for (int64_t item = 0; item < items; ++item) sum += partial[item * filters + c];
-      } else {
-        for (int64_t n = 0; n < g.batch; ++n) sum += partial[n * filters + c];
-      }
-      db[c] = static_cast<float>(sum);
-    }
-  }
-  if (!dx && !dk) return;
-
-  // The executors take channels_last.
-  const float* dz_last = dz_fmt;
-  std::vector<float> dz_t, x_t, dx_t;
-  if (!last) {
-    dz_t.resize(static_cast<size_t>(pre_elems));
-    transpose_batched(dz_fmt, dz_t.data(), g.batch, filters, spatial_out, s.threads);
-    dz_last = dz_t.data();
-  }
-  if (dx) {
-    float* target = dx;
-    if (!last) {
-      dx_t.resize(static_cast<size_t>(in_elems));
-      target = dx_t.data();
-    }
-    s.backward->input_gradient(dz_last, target, s.threads);
-    if (!last) transpose_batched(dx_t.data(), dx, g.batch, spatial_in, g.in_channels, s.threads);
-  }
-  if (dk) {
-    const float* x_last = x;
-    if (!last) {
-      x_t.resize(static_cast<size_t>(in_elems));
-      transpose_batched(x, x_t.data(), g.batch, g.in_channels, spatial_in, s.threads);
-      x_last = x_t.data();
-    }
-    s.backward->kernel_gradient(x_last, dz_last, dk, s.threads);
-  }
-}
-
-std::string Layer::backward_kernel_names() const {
-  const State& s = *state_;
-  std::call_once(s.backward_once, [&] {
-    s.backward = make_backward_executor(make_problem(s.geometry, s.config.use_bias, s.config.activation),
-                                        *s.weights, s.options);
-  });
-  return s.backward->input_gradient_kernel_name() + " + " + s.backward->kernel_gradient_kernel_name();
-}
-
 const LayerConfig& Layer::config() const { return state_->config; }
 const ConvGeometry& Layer::geometry() const { return state_->geometry; }
 Shape5 Layer::input_shape() const { return state_->geometry.input_shape(); }
@@ -419,8 +240,8 @@ Layer::Losses Layer::losses(const float* output) const {
   if (s.config.bias_regularizer && !bias().empty())
     l.bias = regularization_loss(*s.config.bias_regularizer, bias().data(), int64_t(bias().size()));
   if (s.config.activity_regularizer && output) {
-    l.activity = regularization_loss(*s.config.activity_regularizer, output, output_elements()) /
-                 double(s.geometry.batch);
+    l.activity =
+        regularization_loss(*s.config.activity_regularizer, output, output_elements()) / double(s.geometry.batch);
   }
   return l;
 }

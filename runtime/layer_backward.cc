@@ -1,0 +1,181 @@
+// Layer::backward: the activation's derivative fused with the bias gradient,
+// then the backend's dx and dK kernels (channels_last; channels_first is
+// transposed around them).
+#include <omp.h>
+
+#include <algorithm>
+#include <mutex>
+#include <tuple>
+#include <utility>
+
+#include "core/activation_gradient.hpp"
+#include "core/problem.hpp"
+#include "runtime/backward_factory.hpp"
+#include "runtime/executor_factory.hpp"
+#include "runtime/kernels/channel_transpose.hpp"
+#include "runtime/layer_state.hpp"
+#include "runtime/memory_guard.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/layer.hpp"
+
+namespace tconv3d {
+
+namespace {
+
+bool overlap(const void* a, int64_t a_floats, const void* b, int64_t b_floats) {
+  if (!a || !b) return false;
+  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
+  return a0 < b0 + uintptr_t(b_floats) * sizeof(float) && b0 < a0 + uintptr_t(a_floats) * sizeof(float);
+}
+
+// Output voxels per partial sum of the bias gradient under channels_last: a
+// fixed size, so the order of the sums does not depend on the thread count.
+constexpr int64_t kBiasChunkRows = 256;
+
+}  // namespace
+
+void Layer::backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const {
+  const State& s = *state_;
+  if (s.options.dtype != DataType::kFloat32)
+    throw Error("dtype", "backward is float32 only for now; this layer computes in bf16 (forward_bf16)");
+  const ConvGeometry& g = s.geometry;
+  const Activation& act = s.config.activation;
+  const bool need_z = needs_preactivation(act);
+  if (!dy) throw Error("dy", "no output gradient given (null)");
+  if (!dx && !dk && !db) return;
+  if (!x && dk) throw Error("x", "the kernel gradient needs the input, but none was given (null)");
+  if (!x && need_z) {
+    throw Error("x", "the " + act.name +
+                         " activation's derivative needs the pre-activation output, which is recomputed from the "
+                         "input, but none was given (null)");
+  }
+  if (!y && needs_output(act)) {
+    throw Error("y", "the " + act.name +
+                         " activation's derivative is computed from the forward output, but none was given (null)");
+  }
+  if (db && !s.config.use_bias) throw Error("db", "the layer has no bias, so there is no bias gradient to write");
+  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements(), out_elems = output_elements();
+  const int64_t k_elems = g.kernel_elements(), filters = g.out_channels;
+  const std::pair<const float*, int64_t> inputs[] = {{x, in_elems}, {y, out_elems}, {dy, out_elems}};
+  const std::tuple<float*, int64_t, const char*> outputs[] = {
+      {dx, in_elems, "dx"}, {dk, k_elems, "dk"}, {db, filters, "db"}};
+  for (int i = 0; i < 3; ++i) {
+    const auto& [out, count, name] = outputs[i];
+    for (const auto& [in, in_count] : inputs)
+      if (overlap(out, count, in, in_count)) throw Error(name, "overlaps an input array (x, y or dy)");
+    for (int j = i + 1; j < 3; ++j) {
+      const auto& [other, other_count, other_name] = outputs[j];
+      if (overlap(out, count, other, other_count)) throw Error(name, std::string("overlaps ") + other_name);
+    }
+  }
+
+  const LayerOptions& options = s.options;
+  std::call_once(s.backward_once, [&] {
+    s.backward = make_backward_executor(make_problem(g, s.config.use_bias, act), *s.weights, options);
+  });
+  if (need_z) {
+    std::call_once(s.preactivation_once, [&] {
+      s.preactivation = make_executor(make_problem(g, s.config.use_bias, Activation{}), *s.weights, options);
+    });
+  }
+  const bool last = g.data_format == DataFormat::kChannelsLast;
+  const bool linear = act.kind == ActivationKind::kLinear;
+  const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
+  const int64_t spatial_out = pre_elems / (g.batch * filters);
+  // Scratch: z, dz in the layer's format, and the channels_last copies of dz, x and dx.
+  check_allocatable(4.0 * (double(pre_elems) * (need_z ? 3 : 2) + double(in_elems) * (last ? 0 : 2)), "backward");
+
+  std::vector<float> z;
+  if (need_z) {
+    z.resize(static_cast<size_t>(pre_elems));
+    s.preactivation->run(x, z.data(), s.threads);
+  }
+
+  // dz = dy * act'(z) in the layer's format, fused with the bias gradient:
+  // each work item computes its rows of dz and sums them while they are in
+  // the cache. The rows are the activation's last axis: the channels under
+  // channels_last, W under channels_first (where a plane (n, c) is one item).
+  std::vector<float> dz_storage;
+  const float* dz_fmt = dy;
+  if (!linear) {
+    dz_storage.resize(static_cast<size_t>(pre_elems));
+    dz_fmt = dz_storage.data();
+  }
+  const Shape5 pre = g.output_shape();
+  const int64_t length = pre[4];
+  const int64_t out_length = act.kind == ActivationKind::kGlu ? length / 2 : length;
+  const int64_t items = last ? (pre_elems / length + kBiasChunkRows - 1) / kBiasChunkRows : g.batch * filters;
+  const int64_t item_rows = last ? kBiasChunkRows : spatial_out / length;
+  std::vector<double> partial(db ? static_cast<size_t>(last ? items * filters : items) : 0);
+  const int64_t total_rows = pre_elems / length;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s.threads)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t row0 = item * item_rows, rows = std::min(item_rows, total_rows - row0);
+    float* dz_rows = dz_storage.empty() ? nullptr : dz_storage.data() + row0 * length;
+    if (dz_rows) {
+      activation_gradient_rows(act, need_z ? z.data() + row0 * length : nullptr, y ? y + row0 * out_length : nullptr,
+                               dy + row0 * out_length, dz_rows, rows, length);
+    }
+    if (!db) continue;
+    const float* done = dz_fmt + row0 * length;
+    if (last) {
+      double* sums = partial.data() + item * filters;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < filters; ++c) sums[c] += double(done[r * filters + c]);
+    } else {
+      double sum = 0.0;
+      for (int64_t k = 0; k < rows * length; ++k) sum += double(done[k]);
+      partial[item] = sum;
+    }
+  }
+  if (db) {
+    for (int64_t c = 0; c < filters; ++c) {
+      double sum = 0.0;
+      if (last) {
+        for (int64_t item = 0; item < items; ++item) sum += partial[item * filters + c];
+      } else {
+        for (int64_t n = 0; n < g.batch; ++n) sum += partial[n * filters + c];
+      }
+      db[c] = static_cast<float>(sum);
+    }
+  }
+  if (!dx && !dk) return;
+
+  // The executors take channels_last.
+  const float* dz_last = dz_fmt;
+  std::vector<float> dz_t, x_t, dx_t;
+  if (!last) {
+    dz_t.resize(static_cast<size_t>(pre_elems));
+    transpose_batched(dz_fmt, dz_t.data(), g.batch, filters, spatial_out, s.threads);
+    dz_last = dz_t.data();
+  }
+  if (dx) {
+    float* target = dx;
+    if (!last) {
+      dx_t.resize(static_cast<size_t>(in_elems));
+      target = dx_t.data();
+    }
+    s.backward->input_gradient(dz_last, target, s.threads);
+    if (!last) transpose_batched(dx_t.data(), dx, g.batch, spatial_in, g.in_channels, s.threads);
+  }
+  if (dk) {
+    const float* x_last = x;
+    if (!last) {
+      x_t.resize(static_cast<size_t>(in_elems));
+      transpose_batched(x, x_t.data(), g.batch, g.in_channels, spatial_in, s.threads);
+      x_last = x_t.data();
+    }
+    s.backward->kernel_gradient(x_last, dz_last, dk, s.threads);
+  }
+}
+
+std::string Layer::backward_kernel_names() const {
+  const State& s = *state_;
+  std::call_once(s.backward_once, [&] {
+    s.backward =
+        make_backward_executor(make_problem(s.geometry, s.config.use_bias, s.config.activation), *s.weights, s.options);
+  });
+  return s.backward->input_gradient_kernel_name() + " + " + s.backward->kernel_gradient_kernel_name();
+}
+
+}  // namespace tconv3d

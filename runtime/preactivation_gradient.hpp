@@ -1,0 +1,22 @@
+// The first step of every backward pass: the gradient with respect to the
+// pre-activation output, dz = dy * act'(z), fused with the bias gradient
+// db = sum of dz over batch and space (each block of dz is summed while it is
+// in the cache). Shared by the float32 and bf16 backward passes.
+#pragma once
+
+#include <vector>
+
+#include "core/activation.hpp"
+#include "tconv3d/geometry.hpp"
+
+namespace tconv3d {
+
+// All arrays in the layer's data format, float32. z: the pre-activation
+// output (needed iff needs_preactivation(act)); y: the forward output (needed
+// iff needs_output(act)); db: (filters,) or nullptr. Returns dz: dy itself for
+// a linear activation, else dz_storage, resized to the output. db's sums run
+// in a fixed order, so it does not depend on `threads`.
+const float* preactivation_gradient(const ConvGeometry& g, const Activation& act, const float* z, const float* y,
+                                    const float* dy, float* db, std::vector<float>& dz_storage, int threads);
+
+}  // namespace tconv3d

@@ -40,6 +40,7 @@ class Bf16Implementation {
   virtual void run(LayerData& data, Bf16Data& d) const = 0;
   virtual bool is_bf16() const { return true; }
   virtual std::string label() const = 0;
+  virtual bool uses_zmm() const { return true; }  // vdpbf16ps is AVX-512 only
 };
 
 class LayerBf16 final : public Bf16Implementation {
@@ -58,6 +59,7 @@ class LayerFloat32 final : public Bf16Implementation {
   void run(LayerData& data, Bf16Data&) const override { layer_.forward(data.input.data(), data.output.data()); }
   bool is_bf16() const override { return false; }
   std::string label() const override { return layer_.kernel_name(); }
+  bool uses_zmm() const override { return layer_.isa() == "avx512"; }
 
  private:
   Layer layer_;
@@ -122,6 +124,7 @@ const Bf16Implementation* implementation_for(LayerData& data, const MeasurementK
     Bf16Data& d = data_for(data);
     impl->run(data, d);
     info.label = impl->label();
+    info.uses_zmm = impl->uses_zmm();
     const std::vector<float>& reference = data.reference();
     if (impl->is_bf16()) {
       std::vector<float> out(d.output.size());
@@ -238,8 +241,10 @@ void print_bf16_summary(std::FILE* out, const SummaryInput& in) {
       const double useful = share == in.useful_share.end() ? 1.0 : share->second;
       const auto bf16_peak = g_bf16_peaks.find(t);
       const double peak = bf16_peak == g_bf16_peaks.end() ? NAN : bf16_peak->second;
-      const auto fma = (cpu_features().avx512 ? in.peaks.zmm : in.peaks.ymm).find(t);
-      const double fma_peak = fma == (cpu_features().avx512 ? in.peaks.zmm : in.peaks.ymm).end() ? NAN : fma->second;
+      const auto f32_info = g_info.find({layer, kFloat32, t});
+      const auto& fma_table = f32_info != g_info.end() && f32_info->second.uses_zmm ? in.peaks.zmm : in.peaks.ymm;
+      const auto fma = fma_table.find(t);
+      const double fma_peak = fma == fma_table.end() ? NAN : fma->second;
       char vs_f32[32] = "-", vs_onednn[32] = "-";
       if (!std::isnan(b) && !std::isnan(f)) {
         std::snprintf(vs_f32, sizeof vs_f32, "%.2fx", f / b);

@@ -25,8 +25,8 @@
 
 #include "bench/backward_bench.hpp"
 #include "bench/bench_data.hpp"
-#include "bench/bf16_bench.hpp"
 #include "bench/bench_jit.hpp"
+#include "bench/bf16_bench.hpp"
 #include "bench/implementations.hpp"
 #include "bench/summary.hpp"
 #include "core/cpu_features.hpp"

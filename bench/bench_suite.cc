@@ -224,7 +224,8 @@ int main(int argc, char** argv) {
   // Forward measurements' names have no '/' ("xbyak", "jit_create_cold"); a
   // --benchmark_filter=/backward/ run leaves none, and no empty table.
   bool forward_ran = false;
-  for (const auto& [key, values] : summary.seconds) forward_ran = forward_ran || key.impl.find('/') == std::string::npos;
+  for (const auto& [key, values] : summary.seconds)
+    forward_ran = forward_ran || key.impl.find('/') == std::string::npos;
   if (selected.forward && (forward_ran || !g_info.empty())) print_summary(out, summary);
   print_backward_summary(out, summary);
   print_bf16_summary(out, summary);

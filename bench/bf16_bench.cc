@@ -224,7 +224,8 @@ void print_bf16_summary(std::FILE* out, const SummaryInput& in) {
   }
   std::fprintf(out, "vdpbf16ps peak (GFLOP/s):");
   for (const auto& [t, v] : g_bf16_peaks) std::fprintf(out, " %dt %.1f;", t, v);
-  std::fprintf(out, "\n(tconv3d bf16: Layer::forward_bf16; oneDNN bf16: deconvolution_forward with bf16 src/weights/dst "
+  std::fprintf(out, "\n(tconv3d bf16: Layer::forward_bf16; oneDNN bf16: deconvolution_forward with bf16 "
+                    "src/weights/dst "
                     "and f32 bias,\n weights rounded and reordered once outside the timed region; float32: tconv3d "
                     "xbyak. Ratios are speed ratios:\n bf16/f32 = float32 time / tconv3d bf16 time, tc/onednn = "
                     "oneDNN bf16 time / tconv3d bf16 time)\n\n");

@@ -89,20 +89,6 @@ std::string OneDnnDeconv::impl() const { return state_->pd.impl_info_str(); }
 
 bool OneDnnDeconv::uses_zmm() const { return onednn_isa_has_zmm(); }
 
-std::string onednn_isa_name() {
-  switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::sse41: return "sse41";
-    case dnnl::cpu_isa::avx: return "avx";
-    case dnnl::cpu_isa::avx2: return "avx2";
-    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
-    case dnnl::cpu_isa::avx512_core: return "avx512_core";
-    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
-    default: return "other";
-  }
-}
-
 }  // namespace tconv3d::bench
 
 #endif  // TCONV3D_HAVE_ONEDNN

@@ -55,8 +55,9 @@ OneDnnDeconvBackward::OneDnnDeconvBackward(const ConvGeometry& g, const float* k
                                                                sh.dilates, sh.padding_l, sh.padding_r);
     s.weights_pd = dnnl::deconvolution_backward_weights::primitive_desc(weights_desc, s.engine, hint);
   } catch (const dnnl::error& e) {
-    throw std::runtime_error("oneDNN rejects this layer's backward (padding_l " + dims_text(sh.padding_l) +
-                             ", padding_r " + dims_text(sh.padding_r) + "): " + e.what());
+    throw std::runtime_error("oneDNN has no f32 backward deconvolution for this layer on its ISA " +
+                             onednn_isa_name() + " (padding_l " + dims_text(sh.padding_l) + ", padding_r " +
+                             dims_text(sh.padding_r) + "): " + e.what());
   }
   s.data_primitive = dnnl::deconvolution_backward_data(s.data_pd);
   s.weights_primitive = dnnl::deconvolution_backward_weights(s.weights_pd);

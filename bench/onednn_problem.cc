@@ -83,7 +83,11 @@ dnnl::deconvolution_forward::primitive_desc make_forward_pd(const dnnl::engine& 
                                                                    s.dilates, s.padding_l, s.padding_r);
     return dnnl::deconvolution_forward::primitive_desc(desc, attr, engine);
   } catch (const dnnl::error& e) {
-    throw std::runtime_error("oneDNN rejects this layer (padding_l " + dims_text(s.padding_l) + ", padding_r " +
+    // Either the descriptor (paddings) or no implementation for this data
+    // type on the ISA oneDNN may use (e.g. bf16 under ONEDNN_MAX_CPU_ISA=AVX2).
+    const char* type = data_type == memory::data_type::bf16 ? "bf16" : "f32";
+    throw std::runtime_error(std::string("oneDNN has no ") + type + " deconvolution for this layer on its ISA " +
+                             onednn_isa_name() + " (padding_l " + dims_text(s.padding_l) + ", padding_r " +
                              dims_text(s.padding_r) + "): " + e.what());
   }
 }
@@ -121,6 +125,20 @@ bool onednn_isa_has_zmm() {
   // dnnl_cpu_isa_t values are feature masks; 0x8 and 0x20 are the AVX-512 bits.
   const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
   return (isa & 0x28u) != 0;
+}
+
+std::string onednn_isa_name() {
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: return "sse41";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+  }
 }
 
 OmpThreadsScope::OmpThreadsScope(int threads) : saved_(omp_get_max_threads()) { omp_set_num_threads(threads); }

@@ -54,6 +54,9 @@ std::string dims_text(const dnnl::memory::dims& dims);
 // the benchmark reordered them once, outside the timed region).
 bool is_reordered(const dnnl::memory::desc& picked, const OneDnnShapes& shapes);
 
+// The effective ISA oneDNN will use (honours ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA).
+std::string onednn_isa_name();
+
 // The CPU ISA oneDNN dispatches to has 512-bit vectors (honours ONEDNN_MAX_CPU_ISA).
 bool onednn_isa_has_zmm();
 

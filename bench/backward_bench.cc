@@ -234,8 +234,7 @@ void register_backward_benchmarks(const std::vector<std::unique_ptr<LayerData>>&
         const MeasurementKey key{layer, impl, t};
         const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
         reporter.name(name, key);
-        benchmark::RegisterBenchmark(name.c_str(), bench_backward, data.get(), key)
-            ->UseRealTime()
+        timed(benchmark::RegisterBenchmark(name.c_str(), bench_backward, data.get(), key))
             ->Unit(benchmark::kMillisecond);
       }
     }

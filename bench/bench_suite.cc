@@ -11,6 +11,8 @@
 // Limit oneDNN's ISA with ONEDNN_MAX_CPU_ISA=AVX2 (or DNNL_MAX_CPU_ISA=AVX2);
 // oneDNN reads it itself. TCONV3D_ISA=avx2 does the same for tconv3d.
 // Environment TCONV3D_BENCH_THREADS=1,2 picks the thread counts.
+// Environment TCONV3D_BENCH_CPU_TIME=1 makes the summaries use process CPU
+// time (for a shared machine; see summary.hpp).
 // Environment TCONV3D_BENCH_PARTS=forward,backward,bf16 (the default: all)
 // picks what is registered: the forward table above, the backward
 // side-by-side (backward_bench.hpp) and the bf16 one (bf16_bench.hpp). A
@@ -205,8 +207,7 @@ int main(int argc, char** argv) {
         const MeasurementKey key{layer, impl, t};
         const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
         reporter.name(name, key);
-        benchmark::RegisterBenchmark(name.c_str(), bench_implementation, data.get(), key)
-            ->UseRealTime()
+        timed(benchmark::RegisterBenchmark(name.c_str(), bench_implementation, data.get(), key))
             ->Unit(benchmark::kMillisecond);
       }
     }
@@ -221,6 +222,7 @@ int main(int argc, char** argv) {
   summary.info = g_info;
   summary.peaks = g_peaks;
   std::FILE* out = json ? stderr : stdout;
+  if (cpu_time_mode()) std::fprintf(out, "\n(TCONV3D_BENCH_CPU_TIME=1: the summaries below use process CPU time)\n");
   // Forward measurements' names have no '/' ("xbyak", "jit_create_cold"); a
   // --benchmark_filter=/backward/ run leaves none, and no empty table.
   bool forward_ran = false;

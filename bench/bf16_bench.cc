@@ -204,8 +204,7 @@ void register_bf16_benchmarks(const std::vector<std::unique_ptr<LayerData>>& lay
         const MeasurementKey key{layer, impl, t};
         const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
         reporter.name(name, key);
-        benchmark::RegisterBenchmark(name.c_str(), bench_bf16, data.get(), key)
-            ->UseRealTime()
+        timed(benchmark::RegisterBenchmark(name.c_str(), bench_bf16, data.get(), key))
             ->Unit(benchmark::kMillisecond);
       }
     }

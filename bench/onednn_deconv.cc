@@ -7,7 +7,7 @@
 #include <omp.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
-#include <cstdlib>
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>

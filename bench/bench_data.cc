@@ -43,12 +43,16 @@ Layer LayerData::make_layer(Backend backend, int threads) const {
   LayerOptions options;
   options.backend = backend;
   options.threads = threads;
+  return make_layer(options, entry.config);
+}
+
+Layer LayerData::make_layer(const LayerOptions& options, const LayerConfig& config) const {
   const ConvGeometry& g = geometry;
   const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
                                        g.in_channels};
   const ConstTensor bias_tensor =
       bias.empty() ? ConstTensor{} : ConstTensor{bias.data(), {g.out_channels}};
-  return Layer::create(entry.config, entry.input_shape, ConstTensor{kernel.data(), kshape}, bias_tensor, options);
+  return Layer::create(config, entry.input_shape, ConstTensor{kernel.data(), kshape}, bias_tensor, options);
 }
 
 void LayerData::compute_reference() {

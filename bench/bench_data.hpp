@@ -25,6 +25,8 @@ struct LayerData {
 
   // A Layer over this data's weights with the given backend and threads.
   Layer make_layer(Backend backend, int threads) const;
+  // Same with any options and config (the backward benchmark's linear twin, bf16).
+  Layer make_layer(const LayerOptions& options, const LayerConfig& config) const;
 
  private:
   void compute_reference();

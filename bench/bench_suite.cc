@@ -11,6 +11,12 @@
 // Limit oneDNN's ISA with ONEDNN_MAX_CPU_ISA=AVX2 (or DNNL_MAX_CPU_ISA=AVX2);
 // oneDNN reads it itself. TCONV3D_ISA=avx2 does the same for tconv3d.
 // Environment TCONV3D_BENCH_THREADS=1,2 picks the thread counts.
+// Environment TCONV3D_BENCH_CPU_TIME=1 makes the summaries use process CPU
+// time (for a shared machine; see summary.hpp).
+// Environment TCONV3D_BENCH_PARTS=forward,backward,bf16 (the default: all)
+// picks what is registered: the forward table above, the backward
+// side-by-side (backward_bench.hpp) and the bf16 one (bf16_bench.hpp). A
+// --benchmark_filter=/backward/ or =/bf16/ selects the same way.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -19,8 +25,10 @@
 #include <map>
 #include <sstream>
 
+#include "bench/backward_bench.hpp"
 #include "bench/bench_data.hpp"
 #include "bench/bench_jit.hpp"
+#include "bench/bf16_bench.hpp"
 #include "bench/implementations.hpp"
 #include "bench/summary.hpp"
 #include "core/cpu_features.hpp"
@@ -125,6 +133,31 @@ void measure_peaks(const std::vector<int>& threads) {
   }
 }
 
+struct Parts {
+  bool forward = true, backward = true, bf16 = true;
+};
+
+Parts parts() {
+  const char* text = std::getenv("TCONV3D_BENCH_PARTS");
+  if (!text || !*text) return {};
+  Parts p{false, false, false};
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    if (item == "forward") {
+      p.forward = true;
+    } else if (item == "backward") {
+      p.backward = true;
+    } else if (item == "bf16") {
+      p.bf16 = true;
+    } else {
+      std::fprintf(stderr, "TCONV3D_BENCH_PARTS: expected a list of forward, backward, bf16, got '%s'\n", text);
+      std::exit(2);
+    }
+  }
+  return p;
+}
+
 bool has_flag(const std::vector<char*>& args, const char* flag) {
   for (const char* a : args)
     if (std::strncmp(a, flag, std::strlen(flag)) == 0) return true;
@@ -150,6 +183,7 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 2;
 
   const std::vector<int> threads = thread_counts();
+  const Parts selected = parts();
   const auto layers = load_layers(TCONV3D_SUITE_PATH);
   auto display = std::unique_ptr<benchmark::BenchmarkReporter>(benchmark::CreateDefaultDisplayReporter());
   CollectingReporter reporter(display.get());
@@ -160,6 +194,7 @@ int main(int argc, char** argv) {
     summary.layers.push_back(layer);
     summary.flops[layer] = data->flops;
     summary.useful_share[layer] = data->useful_flops / data->flops;
+    if (!selected.forward) continue;
     const std::string ref_name = layer + "/reference/threads:1";
     reporter.name(ref_name, MeasurementKey{layer, "reference", 1});
     benchmark::RegisterBenchmark(ref_name.c_str(), bench_reference, data.get())
@@ -172,20 +207,30 @@ int main(int argc, char** argv) {
         const MeasurementKey key{layer, impl, t};
         const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
         reporter.name(name, key);
-        benchmark::RegisterBenchmark(name.c_str(), bench_implementation, data.get(), key)
-            ->UseRealTime()
+        timed(benchmark::RegisterBenchmark(name.c_str(), bench_implementation, data.get(), key))
             ->Unit(benchmark::kMillisecond);
       }
     }
   }
-  register_jit_benchmarks(layers, reporter);
+  if (selected.forward) register_jit_benchmarks(layers, reporter);
+  if (selected.backward) register_backward_benchmarks(layers, threads, reporter);
+  if (selected.bf16) register_bf16_benchmarks(layers, threads, reporter);
 
   measure_peaks(threads);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   summary.seconds = reporter.seconds();
   summary.info = g_info;
   summary.peaks = g_peaks;
-  print_summary(json ? stderr : stdout, summary);
+  std::FILE* out = json ? stderr : stdout;
+  if (cpu_time_mode()) std::fprintf(out, "\n(TCONV3D_BENCH_CPU_TIME=1: the summaries below use process CPU time)\n");
+  // Forward measurements' names have no '/' ("xbyak", "jit_create_cold"); a
+  // --benchmark_filter=/backward/ run leaves none, and no empty table.
+  bool forward_ran = false;
+  for (const auto& [key, values] : summary.seconds)
+    forward_ran = forward_ran || key.impl.find('/') == std::string::npos;
+  if (selected.forward && (forward_ran || !g_info.empty())) print_summary(out, summary);
+  print_backward_summary(out, summary);
+  print_bf16_summary(out, summary);
   benchmark::Shutdown();
   return 0;
 }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "bench/onednn_problem.hpp"  // onednn_isa_name()
 #include "tconv3d/config.hpp"
 #include "tconv3d/geometry.hpp"
 
@@ -40,9 +41,6 @@ class OneDnnDeconv {
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// The effective ISA oneDNN will use (honours ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA).
-std::string onednn_isa_name();
 
 }  // namespace tconv3d::bench
 

@@ -2,8 +2,23 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 namespace tconv3d::bench {
+
+bool cpu_time_mode() {
+  static const bool on = [] {
+    const char* text = std::getenv("TCONV3D_BENCH_CPU_TIME");
+    return text && std::string(text) == "1";
+  }();
+  return on;
+}
+
+benchmark::internal::Benchmark* timed(benchmark::internal::Benchmark* benchmark) {
+  benchmark->UseRealTime();
+  if (cpu_time_mode()) benchmark->MeasureProcessCPUTime();
+  return benchmark;
+}
 
 void CollectingReporter::ReportRuns(const std::vector<Run>& runs) {
   display_->ReportRuns(runs);
@@ -11,7 +26,8 @@ void CollectingReporter::ReportRuns(const std::vector<Run>& runs) {
     if (run.error_occurred || run.iterations <= 0) continue;
     const auto key = keys_.find(run.run_name.function_name);
     if (key == keys_.end()) continue;
-    const double seconds = run.real_accumulated_time / double(run.iterations);
+    const bool cpu = cpu_time_mode() && key->second.impl != "reference";
+    const double seconds = (cpu ? run.cpu_accumulated_time : run.real_accumulated_time) / double(run.iterations);
     if (run.run_type == Run::RT_Iteration) {
       seconds_[key->second].push_back(seconds);
     } else if (run.aggregate_name == "median") {

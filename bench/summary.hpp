@@ -32,6 +32,15 @@ struct FmaPeaks {
   std::map<int, double> ymm, zmm;  // threads -> GFLOP/s (zmm empty without AVX-512)
 };
 
+// TCONV3D_BENCH_CPU_TIME=1: the summaries use each benchmark's process CPU
+// time instead of the wall clock, for a shared machine where other processes
+// stretch wall time (exact on 1 thread; with more, OpenMP's waiting threads
+// spin and count). The reference keeps its own manual time.
+bool cpu_time_mode();
+// What every timed benchmark registers with: wall clock, and process CPU time
+// in that mode.
+benchmark::internal::Benchmark* timed(benchmark::internal::Benchmark* benchmark);
+
 // Forwards everything to Google Benchmark's display reporter (console or
 // json, per --benchmark_format) and keeps each repetition's time per iteration.
 class CollectingReporter final : public benchmark::BenchmarkReporter {

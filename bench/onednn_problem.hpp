@@ -1,0 +1,79 @@
+// The one mapping of a tconv3d layer onto oneDNN's deconvolution, shared by
+// the benchmark's forward (onednn_deconv), backward (onednn_deconv_backward)
+// and bf16 (onednn_bf16) side-by-sides, so that all three see the same
+// descriptor: the layer's own activation layout (ndhwc for channels_last,
+// ncdhw for channels_first), Keras's crops as oneDNN's paddings (asymmetric
+// where 'same' crops an odd total), dilation as oneDNN's gap count, and the
+// Keras kernel (kd, kh, kw, filters, in) as a strided view over oneDNN's
+// (o, i, d, h, w) weights. Only in builds with oneDNN.
+#pragma once
+
+#ifdef TCONV3D_HAVE_ONEDNN
+
+#include <oneapi/dnnl/dnnl.hpp>
+#include <optional>
+#include <string>
+
+#include "tconv3d/config.hpp"
+#include "tconv3d/geometry.hpp"
+
+namespace tconv3d::bench {
+
+struct OneDnnShapes {
+  dnnl::memory::dims src, dst, weights;  // (n, c, d, h, w); weights (o, i, d, h, w)
+  dnnl::memory::dim out_channels = 0;
+  dnnl::memory::format_tag tag{};  // the layer's own layout
+  dnnl::memory::dims strides, dilates, padding_l, padding_r;
+};
+
+OneDnnShapes onednn_shapes(const ConvGeometry& geometry);
+
+// The Keras kernel layout (kd, kh, kw, filters, in) as a oneDNN descriptor.
+dnnl::memory::desc keras_weights_desc(const OneDnnShapes& shapes, dnnl::memory::data_type type);
+
+// deconvolution_forward's primitive descriptor: src/dst of `data_type` in the
+// layer's layout, weights of `weights_type` in the format oneDNN picks
+// (format_tag::any), f32 bias when has_bias. Throws std::runtime_error naming
+// the paddings when oneDNN rejects the layer.
+dnnl::deconvolution_forward::primitive_desc make_forward_pd(const dnnl::engine& engine, const OneDnnShapes& shapes,
+                                                           dnnl::prop_kind prop, dnnl::memory::data_type data_type,
+                                                           dnnl::memory::data_type weights_type, bool has_bias,
+                                                           const dnnl::primitive_attr& attr = {});
+
+// The activation as an eltwise post-op, or, with
+// TCONV3D_BENCH_ONEDNN_NO_POSTOPS=1 (oneDNN 2.6 runs deconvolution post-ops
+// through a slow path), no post-op and *separate set to the activation for
+// the caller to apply after oneDNN. Throws std::runtime_error for an
+// activation with no eltwise mapping.
+dnnl::primitive_attr activation_attr(const Activation& activation, std::optional<Activation>* separate);
+
+// "a,b,c", for messages.
+std::string dims_text(const dnnl::memory::dims& dims);
+
+// Whether a primitive's weights descriptor is not the plain Keras layout (so
+// the benchmark reordered them once, outside the timed region).
+bool is_reordered(const dnnl::memory::desc& picked, const OneDnnShapes& shapes);
+
+// The effective ISA oneDNN will use (honours ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA).
+std::string onednn_isa_name();
+
+// The CPU ISA oneDNN dispatches to has 512-bit vectors (honours ONEDNN_MAX_CPU_ISA).
+bool onednn_isa_has_zmm();
+
+// Sets this thread's OpenMP thread count (what oneDNN reads through
+// omp_get_max_threads()) for one scope and puts the caller's back after:
+// oneDNN's OpenMP build fixes its split when a primitive is made.
+class OmpThreadsScope {
+ public:
+  explicit OmpThreadsScope(int threads);
+  ~OmpThreadsScope();
+  OmpThreadsScope(const OmpThreadsScope&) = delete;
+  OmpThreadsScope& operator=(const OmpThreadsScope&) = delete;
+
+ private:
+  int saved_;
+};
+
+}  // namespace tconv3d::bench
+
+#endif  // TCONV3D_HAVE_ONEDNN

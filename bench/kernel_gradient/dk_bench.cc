@@ -155,6 +155,7 @@ int main(int argc, char** argv) try {
     std::vector<float> x, dz, dk;
   };
   std::vector<Prepared> prepared;
+  std::vector<std::pair<std::string, double>> setup_ms;  // kernel name, construction (compile) time
   for (const SuiteLayer& layer : suite) {
     if (!layer_filter.empty() && layer.name != layer_filter) continue;
     const ConvGeometry g = resolve_geometry(layer.config, layer.input_shape);
@@ -163,7 +164,9 @@ int main(int argc, char** argv) try {
         Problem problem;
         problem.geometry = g;
         Prepared p;
+        const double setup_start = wall_seconds();  // the first use of a kernel compiles it
         p.kernel = std::make_unique<GeneratedKernelGradient>(problem, backend, isa);
+        setup_ms.emplace_back(p.kernel->kernel_name(), 1e3 * (wall_seconds() - setup_start));
         p.x = random_floats(g.input_elements(), 1);
         p.dz = random_floats(g.output_elements(), 2);
         p.dk.assign(static_cast<size_t>(g.kernel_elements()), 0.0f);
@@ -209,6 +212,8 @@ int main(int argc, char** argv) try {
                 r.threads, gf[gf.size() / 2], wall[wall.size() / 2], s.front(), s[s.size() / 2], s.back(),
                 r.kernel.c_str());
   }
+  std::printf("setup (plan + code generation), ms:\n");
+  for (const auto& [kernel, ms] : setup_ms) std::printf("  %8.1f  %s\n", ms, kernel.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "tconv3d_dk_bench: %s\n", e.what());

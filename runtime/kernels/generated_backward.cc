@@ -20,9 +20,7 @@ class GeneratedBackwardExecutor final : public BackwardExecutor {
   Backend backend() const override { return dx_.backend(); }
   std::string isa() const override { return dx_.isa(); }
   std::string input_gradient_kernel_name() const override { return dx_.kernel_name(); }
-  std::string kernel_gradient_kernel_name() const override {
-    return dk_.kernel_name();
-  }
+  std::string kernel_gradient_kernel_name() const override { return dk_.kernel_name(); }
 
  private:
   GeneratedInputGradient dx_;

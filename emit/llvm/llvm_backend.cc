@@ -9,6 +9,7 @@
 
 #include "emit/llvm/compile.hpp"
 #include "emit/llvm/flat_linker.hpp"
+#include "emit/llvm/ir_bf16_kernel.hpp"
 #include "emit/llvm/ir_kernel.hpp"
 #include "emit/llvm/ir_kernel_gradient.hpp"
 #include "emit/llvm/llvm_target.hpp"
@@ -85,7 +86,12 @@ CompiledCode compile_cached(const std::string& key, std::string name, Isa isa,
 
 CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
   return compile_cached(llvm_kernel_key(plan), codegen::kernel_name(plan) + "__llvm", plan.isa,
-                        [&plan](llvm::Module& module) { emit_row_kernel(module, plan, kEntry, kMaxCinUnroll); });
+                        [&plan](llvm::Module& module) {
+                          if (plan.bf16())
+                            emit_bf16_row_kernel(module, plan, kEntry, kMaxCinUnroll);
+                          else
+                            emit_row_kernel(module, plan, kEntry, kMaxCinUnroll);
+                        });
 }
 
 std::string llvm_kernel_gradient_key(const codegen::KernelGradientPlan& plan) {

@@ -40,7 +40,8 @@ LlvmStats llvm_stats();
 std::string llvm_kernel_key(const codegen::KernelPlan& plan);
 
 // Compiles the plan's row kernel for this CPU (plan.isa picks the vector
-// width), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
+// width; a bf16 plan gets the vdpbf16ps kernel of ir_bf16_kernel.hpp, which
+// needs AVX512_BF16), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
 CompiledCode compile_row_kernel(const codegen::KernelPlan& plan);
 
 // The dK kernel of a kernel-gradient plan, the same computation in the same

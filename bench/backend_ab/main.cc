@@ -8,8 +8,10 @@
 //                      [--pass forward|backward] [--dtype float32|bf16]
 //                      [--threads 1] [--reps 20] [--layer NAME]
 //
-// Prints per layer A ms, B ms, B/A and B's kernel names. Run with
-// OMP_WAIT_POLICY=passive.
+// Prints per layer A ms, B ms, B/A, each side's setup (create + first run,
+// wall ms: plan, packing, code generation; the kernel cache is process-wide,
+// so a kernel another layer already made is not made again) and B's kernel
+// names. Run with OMP_WAIT_POLICY=passive.
 #include <time.h>
 
 #include <algorithm>
@@ -75,7 +77,8 @@ int main(int argc, char** argv) try {
   const bool cpu_clock = threads == 1;
   std::printf("%s %s, %d thread(s), best of %d alternated runs (%s time), ms\n", pass.c_str(), dtype.c_str(), threads,
               reps, cpu_clock ? "thread CPU" : "wall");
-  std::printf("%-18s %10s %10s %7s  %s\n", "layer", a_text.c_str(), b_text.c_str(), "b/a", "b's kernels");
+  std::printf("%-18s %10s %10s %7s %9s %9s  %s\n", "layer", a_text.c_str(), b_text.c_str(), "b/a", "a setup",
+              "b setup", "b's kernels");
   for (const SuiteLayer& s : load_suite(suite_path)) {
     if (!layer_filter.empty() && s.name != layer_filter) continue;
     Side sides[2];
@@ -86,7 +89,9 @@ int main(int argc, char** argv) try {
     for (size_t i = 0; i < x.size(); ++i) x16[i] = float_to_bf16(x[i]);
     std::vector<float> y, dy, dx(x.size()), dk, db;
     std::vector<uint16_t> y16;
+    double setup_ms[2] = {0, 0};  // create + first run: plan, packing, code generation
     for (int k = 0; k < 2; ++k) {
+      const double setup_start = now(false);
       LayerOptions options;
       options.backend = backends[k];
       options.threads = threads;
@@ -113,6 +118,7 @@ int main(int argc, char** argv) try {
         sides[k].kernels = layer.backward_kernel_names();
       }
       sides[k].run();  // warm-up: first-use work, caches
+      setup_ms[k] = 1e3 * (now(false) - setup_start);
     }
     double best[2] = {1e30, 1e30};
     for (int r = 0; r < reps; ++r)
@@ -121,8 +127,8 @@ int main(int argc, char** argv) try {
         sides[k].run();
         best[k] = std::min(best[k], now(cpu_clock) - t0);
       }
-    std::printf("%-18s %10.3f %10.3f %7.3f  %s\n", s.name.c_str(), 1e3 * best[0], 1e3 * best[1], best[1] / best[0],
-                sides[1].kernels.c_str());
+    std::printf("%-18s %10.3f %10.3f %7.3f %9.1f %9.1f  %s\n", s.name.c_str(), 1e3 * best[0], 1e3 * best[1],
+                best[1] / best[0], setup_ms[0], setup_ms[1], sides[1].kernels.c_str());
     std::fflush(stdout);
   }
   return 0;

@@ -17,14 +17,20 @@ std::unique_ptr<Executor> make_bf16_executor(const Problem& problem, WeightStore
                                           problem.has_bias ? weights.bias() : std::vector<float>{});
     case Backend::kAuto:
     case Backend::kXbyak:
+    case Backend::kLlvm:
       break;
     case Backend::kGeneric:
-    case Backend::kLlvm:
       throw Error("backend", "bf16 is not supported by the " + to_string(options.backend) +
-                                 " backend (bf16 runs on xbyak, or reference; LLVM bf16 is a follow-up)");
+                                 " backend (bf16 runs on xbyak, llvm, or reference)");
   }
-  const codegen::CodeBackend* xbyak = code_backend(Backend::kXbyak);
-  if (!xbyak) throw Error("backend", "bf16 needs the xbyak backend, which this build lacks");
+  // auto: Xbyak where built (no compile time), else LLVM.
+  const Backend backend = options.backend != Backend::kAuto ? options.backend
+                          : code_backend(Backend::kXbyak) ? Backend::kXbyak
+                                                          : Backend::kLlvm;
+  const codegen::CodeBackend* generator = code_backend(backend);
+  if (!generator)
+    throw Error("backend", "bf16 needs the xbyak or llvm backend, and this build lacks " +
+                               std::string(options.backend == Backend::kAuto ? "both" : to_string(backend)));
   // Resolve (and so validate) a forced ISA first: avx2 cannot run bf16.
   const Isa isa = resolve_isa(options.isa);
   const CpuFeatures cpu = cpu_features();
@@ -35,7 +41,7 @@ std::unique_ptr<Executor> make_bf16_executor(const Problem& problem, WeightStore
                              " lacks or TCONV3D_CPU_MASK hides; run float32, or --backend reference for bf16");
   if (isa != Isa::kAvx512)
     throw Error("isa", "bf16 kernels are AVX-512 code, but isa " + to_string(isa) + " was requested");
-  return make_generated_executor(problem, weights, Isa::kAvx512, *xbyak);
+  return make_generated_executor(problem, weights, Isa::kAvx512, *generator);
 }
 
 }  // namespace tconv3d

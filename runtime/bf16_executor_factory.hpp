@@ -1,5 +1,6 @@
-// The executor of a bf16 problem (Problem::dtype bf16): the Xbyak vdpbf16ps
-// kernel on a CPU with AVX512_BF16, or the bf16 reference. Every other
+// The executor of a bf16 problem (Problem::dtype bf16): the vdpbf16ps kernel
+// (Xbyak's or LLVM's, from the same plan) on a CPU with AVX512_BF16, or the
+// bf16 reference. Every other
 // backend or CPU, or an axis activation, gets a tconv3d::Error saying what
 // is missing.
 #pragma once

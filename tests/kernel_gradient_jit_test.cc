@@ -1,4 +1,4 @@
-// The Xbyak kernel-gradient (dK) kernel against a naive double-precision
+// The generated kernel-gradient (dK) kernels, Xbyak's and LLVM's, against a naive double-precision
 // loop: random layers (every padding, output_padding, strides 1-3, dilation
 // 1-2, batch > 1, odd sizes, 1 to 300 channels), taps that reach no output,
 // rows long enough to take several calls, and bitwise identity across 1, 2,
@@ -80,14 +80,14 @@ Expected naive_kernel_gradient(const ConvGeometry& g, const std::vector<float>& 
 // Runs the generated kernel (dK prefilled with NaN: it must be overwritten)
 // and checks every element against the naive loop, within the rounding bound
 // of an fp32 sum of that many terms. Returns dK.
-std::vector<float> check_against_naive(const ConvGeometry& g, Isa isa, int threads, uint64_t seed,
-                                       const std::string& what) {
+std::vector<float> check_against_naive(const ConvGeometry& g, const testing::Target& target, int threads,
+                                       uint64_t seed, const std::string& what) {
   std::mt19937_64 rng(seed);
   const std::vector<float> x = testing::random_tensor(g.input_elements(), rng);
   const std::vector<float> dz = testing::random_tensor(g.output_elements(), rng);
   Problem problem;
   problem.geometry = g;
-  const GeneratedKernelGradient dk_kernel(problem, Backend::kXbyak, isa);
+  const GeneratedKernelGradient dk_kernel(problem, target.backend, target.isa);
   std::vector<float> dk(static_cast<size_t>(g.kernel_elements()), std::numeric_limits<float>::quiet_NaN());
   dk_kernel.run(x.data(), dz.data(), dk.data(), threads);
   const Expected e = naive_kernel_gradient(g, x, dz);
@@ -166,7 +166,7 @@ TEST_P(KernelGradientJitTest, MatchesNaiveLoopOnRandomLayers) {
   constexpr int kCases = 300;
   for (int i = 0; i < kCases; ++i) {
     const ConvGeometry g = random_geometry(rng);
-    check_against_naive(g, isa(), 1 + i % 3, 100 + i, "case " + std::to_string(i));
+    check_against_naive(g, target(), 1 + i % 3, 100 + i, "case " + std::to_string(i));
     if (HasFailure()) return;
   }
 }
@@ -189,9 +189,9 @@ TEST_P(KernelGradientJitTest, BitwiseIdenticalAcrossThreadCounts) {
   for (size_t l = 0; l < layers.size(); ++l) {
     const ConvGeometry& g = layers[l];
     const std::string what = "layer " + std::to_string(l);
-    const std::vector<float> one = check_against_naive(g, isa(), 1, 7000 + l, what);
+    const std::vector<float> one = check_against_naive(g, target(), 1, 7000 + l, what);
     for (int threads : {2, 3, 7}) {
-      const std::vector<float> many = check_against_naive(g, isa(), threads, 7000 + l, what);
+      const std::vector<float> many = check_against_naive(g, target(), threads, 7000 + l, what);
       ASSERT_EQ(0, std::memcmp(one.data(), many.data(), one.size() * sizeof(float)))
           << what << ": " << threads << " threads differ from 1; " << describe(g);
     }
@@ -203,7 +203,7 @@ TEST_P(KernelGradientJitTest, BitwiseIdenticalAcrossThreadCounts) {
 TEST_P(KernelGradientJitTest, TapsReachingNoOutputAreZero) {
   AxisGeometry d = axis(1, 4, 1, 2, Padding::kSame);  // out 1: only the middle tap lands
   const ConvGeometry g = make_geometry(2, 19, 21, {d, d, axis(3, 3, 3, 1, Padding::kSame, 0)});
-  const std::vector<float> dk = check_against_naive(g, isa(), 3, 5, "sparse taps");
+  const std::vector<float> dk = check_against_naive(g, target(), 3, 5, "sparse taps");
   int64_t zeros = 0;
   for (float v : dk) zeros += v == 0.0f ? 1 : 0;
   EXPECT_GT(zeros, 0) << "expected whole (kd, kh) blocks of zeros";
@@ -218,10 +218,10 @@ TEST_P(KernelGradientJitTest, LongRowsSpanSeveralCalls) {
   Problem problem;
   problem.geometry = g;
   const int64_t pairs = int64_t(codegen::kernel_gradient_row_pairs(g, 0, 0).size() / 2);
-  ASSERT_LT(GeneratedKernelGradient(problem, Backend::kXbyak, isa()).plan().pairs_per_call, pairs)
+  ASSERT_LT(GeneratedKernelGradient(problem, target().backend, isa()).plan().pairs_per_call, pairs)
       << "the case no longer needs several calls per (kd, kh)";
-  const std::vector<float> one = check_against_naive(g, isa(), 1, 11, "long rows");
-  const std::vector<float> two = check_against_naive(g, isa(), 2, 11, "long rows");
+  const std::vector<float> one = check_against_naive(g, target(), 1, 11, "long rows");
+  const std::vector<float> two = check_against_naive(g, target(), 2, 11, "long rows");
   EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
 }
 
@@ -230,15 +230,44 @@ TEST_P(KernelGradientJitTest, NameAndPlanDescribeTheKernel) {
   problem.geometry = make_geometry(
       1, 24, 20,
       {axis(7, 3, 2, 1, Padding::kSame, 1), axis(9, 3, 2, 1, Padding::kSame, 1), axis(11, 3, 2, 1, Padding::kSame, 1)});
-  const GeneratedKernelGradient dk_kernel(problem, Backend::kXbyak, isa());
+  const GeneratedKernelGradient dk_kernel(problem, target().backend, isa());
   const std::string name = dk_kernel.kernel_name();
   EXPECT_EQ(0u, name.rfind("tconv3d_dk_f32_k3x3x3_s2x2x2_d1x1x1_c24to20_w11to22c0__", 0)) << name;
   EXPECT_NE(std::string::npos, name.find(target().isa_name())) << name;
+  const bool llvm_suffix = name.size() > 6 && name.compare(name.size() - 6, 6, "__llvm") == 0;
+  EXPECT_EQ(target().backend == Backend::kLlvm, llvm_suffix) << name;
   EXPECT_NE(std::string::npos, dk_kernel.plan().to_string().find("row tiles")) << dk_kernel.plan().to_string();
 }
 
-INSTANTIATE_TEST_SUITE_P(Targets, KernelGradientJitTest, ::testing::ValuesIn(testing::targets({Backend::kXbyak})),
+INSTANTIATE_TEST_SUITE_P(Targets, KernelGradientJitTest,
+                         ::testing::ValuesIn(testing::targets({Backend::kXbyak, Backend::kLlvm})),
                          testing::target_name);
+
+#ifdef TCONV3D_HAVE_LLVM
+// Both emitters read the same plan and sum every dK element in the same
+// order with fused multiply-adds: their results are bitwise equal.
+class LlvmKernelGradientTest : public testing::TargetTest {};
+
+TEST_P(LlvmKernelGradientTest, GivesTheSameBitsAsXbyak) {
+  std::mt19937_64 rng(515 + static_cast<int>(isa()));
+  for (int i = 0; i < 60; ++i) {
+    const ConvGeometry g = random_geometry(rng);
+    std::mt19937_64 data(900 + i);
+    const std::vector<float> x = testing::random_tensor(g.input_elements(), data);
+    const std::vector<float> dz = testing::random_tensor(g.output_elements(), data);
+    Problem problem;
+    problem.geometry = g;
+    std::vector<float> by_llvm(static_cast<size_t>(g.kernel_elements())), by_xbyak(by_llvm.size());
+    GeneratedKernelGradient(problem, Backend::kLlvm, isa()).run(x.data(), dz.data(), by_llvm.data(), 1 + i % 3);
+    GeneratedKernelGradient(problem, Backend::kXbyak, isa()).run(x.data(), dz.data(), by_xbyak.data(), 2);
+    ASSERT_EQ(0, std::memcmp(by_llvm.data(), by_xbyak.data(), by_llvm.size() * sizeof(float)))
+        << "case " << i << ": " << describe(g);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Targets, LlvmKernelGradientTest, ::testing::ValuesIn(testing::targets({Backend::kLlvm})),
+                         testing::target_name);
+#endif
 
 // The plan alone, on every ISA whatever this CPU runs: tiles fit the registers
 // and cover every (kw, co) row exactly once; ci blocks cover every channel.

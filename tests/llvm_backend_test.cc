@@ -19,6 +19,8 @@
 #include "emit/llvm/llvm_backend.hpp"
 #include "emit/llvm/llvm_target.hpp"
 #include "emit/llvm/object_cache.hpp"
+#include "plan/kernel_gradient_plan.hpp"
+#include "plan/kernel_name.hpp"
 #include "tconv3d/error.hpp"
 #include "tests/isa_harness.hpp"
 #include "tests/test_support.hpp"
@@ -182,6 +184,39 @@ TEST(LlvmObjectCache, SecondCompileAndSecondProcessSkipLlvm) {
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "the second process compiled instead of loading";
+  fs::remove_all(dir);
+}
+
+// The dK kernel (ir_kernel_gradient) takes the same path: stored once, then
+// loaded; its key names the LLVM emitter and this host, its name the kernel.
+TEST(LlvmObjectCache, KernelGradientKernelsAreCachedToo) {
+  SKIP_WITHOUT_AVX2();
+  const fs::path dir = fresh_dir("dk_cache");
+  const ScopedEnv env("TCONV3D_CACHE_DIR", dir.string());
+  Problem problem;
+  LayerConfig config;
+  config.filters = 7;
+  config.kernel_size = {3, 2, 3};
+  config.strides = {2, 1, 2};
+  config.padding = Padding::kSame;
+  problem.geometry = resolve_geometry(config, {2, 3, 4, 5, 19});
+  const codegen::KernelGradientPlan plan = codegen::make_kernel_gradient_plan(problem, Isa::kAvx2);
+  const std::string key = llvm_backend::llvm_kernel_gradient_key(plan);
+  EXPECT_EQ(0u, key.rfind("llvm-dk-ir", 0)) << key;
+  EXPECT_NE(std::string::npos, key.find(plan.cache_key())) << key;
+  const auto before = llvm_backend::llvm_stats();
+  const CompiledCode first = llvm_backend::compile_kernel_gradient_kernel(plan);
+  const auto after_first = llvm_backend::llvm_stats();
+  EXPECT_EQ(after_first.compiles, before.compiles + 1);
+  EXPECT_EQ(after_first.disk_stores, before.disk_stores + 1);
+  ASSERT_TRUE(fs::exists(ObjectDiskCache(dir.string()).path_for(key)));
+  EXPECT_EQ(codegen::kernel_gradient_name(plan) + "__llvm", first.name);
+  const CompiledCode second = llvm_backend::compile_kernel_gradient_kernel(plan);
+  const auto after_second = llvm_backend::llvm_stats();
+  EXPECT_EQ(after_second.compiles, after_first.compiles) << "the disk cache should have skipped LLVM";
+  EXPECT_EQ(after_second.disk_hits, after_first.disk_hits + 1);
+  EXPECT_EQ(first.bytes, second.bytes);
+  EXPECT_EQ(first.name, second.name);
   fs::remove_all(dir);
 }
 

@@ -1,4 +1,4 @@
-// The Xbyak dK kernel on the benchmark suite: GFLOP/s (FLOPs = the layer's
+// The generated dK kernels on the benchmark suite: GFLOP/s (FLOPs = the layer's
 // forward FLOPs, ConvGeometry::flops) and share of the measured FMA peak of
 // the same ISA and thread count (from the useful FLOPs, ConvGeometry::
 // useful_flops: the products of a cropped border are never computed, as in
@@ -11,7 +11,9 @@
 // GFLOP/s (median) are printed too.
 //
 //   tconv3d_dk_bench [--suite layers.json] [--isa avx512|avx2|both] [--threads 1,2]
-//                    [--rounds 3] [--seconds 0.3] [--layer NAME]
+//                    [--rounds 3] [--seconds 0.3] [--layer NAME] [--backend xbyak,llvm]
+// --backend lists the emitters to time (default xbyak), interleaved in each
+// round; the kernel names tell them apart (LLVM's end in __llvm).
 #include <omp.h>
 
 #include <algorithm>
@@ -103,7 +105,7 @@ std::vector<float> random_floats(int64_t n, uint64_t seed) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  std::string suite_path = TCONV3D_SUITE_PATH, isa_text = "both", layer_filter;
+  std::string suite_path = TCONV3D_SUITE_PATH, isa_text = "both", layer_filter, backend_text = "xbyak";
   std::vector<int> thread_counts = {1, 2};
   int rounds = 3;
   double seconds = 0.3;
@@ -121,8 +123,16 @@ int main(int argc, char** argv) try {
       seconds = std::stod(value);
     else if (flag == "--layer")
       layer_filter = value;
+    else if (flag == "--backend")
+      backend_text = value;
     else
       throw Error(flag, "unknown option");
+  }
+  std::vector<Backend> backends;
+  {
+    std::stringstream in(backend_text);
+    std::string item;
+    while (std::getline(in, item, ',')) backends.push_back(parse_backend(item));
   }
   std::vector<Isa> isas;
   if (isa_text == "both" || isa_text == "avx512")
@@ -145,20 +155,25 @@ int main(int argc, char** argv) try {
     std::vector<float> x, dz, dk;
   };
   std::vector<Prepared> prepared;
+  std::vector<std::pair<std::string, double>> setup_ms;  // kernel name, construction (compile) time
   for (const SuiteLayer& layer : suite) {
     if (!layer_filter.empty() && layer.name != layer_filter) continue;
     const ConvGeometry g = resolve_geometry(layer.config, layer.input_shape);
     for (Isa isa : isas) {
-      Problem problem;
-      problem.geometry = g;
-      Prepared p;
-      p.kernel = std::make_unique<GeneratedKernelGradient>(problem, Backend::kXbyak, isa);
-      p.x = random_floats(g.input_elements(), 1);
-      p.dz = random_floats(g.output_elements(), 2);
-      p.dk.assign(static_cast<size_t>(g.kernel_elements()), 0.0f);
-      for (int t : thread_counts)
-        rows.push_back({layer.name, p.kernel->kernel_name(), isa, t, g.flops(), g.useful_flops(), {}, {}, {}});
-      prepared.push_back(std::move(p));
+      for (Backend backend : backends) {
+        Problem problem;
+        problem.geometry = g;
+        Prepared p;
+        const double setup_start = wall_seconds();  // the first use of a kernel compiles it
+        p.kernel = std::make_unique<GeneratedKernelGradient>(problem, backend, isa);
+        setup_ms.emplace_back(p.kernel->kernel_name(), 1e3 * (wall_seconds() - setup_start));
+        p.x = random_floats(g.input_elements(), 1);
+        p.dz = random_floats(g.output_elements(), 2);
+        p.dk.assign(static_cast<size_t>(g.kernel_elements()), 0.0f);
+        for (int t : thread_counts)
+          rows.push_back({layer.name, p.kernel->kernel_name(), isa, t, g.flops(), g.useful_flops(), {}, {}, {}});
+        prepared.push_back(std::move(p));
+      }
     }
   }
   for (int round = 0; round < rounds; ++round) {
@@ -197,6 +212,8 @@ int main(int argc, char** argv) try {
                 r.threads, gf[gf.size() / 2], wall[wall.size() / 2], s.front(), s[s.size() / 2], s.back(),
                 r.kernel.c_str());
   }
+  std::printf("setup (plan + code generation), ms:\n");
+  for (const auto& [kernel, ms] : setup_ms) std::printf("  %8.1f  %s\n", ms, kernel.c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "tconv3d_dk_bench: %s\n", e.what());

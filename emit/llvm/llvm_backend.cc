@@ -4,11 +4,14 @@
 #include <llvm/IR/Module.h>
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 
 #include "emit/llvm/compile.hpp"
 #include "emit/llvm/flat_linker.hpp"
+#include "emit/llvm/ir_bf16_kernel.hpp"
 #include "emit/llvm/ir_kernel.hpp"
+#include "emit/llvm/ir_kernel_gradient.hpp"
 #include "emit/llvm/llvm_target.hpp"
 #include "emit/llvm/object_cache.hpp"
 #include "plan/kernel_name.hpp"
@@ -42,12 +45,17 @@ std::string llvm_kernel_key(const codegen::KernelPlan& plan) {
   return "llvm-ir" + std::to_string(kIrEmitterVersion) + "u" + std::to_string(kMaxCinUnroll) + "/" + host_target(plan.isa).key() + "/" + plan.cache_key();
 }
 
-CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
+namespace {
+
+// The kernel of `key`, from TCONV3D_CACHE_DIR or compiled: `emit` adds the
+// function kEntry to a fresh module, which is compiled for the host (isa)
+// and flattened into position-independent bytes.
+CompiledCode compile_cached(const std::string& key, std::string name, Isa isa,
+                            const std::function<void(llvm::Module&)>& emit) {
   const auto start = std::chrono::steady_clock::now();
-  const std::string key = llvm_kernel_key(plan);
   const ObjectDiskCache disk = ObjectDiskCache::from_environment();
   CompiledCode code;
-  code.name = codegen::kernel_name(plan) + "__llvm";
+  code.name = std::move(name);
   bool corrupt = false;
   if (auto cached = disk.load(key, &corrupt)) {
     try {
@@ -59,11 +67,11 @@ CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
   }
   if (code.bytes.empty()) {
     if (disk.enabled()) update_stats([&](LlvmStats& s) { ++s.disk_misses, s.disk_corrupt += corrupt ? 1 : 0; });
-    const LlvmTarget target = host_target(plan.isa);
+    const LlvmTarget target = host_target(isa);
     auto machine = make_target_machine(target);
     llvm::LLVMContext context;
     llvm::Module module("tconv3d_llvm_kernel", context);
-    emit_row_kernel(module, plan, kEntry, kMaxCinUnroll);
+    emit(module);
     const std::vector<uint8_t> object = compile_to_object(module, *machine);
     code.bytes = link_flat_x86_64(object, kEntry);
     update_stats([](LlvmStats& s) { ++s.compiles; });
@@ -72,6 +80,28 @@ CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   update_stats([&](LlvmStats& s) { s.compile_seconds += seconds; });
   return code;
+}
+
+}  // namespace
+
+CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
+  return compile_cached(llvm_kernel_key(plan), codegen::kernel_name(plan) + "__llvm", plan.isa,
+                        [&plan](llvm::Module& module) {
+                          if (plan.bf16())
+                            emit_bf16_row_kernel(module, plan, kEntry, kMaxCinUnroll);
+                          else
+                            emit_row_kernel(module, plan, kEntry, kMaxCinUnroll);
+                        });
+}
+
+std::string llvm_kernel_gradient_key(const codegen::KernelGradientPlan& plan) {
+  return "llvm-dk-ir" + std::to_string(kIrKernelGradientVersion) + "/" + host_target(plan.isa).key() + "/" +
+         plan.cache_key();
+}
+
+CompiledCode compile_kernel_gradient_kernel(const codegen::KernelGradientPlan& plan) {
+  return compile_cached(llvm_kernel_gradient_key(plan), codegen::kernel_gradient_name(plan) + "__llvm", plan.isa,
+                        [&plan](llvm::Module& module) { emit_kernel_gradient_kernel(module, plan, kEntry); });
 }
 
 const codegen::CodeBackend& llvm_code_backend() {

@@ -12,6 +12,7 @@
 
 #include "core/compiled_code.hpp"
 #include "plan/code_backend.hpp"
+#include "plan/kernel_gradient_plan.hpp"
 #include "plan/plan.hpp"
 
 namespace tconv3d::llvm_backend {
@@ -19,6 +20,8 @@ namespace tconv3d::llvm_backend {
 // Bumped whenever the IR emitters change what they generate, so stale
 // TCONV3D_CACHE_DIR entries are never used.
 inline constexpr int kIrEmitterVersion = 2;
+// The same for the kernel-gradient (dK) emitter (ir_kernel_gradient.hpp).
+inline constexpr int kIrKernelGradientVersion = 1;
 
 // Process-wide counters of the on-disk object cache and of LLVM compiles.
 struct LlvmStats {
@@ -37,8 +40,16 @@ LlvmStats llvm_stats();
 std::string llvm_kernel_key(const codegen::KernelPlan& plan);
 
 // Compiles the plan's row kernel for this CPU (plan.isa picks the vector
-// width), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
+// width; a bf16 plan gets the vdpbf16ps kernel of ir_bf16_kernel.hpp, which
+// needs AVX512_BF16), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
 CompiledCode compile_row_kernel(const codegen::KernelPlan& plan);
+
+// The dK kernel of a kernel-gradient plan, the same computation in the same
+// order as the Xbyak one (ir_kernel_gradient.hpp): its cache key on this host,
+// and its code for this CPU, compiled or loaded from TCONV3D_CACHE_DIR, named
+// kernel_gradient_name(plan) + "__llvm". Throws tconv3d::Error.
+std::string llvm_kernel_gradient_key(const codegen::KernelGradientPlan& plan);
+CompiledCode compile_kernel_gradient_kernel(const codegen::KernelGradientPlan& plan);
 
 // The LLVM emitter as a code backend (JIT for this host).
 const codegen::CodeBackend& llvm_code_backend();

@@ -1,7 +1,7 @@
 // The backward executor of the code-generating backends: the dx kernel from
-// the input-gradient plan (Xbyak or LLVM, generated_input_gradient.hpp) and
-// the dK kernel (Xbyak's generated one, generated_kernel_gradient.hpp; the
-// LLVM backend has none yet and runs the generic loops for dK).
+// the input-gradient plan and the dK kernel from the kernel-gradient plan
+// (generated_input_gradient.hpp, generated_kernel_gradient.hpp), each emitted
+// by the layer's backend, Xbyak or LLVM.
 #pragma once
 
 #include <memory>

@@ -8,7 +8,8 @@
 // Every dK element therefore sums its terms in the same order for any thread
 // count, and the result is bitwise identical.
 //
-// Backend::kXbyak only: the LLVM backend's dK runs the portable kernel.
+// Backend::kXbyak or kLlvm: both emit the kernel from the same plan, and for
+// the same plan give bitwise the same dK.
 #pragma once
 
 #include <memory>
@@ -25,8 +26,8 @@ namespace tconv3d {
 class GeneratedKernelGradient {
  public:
   // isa: kAuto picks the best the CPU runs (resolve_isa); a forced ISA the
-  // CPU lacks, a backend other than kXbyak, or a build without Xbyak throws
-  // tconv3d::Error naming the argument.
+  // CPU lacks, a backend other than kXbyak or kLlvm, or one not built in
+  // throws tconv3d::Error naming the argument.
   GeneratedKernelGradient(const Problem& problem, Backend backend, Isa isa);
 
   // x: the input, dz: the pre-activation output gradient, both dense

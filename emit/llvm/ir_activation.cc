@@ -137,7 +137,8 @@ llvm::Value* emit_activation(IrSupport& ir, const Activation& act, llvm::Value* 
     case ActivationKind::kLinear: return x;
     case ActivationKind::kRelu: {
       llvm::Value* t = m.c(act.threshold);
-      llvm::Value* y = m.select(m.ge(x, t), x, m.mul(m.c(alpha), m.sub(x, t)));
+      llvm::Value* below = alpha == 0.0 ? m.c(0.0) : m.mul(m.c(alpha), m.sub(x, t));  // +0, as max(x, 0) gives
+      llvm::Value* y = m.select(m.ge(x, t), x, below);
       return act.max_value ? m.min(y, m.c(*act.max_value)) : y;
     }
     case ActivationKind::kLeakyRelu: return m.select(m.ge(x, m.c(0.0)), x, m.mul(m.c(alpha), x));

@@ -5,6 +5,7 @@
 namespace tconv3d::python {
 
 void* ffi_forward_handler();   // ffi_handler.cc
+void* ffi_forward_bf16_handler();  // ffi_handler.cc: bf16 activations, float32 weights
 void* ffi_backward_handler();  // ffi_backward.cc
 
 }  // namespace tconv3d::python

@@ -3,6 +3,11 @@
 The gradient: JAX differentiates the activation (Keras's own function, so its
 kinks and limits are Keras's), and tconv3d's backward kernels compute the
 input, kernel and bias gradients of the linear part.
+
+A bf16 op (dtype="bfloat16", Keras's mixed_bfloat16) takes bf16 x and
+float32 weights (the variables; the layer rounds the kernel to bf16 as
+Keras's cast does) and returns bf16, through tconv3d_forward_bf16 on the
+arrays' own buffers. Its gradients are bf16 dx and float32 dkernel, dbias.
 """
 import functools
 import weakref
@@ -12,11 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from tconv3d import _core
+from tconv3d._arrays import dtype_name
 from tconv3d._config import config_json
 from tconv3d.functional import config_text
 from tconv3d.jax._activations import activation_function
 
 TARGET = "tconv3d_forward"
+BF16_TARGET = "tconv3d_forward_bf16"
 BACKWARD_TARGET = "tconv3d_backward"
 
 
@@ -28,21 +35,24 @@ def _register_target():
                           "time); reinstall it with jax installed to use tconv3d.jax")
     jax.ffi.register_ffi_target(TARGET, handler, platform="cpu")
     jax.ffi.register_ffi_target(BACKWARD_TARGET, _core.ffi_backward_handler(), platform="cpu")
+    jax.ffi.register_ffi_target(BF16_TARGET, _core.ffi_forward_bf16_handler(), platform="cpu")
 
 
 class _Specialized:
     """A Specializer registered with the FFI handler; unregistered when dropped."""
 
-    def __init__(self, text, flavor, backend, isa, threads, linear):
-        self.spec = _core.Specializer(text, flavor, backend, isa, threads, linear)
+    def __init__(self, text, flavor, backend, isa, threads, linear, dtype="float32"):
+        self.spec = _core.Specializer(text, flavor, backend, isa, threads, linear, dtype)
         self.cache_id = np.int64(self.spec.register_for_ffi())
+        self.bf16 = dtype == "bfloat16"
         weakref.finalize(self, _core.release_ffi, int(self.cache_id))
 
     def __call__(self, x, kernel, bias):
         # Runs at trace time: a bad shape raises tconv3d.Error here, with the
         # library's message, before XLA compiles anything.
         out_shape = tuple(self.spec.output_shape(list(x.shape)))
-        call = jax.ffi.ffi_call(TARGET, jax.ShapeDtypeStruct(out_shape, jnp.float32), vmap_method="expand_dims")
+        target, dtype = (BF16_TARGET, jnp.bfloat16) if self.bf16 else (TARGET, jnp.float32)
+        call = jax.ffi.ffi_call(target, jax.ShapeDtypeStruct(out_shape, dtype), vmap_method="expand_dims")
         return call(x, kernel, bias, cache_id=self.cache_id)
 
     def gradients(self, x, kernel, bias, dz):
@@ -59,12 +69,16 @@ class Op:
     of the config's activation for the backward pass (default: looked up by
     name); Keras's layer passes its own. Each Op keeps its own specialized,
     packed layers between calls (repacked only when the weights change).
+    dtype: "float32", or "bfloat16" (bf16 x and result, float32 weights).
     """
 
-    def __init__(self, config, *, flavor=None, backend="auto", isa="auto", threads=0, activation=None):
+    def __init__(self, config, *, flavor=None, backend="auto", isa="auto", threads=0, activation=None,
+                 dtype="float32"):
         _register_target()
+        self.dtype = dtype_name(dtype)
         self._args = (config_json(config), flavor, backend, isa, int(threads))
-        self._fused = _Specialized(*self._args, linear=False)
+        self._fused = _Specialized(*self._args, linear=False, dtype=self.dtype)
+        self._gradient32 = None  # bf16: the float32 linear layer its gradients run on
         self._linear = None  # made on the first differentiation
         self._activation = activation
         self.use_bias = self._fused.spec.use_bias
@@ -79,9 +93,11 @@ class Op:
         self._apply = apply
 
     def __call__(self, x, kernel, bias=None):
-        for name, a in (("x", x), ("kernel", kernel), ("bias", bias)):
-            if a is not None and jnp.result_type(a) != jnp.float32:
-                raise TypeError(f"{name}: expected float32, got {jnp.result_type(a)}")
+        # Nothing is converted silently: the activations in the op's dtype, the weights float32.
+        for name, a, want in (("x", x, self.dtype), ("kernel", kernel, "float32"), ("bias", bias, "float32")):
+            if a is not None and jnp.result_type(a) != jnp.dtype(want):
+                hint = "" if name == "x" else " (weights stay float32 under mixed_bfloat16, as Keras keeps them)"
+                raise TypeError(f"{name}: expected {want}, got {jnp.result_type(a)}{hint}")
         x, kernel = jnp.asarray(x), jnp.asarray(kernel)
         bias = None if bias is None else jnp.asarray(bias)
         self._fused.spec.check_weights(list(kernel.shape), None if bias is None else list(bias.shape))
@@ -94,7 +110,7 @@ class Op:
 
     def specializers(self):
         """The _core.Specializer objects behind this op (forward, and linear once differentiated)."""
-        return [s.spec for s in (self._fused, self._linear) if s is not None]
+        return [s.spec for s in (self._fused, self._linear, self._gradient32) if s is not None]
 
     def _bias_operand(self, bias):
         # The handler always takes three operands; (0,) stands for "no bias".
@@ -109,7 +125,7 @@ class Op:
         # Differentiating through the activation needs the pre-activation
         # output: compute it without the activation, apply the activation in JAX.
         if self._linear is None:
-            self._linear = _Specialized(*self._args, linear=True)
+            self._linear = _Specialized(*self._args, linear=True, dtype=self.dtype)
         z = self._linear(x, kernel, self._bias_operand(bias))
         return self._activation_fn()(z), (x, kernel, bias, z)
 
@@ -120,13 +136,27 @@ class Op:
             _, activation_vjp = jax.vjp(self._activation_fn(), z)
             (dy,) = activation_vjp(dy)
             linear = self._linear
-        dx, dk, db = linear.gradients(x, kernel, self._bias_operand(bias), dy.astype(jnp.float32))
+        if self.dtype == "bfloat16":
+            dx, dk, db = self._bf16_gradients(x, kernel, bias, dy)
+        else:
+            dx, dk, db = linear.gradients(x, kernel, self._bias_operand(bias), dy.astype(jnp.float32))
         return dx, dk, None if bias is None else db
+
+    def _bf16_gradients(self, x, kernel, bias, dz):
+        """bf16 dx, float32 dkernel and dbias: the float32 backward kernels on the bf16 values (exact in
+        float32) and the kernel rounded to bf16 as the forward rounds it, so this is the gradient of the
+        computed function, accumulated in float32; dx is rounded to bf16 once."""
+        if self._gradient32 is None:
+            self._gradient32 = _Specialized(*self._args, linear=True, dtype="float32")
+        rounded = kernel.astype(jnp.bfloat16).astype(jnp.float32)
+        dx, dk, db = self._gradient32.gradients(x.astype(jnp.float32), rounded, self._bias_operand(bias),
+                                                dz.astype(jnp.float32))
+        return dx.astype(jnp.bfloat16), dk, db
 
 
 @functools.lru_cache(maxsize=64)
-def _op(text, backend, isa, threads):
-    return Op(text, backend=backend, isa=isa, threads=threads)
+def _op(text, backend, isa, threads, dtype):
+    return Op(text, backend=backend, isa=isa, threads=threads, dtype=dtype)
 
 
 def conv3d_transpose(x, kernel, bias=None, *, backend="auto", isa="auto", threads=0, **keras_arguments):
@@ -134,7 +164,9 @@ def conv3d_transpose(x, kernel, bias=None, *, backend="auto", isa="auto", thread
 
     kernel: (kd, kh, kw, filters, in_channels); bias: (filters,) or None.
     keras_arguments: strides, padding, output_padding, data_format (default
-    channels_last), dilation_rate, activation (a Keras name).
+    channels_last), dilation_rate, activation (a Keras name). A bf16 x
+    computes as Keras's mixed_bfloat16 (bf16 result; the weights stay float32).
     """
-    return _op(config_text(tuple(kernel.shape), bias is not None, keras_arguments), backend, isa, int(threads))(
-        x, kernel, bias)
+    dtype = "bfloat16" if jnp.result_type(x) == jnp.bfloat16 else "float32"
+    return _op(config_text(tuple(kernel.shape), bias is not None, keras_arguments), backend, isa, int(threads),
+               dtype)(x, kernel, bias)

@@ -20,6 +20,14 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
 
     `tconv3d_threads` (attribute, default 0: the backend's own thread count
     under torch, all cores otherwise) sets tconv3d's threads.
+
+    Under the mixed_bfloat16 policy (JAX backend, a CPU with AVX512_BF16)
+    tconv3d computes in bf16: bf16 input and output, the float32 kernel
+    variable rounded to bf16 by tconv3d (to nearest even, as Keras's cast).
+    Keras rounds to bf16 after the convolution, after the bias add and after
+    the activation; tconv3d accumulates, adds the float32 bias and applies
+    the activation in float32 and rounds once, so results differ from
+    Keras's within bf16 rounding.
     """
 
     tconv3d_threads = 0
@@ -35,8 +43,14 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
         backend = keras.config.backend()
         reason = None
         dtype = keras.backend.standardize_dtype(getattr(inputs, "dtype", self.compute_dtype))
-        if self.compute_dtype != "float32" or dtype != "float32":
-            reason = f"dtype {dtype} with compute dtype {self.compute_dtype} (tconv3d computes float32 only)"
+        bf16 = (self.compute_dtype, dtype, self.variable_dtype) == ("bfloat16", "bfloat16", "float32")
+        if not bf16 and (self.compute_dtype != "float32" or dtype != "float32"):
+            reason = (f"dtype {dtype} with compute dtype {self.compute_dtype} and variable dtype {self.variable_dtype} "
+                      f"(tconv3d computes float32, and bfloat16 with float32 variables: mixed_bfloat16)")
+        elif bf16 and backend != "jax":
+            reason = f"mixed_bfloat16 on the {backend} backend (tconv3d's bf16 runs on the JAX backend)"
+        elif bf16 and _core.bf16_unavailable() is not None:
+            reason = _core.bf16_unavailable()
         else:
             try:
                 if backend == "jax":
@@ -88,12 +102,14 @@ class _State:
         self.config = config
         self.specializers = {}  # (linear, threads) -> _core.Specializer
         self.jax_op = None
+        self.jax_op_bf16 = None  # mixed_bfloat16
 
     def all_specializers(self):
         """Every specializer, the JAX op's included (for tests and reports)."""
         found = list(self.specializers.values())
-        if self.jax_op is not None:
-            found += self.jax_op.specializers()
+        for op in (self.jax_op, self.jax_op_bf16):
+            if op is not None:
+                found += op.specializers()
         return found
 
 

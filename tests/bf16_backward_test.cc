@@ -16,6 +16,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "core/activation.hpp"
@@ -24,7 +27,9 @@
 #include "runtime/kernels/reference_contributions.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
+#include "tconv3d/tconv3d.h"
 #include "test_support.hpp"
+#include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {
@@ -419,6 +424,108 @@ TEST(Bf16Backward, ReferenceBackendRunsAnywhere) {
   layer.forward_bf16(d.x.data(), d.y.data());
   double worst = 0;
   expect_matches(c, run(layer, d), reference(c, d), &worst);
+}
+
+// The sigmoid layer the C API and CLI tests share, channels_first.
+RandomCase c_api_case() {
+  RandomCase c;
+  c.config.filters = 6;
+  c.config.kernel_size = {3, 2, 3};
+  c.config.strides = {2, 1, 2};
+  c.config.padding = Padding::kSame;
+  c.config.data_format = DataFormat::kChannelsFirst;
+  c.config.activation = parse_activation_name("sigmoid", Flavor::kKeras3);
+  c.input_shape = {2, 3, 3, 4, 5};
+  return c;
+}
+const char* const kCApiJson = R"({"filters": 6, "kernel_size": [3, 2, 3], "strides": [2, 1, 2], "padding": "same",
+    "data_format": "channels_first", "activation": "sigmoid"})";
+
+TEST(Bf16Backward, CApiMatchesTheLayer) {
+  REQUIRE_BF16();
+  const RandomCase c = c_api_case();
+  const Data d = make_data(c, 61);
+  const Grads want = run(make_layer(c, d, c.config.activation, 1), d);
+  tconv3d_options opts;
+  tconv3d_options_init(&opts);
+  opts.threads = 2;
+  char error[512] = "";
+  tconv3d_layer* layer = nullptr;
+  ASSERT_EQ(tconv3d_layer_create_bf16_from_json(kCApiJson, c.input_shape.data(), 5, d.kernel.data(), d.kshape.data(),
+                                                5, d.bias.data(), 6, &opts, &layer, error, sizeof error),
+            TCONV3D_OK)
+      << error;
+  EXPECT_EQ(tconv3d_layer_is_bf16(layer), 1);
+  std::vector<uint16_t> y(d.y.size());
+  ASSERT_EQ(tconv3d_layer_forward_bf16(layer, d.x.data(), y.data(), error, sizeof error), TCONV3D_OK) << error;
+  EXPECT_EQ(y, d.y);
+  Grads got;
+  got.dx.resize(want.dx.size());
+  got.dk.resize(want.dk.size());
+  got.db.resize(want.db.size());
+  ASSERT_EQ(tconv3d_layer_backward_bf16(layer, d.x.data(), y.data(), d.dy.data(), got.dx.data(), got.dk.data(),
+                                        got.db.data(), error, sizeof error),
+            TCONV3D_OK)
+      << error;
+  EXPECT_EQ(got.dx, want.dx);
+  EXPECT_EQ(0, std::memcmp(got.dk.data(), want.dk.data(), want.dk.size() * 4));
+  EXPECT_EQ(0, std::memcmp(got.db.data(), want.db.data(), want.db.size() * 4));
+  // The float32 entry points refuse the bf16 layer, and y missing is named.
+  std::vector<float> f(4096);
+  EXPECT_NE(tconv3d_layer_backward(layer, f.data(), f.data(), f.data(), f.data(), nullptr, nullptr, error,
+                                   sizeof error),
+            TCONV3D_OK);
+  EXPECT_NE(tconv3d_layer_backward_bf16(layer, d.x.data(), nullptr, d.dy.data(), got.dx.data(), nullptr, nullptr,
+                                        error, sizeof error),
+            TCONV3D_OK);
+  EXPECT_NE(std::string(error).find("y"), std::string::npos) << error;
+  tconv3d_layer_destroy(layer);
+  // And the bf16 entry points a float32 layer.
+  ASSERT_EQ(tconv3d_layer_create_from_json(kCApiJson, c.input_shape.data(), 5, d.kernel.data(), d.kshape.data(), 5,
+                                           d.bias.data(), 6, &opts, &layer, error, sizeof error),
+            TCONV3D_OK)
+      << error;
+  EXPECT_EQ(tconv3d_layer_is_bf16(layer), 0);
+  EXPECT_NE(tconv3d_layer_backward_bf16(layer, d.x.data(), y.data(), d.dy.data(), got.dx.data(), nullptr, nullptr,
+                                        error, sizeof error),
+            TCONV3D_OK);
+  EXPECT_NE(std::string(error).find("float32 layer"), std::string::npos) << error;
+  tconv3d_layer_destroy(layer);
+}
+
+TEST(Bf16Backward, CliRoundTrip) {
+  REQUIRE_BF16();
+  const RandomCase c = c_api_case();
+  const Data d = make_data(c, 62);
+  const Grads want = run(make_layer(c, d, c.config.activation, 1), d);
+  const std::filesystem::path dir = testing::fresh_temp_dir("bf16_backward_cli");
+  auto file = [&](const char* name) { return (dir / name).string(); };
+  std::ofstream(file("layer.json")) << kCApiJson;
+  const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
+  const Shape5 out = g.output_shape();
+  write_npy_bf16(file("x.npy"), c.input_shape, d.x.data());
+  write_npy_bf16(file("dy.npy"), std::vector<int64_t>(out.begin(), out.end()), d.dy.data());
+  write_npy(file("k.npy"), d.kshape, d.kernel.data());
+  write_npy(file("b.npy"), {6}, d.bias.data());
+  const std::vector<std::string> args = {"backward", "--layer", file("layer.json"), "--input", file("x.npy"),
+                                         "--kernel", file("k.npy"), "--bias", file("b.npy"), "--grad-output",
+                                         file("dy.npy"), "--grad-input", file("dx.npy"), "--grad-kernel",
+                                         file("dk.npy"), "--grad-bias", file("db.npy"), "--threads", "3"};
+  std::vector<std::string> bf16_args = args;
+  bf16_args.insert(bf16_args.end(), {"--dtype", "bf16"});
+  const testing::CliResult r = testing::run_cli(bf16_args, dir.string());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const NpyBf16Array dx = read_npy_bf16(file("dx.npy"));
+  EXPECT_EQ(dx.shape, c.input_shape);
+  EXPECT_EQ(dx.data, want.dx);
+  const NpyArray dk = read_npy(file("dk.npy")), db = read_npy(file("db.npy"));
+  EXPECT_EQ(dk.shape, d.kshape);
+  EXPECT_EQ(0, std::memcmp(dk.data.data(), want.dk.data(), want.dk.size() * 4));
+  EXPECT_EQ(0, std::memcmp(db.data.data(), want.db.data(), want.db.size() * 4));
+  // Without --dtype bf16 the 2-byte files are refused, naming the flag.
+  const testing::CliResult f32 = testing::run_cli(args, dir.string());
+  EXPECT_NE(f32.exit_code, 0);
+  EXPECT_NE(f32.err.find("--input"), std::string::npos) << f32.err;
 }
 
 }  // namespace

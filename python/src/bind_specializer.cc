@@ -154,6 +154,43 @@ class Specializer {
     return {std::move(dx), std::move(dk), std::move(db)};
   }
 
+  // The bf16 layer's gradients: x, y and dy bf16 bits (y as for backward),
+  // dx bf16 bits, dkernel and dbias float32 (the variables' gradients).
+  std::tuple<std::optional<OutBits>, std::optional<OutArray>, std::optional<OutArray>> backward_bf16(
+      const InBits& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InBits>& y,
+      const InBits& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
+    require_dtype(DataType::kBfloat16, "backward_bf16");
+    const std::vector<int64_t> input_shape = shape_of(x);
+    const ConstTensor k{kernel.data(), shape_of(kernel)};
+    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
+    std::shared_ptr<const Layer> layer;
+    {
+      nb::gil_scoped_release release;
+      layer = cache_->get(input_shape, k, b, /*compare_weights=*/true);
+    }
+    const Shape5 out = layer->output_shape();
+    const std::vector<int64_t> out_shape(out.begin(), out.end());
+    if (shape_of(dy) != out_shape) {
+      throw Error("dy", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                            shape_to_string(shape_of(dy)));
+    }
+    if (y && shape_of(*y) != out_shape) {
+      throw Error("y", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                           shape_to_string(shape_of(*y)));
+    }
+    std::optional<OutBits> dx;
+    std::optional<OutArray> dk, db;
+    if (want_dx) dx = new_array<uint16_t>(input_shape);
+    if (want_dkernel) dk = new_array(k.shape);
+    if (want_dbias && bias) db = new_array(b.shape);
+    {
+      nb::gil_scoped_release release;
+      layer->backward_bf16(x.data(), y ? y->data() : nullptr, dy.data(), dx ? dx->data() : nullptr,
+                           dk ? dk->data() : nullptr, db ? db->data() : nullptr);
+    }
+    return {std::move(dx), std::move(dk), std::move(db)};
+  }
+
   // (kernel_name, backend, isa, threads) of the most recent specialization.
   std::optional<std::tuple<std::string, std::string, std::string, int>> latest() const {
     auto layer = cache_->latest();
@@ -197,6 +234,9 @@ void bind_specializer(nb::module_& m) {
       .def("forward_bf16", &Specializer::forward_bf16, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
            nb::arg("bias").noconvert().none(), nb::arg("compare_weights"))
       .def("backward", &Specializer::backward, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
+           nb::arg("bias").noconvert().none(), nb::arg("y").noconvert().none(), nb::arg("dy").noconvert(),
+           nb::arg("want_dx"), nb::arg("want_dkernel"), nb::arg("want_dbias"))
+      .def("backward_bf16", &Specializer::backward_bf16, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
            nb::arg("bias").noconvert().none(), nb::arg("y").noconvert().none(), nb::arg("dy").noconvert(),
            nb::arg("want_dx"), nb::arg("want_dkernel"), nb::arg("want_dbias"))
       .def("latest", &Specializer::latest)

@@ -31,8 +31,6 @@ class Layer:
                  flavor=None, dtype="float32"):
         self._dtype = dtype_name(dtype)
         self._spec = _core.Specializer(config_json(config), flavor, backend, isa, int(threads), False, self._dtype)
-        self._args = (config_json(config), flavor, backend, isa, int(threads))
-        self._gradient_spec = None  # bf16: the float32 layer its gradients run on (made on first use)
         # Copies: the caller may change or free its arrays afterwards.
         self._kernel = np.array(as_float32(kernel, "kernel"), copy=True)
         self._bias = None if bias is None else np.array(as_float32(bias, "bias"), copy=True)
@@ -61,10 +59,8 @@ class Layer:
 
         A bf16 layer takes bf16 x, dy and y and returns a bf16 dx with
         float32 dkernel and dbias (the gradients of Keras's float32
-        variables). They come from the float32 backward kernels on the
-        bf16 values (exact in float32) with the bf16-rounded kernel: the
-        gradient of the layer the bf16 forward computes, accumulated in
-        float32, with dx rounded to bf16 once.
+        variables), from Layer::backward_bf16: the bf16-rounded kernel,
+        float32 accumulation, dx rounded to bf16 once.
         """
         if self._dtype == "bfloat16":
             return self._bf16_gradients(x, dy, y)
@@ -75,16 +71,12 @@ class Layer:
         return self._spec.backward(x, self._kernel, self._bias, y, dy, True, True, True)
 
     def _bf16_gradients(self, x, dy, y):
-        bits = {name: as_bf16_bits(a, name) for name, a in (("x", x), ("dy", dy)) + ((("y", y),) if y is not None else ())}
+        x, dy = as_bf16_bits(x, "x"), as_bf16_bits(dy, "dy")
         if y is None and self._spec.activation != "linear":
-            bits["y"] = as_bf16_bits(self(x), "y")
-        if self._gradient_spec is None:
-            self._gradient_spec = _core.Specializer(*self._args, False, "float32")
-            self._rounded_kernel = self._kernel.astype(bfloat16()).astype(np.float32)
-        as32 = {name: from_bf16_bits(b).astype(np.float32) for name, b in bits.items()}
-        dx, dk, db = self._gradient_spec.backward(as32["x"], self._rounded_kernel, self._bias, as32.get("y"), as32["dy"],
-                                                  True, True, True)
-        return dx.astype(bfloat16()), dk, db
+            y = self(x.view(bfloat16()))
+        y = None if y is None else as_bf16_bits(y, "y")
+        dx, dk, db = self._spec.backward_bf16(x, self._kernel, self._bias, y, dy, True, True, True)
+        return from_bf16_bits(dx), dk, db
 
     def output_shape(self, input_shape):
         """The output shape for an input shape (after the activation)."""

@@ -205,6 +205,19 @@ def test_jax_op_jit_vmap_and_no_silent_conversion():
     assert np.array_equal(np.asarray(y).view(np.uint16), numpy_y.view(np.uint16))
     ys = jax.vmap(f, in_axes=(0, None, None))(jnp.stack([x, -x]), kernel, bias)
     assert np.array_equal(np.asarray(ys[1]).view(np.uint16), np.asarray(f(-x, kernel, bias)).view(np.uint16))
+    # jax.grad runs the bf16 backward handler: the same bits as the NumPy layer's gradients.
+    linear = dict(kw, activation="linear")
+    cotangent = jnp.asarray(rng.standard_normal(y.shape), jnp.bfloat16)
+    loss = lambda x, k, b: jnp.sum(tj.conv3d_transpose(x, k, b, **linear).astype(jnp.float32)  # noqa: E731
+                                   * cotangent.astype(jnp.float32))
+    grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(x, kernel, bias)
+    assert [g.dtype for g in grads] == [jnp.bfloat16, jnp.float32, jnp.float32]
+    layer = tconv3d.Layer(dict(linear, filters=5, kernel_size=[3, 2, 3]), np.asarray(kernel), np.asarray(bias),
+                          dtype="bfloat16")
+    expected = layer.gradients(np.asarray(x), np.asarray(cotangent))
+    assert np.array_equal(np.asarray(grads[0]).view(np.uint16), expected[0].view(np.uint16))
+    np.testing.assert_array_equal(np.asarray(grads[1]), expected[1])
+    np.testing.assert_array_equal(np.asarray(grads[2]), expected[2])
     op = tj.Op({"filters": 5, "kernel_size": [3, 2, 3], "strides": 2, "padding": "same"}, dtype="bfloat16")
     with pytest.raises(TypeError, match="x: expected bfloat16, got float32"):
         op(x.astype(jnp.float32), kernel, bias)

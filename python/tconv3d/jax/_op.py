@@ -7,7 +7,9 @@ input, kernel and bias gradients of the linear part.
 A bf16 op (dtype="bfloat16", Keras's mixed_bfloat16) takes bf16 x and
 float32 weights (the variables; the layer rounds the kernel to bf16 as
 Keras's cast does) and returns bf16, through tconv3d_forward_bf16 on the
-arrays' own buffers. Its gradients are bf16 dx and float32 dkernel, dbias.
+arrays' own buffers. Its gradients are bf16 dx and float32 dkernel, dbias,
+from tconv3d_backward_bf16 (Layer::backward_bf16: the bf16-rounded kernel,
+float32 accumulation, dx rounded to bf16 once).
 """
 import functools
 import weakref
@@ -25,6 +27,7 @@ from tconv3d.jax._activations import activation_function
 TARGET = "tconv3d_forward"
 BF16_TARGET = "tconv3d_forward_bf16"
 BACKWARD_TARGET = "tconv3d_backward"
+BF16_BACKWARD_TARGET = "tconv3d_backward_bf16"
 
 
 @functools.cache
@@ -36,6 +39,7 @@ def _register_target():
     jax.ffi.register_ffi_target(TARGET, handler, platform="cpu")
     jax.ffi.register_ffi_target(BACKWARD_TARGET, _core.ffi_backward_handler(), platform="cpu")
     jax.ffi.register_ffi_target(BF16_TARGET, _core.ffi_forward_bf16_handler(), platform="cpu")
+    jax.ffi.register_ffi_target(BF16_BACKWARD_TARGET, _core.ffi_backward_bf16_handler(), platform="cpu")
 
 
 class _Specialized:
@@ -56,9 +60,14 @@ class _Specialized:
         return call(x, kernel, bias, cache_id=self.cache_id)
 
     def gradients(self, x, kernel, bias, dz):
-        """(dx, dkernel, dbias) of this (linear) specialization for its output's cotangent dz."""
-        shapes = tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (x, kernel, bias))
-        call = jax.ffi.ffi_call(BACKWARD_TARGET, shapes, vmap_method="expand_dims")
+        """(dx, dkernel, dbias) of this (linear) specialization for its output's cotangent dz.
+
+        bf16: x, dz and dx bf16, the weights' gradients float32 (Layer::backward_bf16)."""
+        dtype = jnp.bfloat16 if self.bf16 else jnp.float32
+        shapes = (jax.ShapeDtypeStruct(x.shape, dtype),) + tuple(
+            jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (kernel, bias))
+        call = jax.ffi.ffi_call(BF16_BACKWARD_TARGET if self.bf16 else BACKWARD_TARGET, shapes,
+                                vmap_method="expand_dims")
         return call(x, kernel, bias, dz, cache_id=self.cache_id)
 
 
@@ -78,7 +87,6 @@ class Op:
         self.dtype = dtype_name(dtype)
         self._args = (config_json(config), flavor, backend, isa, int(threads))
         self._fused = _Specialized(*self._args, linear=False, dtype=self.dtype)
-        self._gradient32 = None  # bf16: the float32 linear layer its gradients run on
         self._linear = None  # made on the first differentiation
         self._activation = activation
         self.use_bias = self._fused.spec.use_bias
@@ -110,7 +118,7 @@ class Op:
 
     def specializers(self):
         """The _core.Specializer objects behind this op (forward, and linear once differentiated)."""
-        return [s.spec for s in (self._fused, self._linear, self._gradient32) if s is not None]
+        return [s.spec for s in (self._fused, self._linear) if s is not None]
 
     def _bias_operand(self, bias):
         # The handler always takes three operands; (0,) stands for "no bias".
@@ -136,22 +144,10 @@ class Op:
             _, activation_vjp = jax.vjp(self._activation_fn(), z)
             (dy,) = activation_vjp(dy)
             linear = self._linear
-        if self.dtype == "bfloat16":
-            dx, dk, db = self._bf16_gradients(x, kernel, bias, dy)
-        else:
-            dx, dk, db = linear.gradients(x, kernel, self._bias_operand(bias), dy.astype(jnp.float32))
+        # bf16: dz is bf16 (the output's cotangent, through the activation's bf16 derivative).
+        dz = dy.astype(jnp.bfloat16 if self.dtype == "bfloat16" else jnp.float32)
+        dx, dk, db = linear.gradients(x, kernel, self._bias_operand(bias), dz)
         return dx, dk, None if bias is None else db
-
-    def _bf16_gradients(self, x, kernel, bias, dz):
-        """bf16 dx, float32 dkernel and dbias: the float32 backward kernels on the bf16 values (exact in
-        float32) and the kernel rounded to bf16 as the forward rounds it, so this is the gradient of the
-        computed function, accumulated in float32; dx is rounded to bf16 once."""
-        if self._gradient32 is None:
-            self._gradient32 = _Specialized(*self._args, linear=True, dtype="float32")
-        rounded = kernel.astype(jnp.bfloat16).astype(jnp.float32)
-        dx, dk, db = self._gradient32.gradients(x.astype(jnp.float32), rounded, self._bias_operand(bias),
-                                                dz.astype(jnp.float32))
-        return dx.astype(jnp.bfloat16), dk, db
 
 
 @functools.lru_cache(maxsize=64)

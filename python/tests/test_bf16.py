@@ -454,11 +454,84 @@ def test_axis_activation_and_pure_bfloat16_fall_back():
         assert np.array_equal(got, np.asarray(plain(x)))
 
 
-# --- The other backends: Keras's own layer, one warning ----------------------------------------------------
+# --- The torch backend --------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(BACKEND not in ("torch", "tensorflow"), reason=f"torch/tensorflow sessions (this: {BACKEND})")
-def test_mixed_bfloat16_on_torch_and_tensorflow_falls_back_with_one_warning():
+def _torch_model(config, shape, cls, kernel, bias):
+    import keras
+
+    model = keras.Sequential([keras.Input(tuple(shape[1:]), batch_size=shape[0]), cls(**config, dtype="mixed_bfloat16")])
+    model.set_weights([kernel] + ([bias] if bias is not None else []))
+    return model
+
+
+@requires_backend("torch")
+@needs_bf16
+@pytest.mark.parametrize("seed", range(6))
+def test_torch_backend_mixed_bfloat16_forward_and_gradients(seed):
+    import torch
+
+    import tconv3d.keras as tk
+
+    rng = np.random.default_rng(1000 + seed)
+    config, shape = _random_config(rng, ["linear"] if seed % 2 else BOUNDED)
+    kernel, bias = _weights(rng, config, _in_channels(config, shape))
+    model = _torch_model(config, shape, tk.Conv3DTranspose, kernel, bias)
+    x = rng.standard_normal(shape).astype(np.float32)
+    exact = _exact(config, kernel, bias, x.astype(BF16))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            y = model(torch.from_numpy(x))
+    assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+    assert y.dtype == torch.bfloat16
+    layer = model.layers[-1]
+    assert any(k[2] == "bfloat16" and s.latest() is not None for k, s in layer._tconv3d.specializers.items())
+    assert _scaled_error(y.float().numpy(), exact, exact) <= EPS + _reduction(config, shape) * EPS32
+    if config["activation"] != "linear":
+        return
+    # Training: autograd through tconv3d's bf16 backward; the kernel and bias gradients are float32.
+    tx = torch.from_numpy(x).requires_grad_(True)
+    cotangent = rng.standard_normal(exact.shape).astype(BF16).astype(np.float32)
+    (model(tx).float() * torch.from_numpy(cotangent)).sum().backward()
+    dk = layer.kernel.value.grad.numpy()
+    reference = tconv3d.Layer(config, kernel.astype(BF16).astype(np.float32), bias)
+    rdx, rdk, rdb = reference.gradients(x.astype(BF16).astype(np.float32), cotangent)
+    filters_taps = config["filters"] * int(np.prod(config["kernel_size"]))
+    assert _scaled_error(tx.grad.numpy(), rdx, rdx) <= EPS + filters_taps * EPS32
+    assert _scaled_error(dk, rdk, rdk) <= 1e-4
+    if bias is not None:
+        db = layer.bias.value.grad.numpy()
+        assert _scaled_error(db, rdb, rdb) <= 1e-4
+
+
+@requires_backend("torch")
+@needs_bf16
+def test_torch_backend_matches_keras_on_torch():
+    import torch
+
+    import keras
+    import tconv3d.keras as tk
+
+    # valid padding: a geometry Keras-on-torch computes right (keras-team/keras#22876 is about "same").
+    config = {"filters": 7, "kernel_size": [3, 2, 3], "strides": [2, 1, 2], "padding": "valid", "activation": "relu",
+              "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
+    shape = [2, 4, 5, 3, 6]
+    rng = np.random.default_rng(4)
+    kernel, bias = _weights(rng, config, 6)
+    x = torch.from_numpy(rng.standard_normal(shape).astype(np.float32))
+    with torch.no_grad():
+        got = _torch_model(config, shape, tk.Conv3DTranspose, kernel, bias)(x).float().numpy()
+        expected = _torch_model(config, shape, keras.layers.Conv3DTranspose, kernel, bias)(x).float().numpy()
+    exact = _exact(config, kernel, bias, x.numpy().astype(BF16))
+    assert _scaled_error(got, expected, exact) <= forward_tolerance(_reduction(config, shape))
+
+
+# --- TensorFlow: Keras's own layer, one warning ---------------------------------------------------------------
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason=f"the tensorflow session (this: {BACKEND})")
+def test_mixed_bfloat16_on_tensorflow_falls_back_with_one_warning():
     import keras
 
     import tconv3d.keras as tk
@@ -472,6 +545,6 @@ def test_mixed_bfloat16_on_torch_and_tensorflow_falls_back_with_one_warning():
         warnings.simplefilter("always")
         got = [models[1].predict(x, verbose=0) for _ in range(2)]
     messages = [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
-    assert len(messages) == 1 and "mixed_bfloat16" in messages[0], messages
+    assert len(messages) == 1 and "mixed_bfloat16 on the tensorflow backend" in messages[0], messages
     expected = models[0].predict(x, verbose=0)
     np.testing.assert_array_equal(np.asarray(got[0], np.float32), np.asarray(expected, np.float32))

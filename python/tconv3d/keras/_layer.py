@@ -21,7 +21,7 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
     `tconv3d_threads` (attribute, default 0: the backend's own thread count
     under torch, all cores otherwise) sets tconv3d's threads.
 
-    Under the mixed_bfloat16 policy (JAX backend, a CPU with AVX512_BF16)
+    Under the mixed_bfloat16 policy (JAX and torch backends, a CPU with AVX512_BF16)
     tconv3d computes in bf16: bf16 input and output, the float32 kernel
     variable rounded to bf16 by tconv3d (to nearest even, as Keras's cast).
     Keras rounds to bf16 after the convolution, after the bias add and after
@@ -47,8 +47,8 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
         if not bf16 and (self.compute_dtype != "float32" or dtype != "float32"):
             reason = (f"dtype {dtype} with compute dtype {self.compute_dtype} and variable dtype {self.variable_dtype} "
                       f"(tconv3d computes float32, and bfloat16 with float32 variables: mixed_bfloat16)")
-        elif bf16 and backend != "jax":
-            reason = f"mixed_bfloat16 on the {backend} backend (tconv3d's bf16 runs on the JAX backend)"
+        elif bf16 and backend not in ("jax", "torch"):
+            reason = f"mixed_bfloat16 on the {backend} backend (tconv3d's bf16 runs on the JAX and torch backends)"
         elif bf16 and _core.bf16_unavailable() is not None:
             reason = _core.bf16_unavailable()
         else:
@@ -87,11 +87,11 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
             self._tconv3d = state
         return state
 
-    def _tconv3d_specializer(self, linear, threads=0):
+    def _tconv3d_specializer(self, linear, threads=0, dtype="float32"):
         state = self._tconv3d_state()
-        key = (linear, threads)
+        key = (linear, threads, dtype)
         if key not in state.specializers:
-            state.specializers[key] = _core.Specializer(state.config, None, "auto", "auto", threads, linear)
+            state.specializers[key] = _core.Specializer(state.config, None, "auto", "auto", threads, linear, dtype)
         return state.specializers[key]
 
 
@@ -100,7 +100,7 @@ class _State:
 
     def __init__(self, config):
         self.config = config
-        self.specializers = {}  # (linear, threads) -> _core.Specializer
+        self.specializers = {}  # (linear, threads, dtype) -> _core.Specializer
         self.jax_op = None
         self.jax_op_bf16 = None  # mixed_bfloat16
 

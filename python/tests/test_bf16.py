@@ -548,3 +548,15 @@ def test_mixed_bfloat16_on_tensorflow_falls_back_with_one_warning():
     assert len(messages) == 1 and "mixed_bfloat16 on the tensorflow backend" in messages[0], messages
     expected = models[0].predict(x, verbose=0)
     np.testing.assert_array_equal(np.asarray(got[0], np.float32), np.asarray(expected, np.float32))
+
+
+@requires_backend("jax")
+@needs_bf16
+def test_bench_command_runs():
+    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.bf16", "--layers", "k3s2_op1_odd", "--threads", "1",
+                             "--min-time", "0"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "k3s2_op1_odd" in result.stdout and "geomean" in result.stdout, result.stdout
+    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.bf16", "--layers", "no_such_layer"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no_such_layer" in bad.stderr

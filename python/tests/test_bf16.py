@@ -225,6 +225,24 @@ def test_jax_op_jit_vmap_and_no_silent_conversion():
         op(x, kernel.astype(jnp.bfloat16), bias)
 
 
+@requires_backend("jax")
+@needs_bf16
+def test_jax_op_vmap_over_weights_and_per_example_gradients():
+    rng = np.random.default_rng(32)
+    x = jnp.asarray(rng.standard_normal((3, 1, 3, 4, 5, 2)), jnp.bfloat16)
+    kernel = jnp.asarray(rng.standard_normal((2, 2, 3, 4, 2)), jnp.float32)
+    bias = jnp.asarray(rng.standard_normal(4), jnp.float32)
+    f = lambda x, k: tj.conv3d_transpose(x, k, bias, strides=2, padding="same", activation="tanh")  # noqa: E731
+    loss = lambda k, x: jnp.sum(f(x, k).astype(jnp.float32) ** 2)  # noqa: E731
+    per_example = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0)))(kernel, x)
+    for i in range(3):
+        np.testing.assert_array_equal(np.asarray(per_example[i]), np.asarray(jax.grad(loss)(kernel, x[i])))
+    kernels = jnp.stack([kernel, -2 * kernel])
+    ys = jax.jit(jax.vmap(f, in_axes=(None, 0)))(x[0], kernels)
+    for i in range(2):
+        assert np.array_equal(np.asarray(ys[i]).view(np.uint16), np.asarray(f(x[0], kernels[i])).view(np.uint16))
+
+
 # --- Keras's mixed_bfloat16 (JAX backend) ----------------------------------------------------------------
 
 if BACKEND == "jax":

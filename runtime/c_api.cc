@@ -159,6 +159,17 @@ tconv3d_status create_layer(const char* config_json, const int64_t* input_shape,
   });
 }
 
+// A layer from the caller's weights (C arguments checked here).
+tconv3d::Layer layer_with_weights(const tconv3d::LayerConfig& config, const std::vector<int64_t>& shape,
+                                  const tconv3d::LayerOptions& layer_opts, const float* kernel,
+                                  const int64_t* kernel_shape, int kernel_rank, const float* bias, int64_t bias_len) {
+  if (!kernel) throw Error("kernel", "is NULL");
+  const std::vector<int64_t> kshape = shape_argument(kernel_shape, kernel_rank, "kernel_shape");
+  if (!bias && bias_len != 0) throw Error("bias", "is NULL but bias_len is " + std::to_string(bias_len));
+  const tconv3d::ConstTensor b = bias ? tconv3d::ConstTensor{bias, {bias_len}} : tconv3d::ConstTensor{};
+  return tconv3d::Layer::create(config, shape, tconv3d::ConstTensor{kernel, kshape}, b, layer_opts);
+}
+
 void copy_shape(const tconv3d::Shape5& from, int64_t* to) {
   for (int i = 0; i < 5; ++i) to[i] = from[i];
 }
@@ -195,15 +206,23 @@ tconv3d_status tconv3d_layer_create_from_json(const char* config_json, const int
   return create_layer(config_json, input_shape, input_rank, options, out, error, error_size,
                       [&](const tconv3d::LayerConfig& config, const std::vector<int64_t>& shape,
                           const tconv3d::LayerOptions& layer_opts) {
-                        if (!kernel) throw Error("kernel", "is NULL");
-                        const std::vector<int64_t> kshape = shape_argument(kernel_shape, kernel_rank, "kernel_shape");
-                        if (!bias && bias_len != 0) {
-                          throw Error("bias", "is NULL but bias_len is " + std::to_string(bias_len));
-                        }
-                        const tconv3d::ConstTensor b =
-                            bias ? tconv3d::ConstTensor{bias, {bias_len}} : tconv3d::ConstTensor{};
-                        return tconv3d::Layer::create(config, shape, tconv3d::ConstTensor{kernel, kshape}, b,
-                                                      layer_opts);
+                        return layer_with_weights(config, shape, layer_opts, kernel, kernel_shape, kernel_rank,
+                                                  bias, bias_len);
+                      });
+}
+
+tconv3d_status tconv3d_layer_create_bf16_from_json(const char* config_json, const int64_t* input_shape,
+                                                   int input_rank, const float* kernel,
+                                                   const int64_t* kernel_shape, int kernel_rank,
+                                                   const float* bias, int64_t bias_len,
+                                                   const tconv3d_options* options, tconv3d_layer** out,
+                                                   char* error, size_t error_size) {
+  return create_layer(config_json, input_shape, input_rank, options, out, error, error_size,
+                      [&](const tconv3d::LayerConfig& config, const std::vector<int64_t>& shape,
+                          tconv3d::LayerOptions layer_opts) {
+                        layer_opts.dtype = tconv3d::DataType::kBfloat16;
+                        return layer_with_weights(config, shape, layer_opts, kernel, kernel_shape, kernel_rank,
+                                                  bias, bias_len);
                       });
 }
 
@@ -274,6 +293,36 @@ tconv3d_status tconv3d_layer_backward(const tconv3d_layer* layer, const float* x
     layer->layer.backward(x, y, dy, dx, dk, db);
     return TCONV3D_OK;
   });
+}
+
+tconv3d_status tconv3d_layer_forward_bf16(const tconv3d_layer* layer, const uint16_t* input, uint16_t* output,
+                                          char* error, size_t error_size) {
+  return guarded(error, error_size, [&] {
+    if (!layer) throw Error("layer", "is NULL");
+    if (!input) throw Error("input", "is NULL");
+    if (!output) throw Error("output", "is NULL");
+    const auto in_begin = reinterpret_cast<uintptr_t>(input);
+    const auto out_begin = reinterpret_cast<uintptr_t>(output);
+    const uintptr_t in_end = in_begin + uintptr_t(layer->layer.geometry().input_elements()) * sizeof(uint16_t);
+    const uintptr_t out_end = out_begin + uintptr_t(layer->layer.output_elements()) * sizeof(uint16_t);
+    if (in_begin < out_end && out_begin < in_end) throw Error("output", "overlaps the input");
+    layer->layer.forward_bf16(input, output);
+    return TCONV3D_OK;
+  });
+}
+
+tconv3d_status tconv3d_layer_backward_bf16(const tconv3d_layer* layer, const uint16_t* x, const uint16_t* y,
+                                           const uint16_t* dy, uint16_t* dx, float* dk, float* db, char* error,
+                                           size_t error_size) {
+  return guarded(error, error_size, [&] {
+    if (!layer) throw Error("layer", "is NULL");
+    layer->layer.backward_bf16(x, y, dy, dx, dk, db);
+    return TCONV3D_OK;
+  });
+}
+
+int tconv3d_layer_is_bf16(const tconv3d_layer* layer) {
+  return layer && layer->layer.dtype() == tconv3d::DataType::kBfloat16 ? 1 : 0;
 }
 
 tconv3d_status tconv3d_layer_losses(const tconv3d_layer* layer, const float* output, double* kernel_loss,

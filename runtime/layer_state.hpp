@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/backward_executor.hpp"
+#include "runtime/bf16_backward_executor.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/weight_store.hpp"
 #include "tconv3d/layer.hpp"
@@ -28,6 +29,10 @@ struct Layer::State {
   mutable std::once_flag backward_once, preactivation_once;
   mutable std::unique_ptr<BackwardExecutor> backward;
   mutable std::unique_ptr<Executor> preactivation;  // the forward with a linear activation: z
+  // A bf16 layer's (layer_backward_bf16.cc); its z comes from `preactivation`,
+  // a bf16 executor there.
+  mutable std::once_flag bf16_backward_once;
+  mutable std::unique_ptr<Bf16BackwardExecutor> bf16_backward;
 };
 
 }  // namespace tconv3d

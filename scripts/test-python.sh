@@ -38,8 +38,8 @@ session() {
 }
 tests=$PWD/python/tests
 session jax "$tests" --ignore="$tests/test_torch_op.py"
-session torch "$tests/test_keras_layer.py" "$tests/test_keras_models.py"
-session tensorflow "$tests/test_keras_layer.py" "$tests/test_keras_models.py" "$tests/test_keras_tf_op.py"
+session torch "$tests/test_keras_layer.py" "$tests/test_keras_models.py" "$tests/test_bf16.py"
+session tensorflow "$tests/test_keras_layer.py" "$tests/test_keras_models.py" "$tests/test_keras_tf_op.py" "$tests/test_bf16.py"
 # tconv3d.torch in a process without TensorFlow: TensorFlow and triton (imported by torch._dynamo,
 # which custom ops and torch.compile load) register the same LLVM options and abort together.
 session torch "$tests/test_torch_op.py"

@@ -77,6 +77,19 @@ class TCONV3D_API Layer {
   void backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const;
   // What backward() runs, for reports ("dx kernel + dK kernel").
   std::string backward_kernel_names() const;
+  // A bf16 layer's backward pass (Keras mixed_bfloat16): x, y, dy and dx in
+  // bf16 (raw bits, the layer's data format), dk and db float32 (the float32
+  // variables' gradients). The kernel is the float32 kernel rounded to bf16,
+  // as the forward computes with it; dz = dy * act'(z) is computed in float32
+  // (z: the bf16 forward's pre-activation), db sums it in float32, and dx and
+  // dk are computed from dz rounded to bf16, with float32 accumulation.
+  // Otherwise as backward(): nullptr skips, the same errors, results that do
+  // not depend on the thread count. A bf16 layer only (backward() is float32
+  // only); needs AVX512_BF16 (or the reference backend). Thread-safe.
+  void backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* dy, uint16_t* dx, float* dk,
+                     float* db) const;
+  // What backward_bf16() runs, for reports ("dx kernel + dK kernel").
+  std::string backward_bf16_kernel_names() const;
 
   const LayerConfig& config() const;
   const ConvGeometry& geometry() const;

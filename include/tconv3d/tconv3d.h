@@ -113,6 +113,17 @@ TCONV3D_API tconv3d_status tconv3d_layer_create_from_json(const char* config_jso
                                                           const tconv3d_options* options, tconv3d_layer** out,
                                                           char* error, size_t error_size);
 
+/* Same, as a bf16 layer (Keras's mixed_bfloat16 policy: the float32 kernel
+ * rounded to bf16, bf16 inputs and outputs, float32 accumulation): run it with
+ * tconv3d_layer_forward_bf16 and tconv3d_layer_backward_bf16. Needs
+ * AVX512_BF16 unless options->backend is TCONV3D_BACKEND_REFERENCE. */
+TCONV3D_API tconv3d_status tconv3d_layer_create_bf16_from_json(const char* config_json, const int64_t* input_shape,
+                                                               int input_rank, const float* kernel,
+                                                               const int64_t* kernel_shape, int kernel_rank,
+                                                               const float* bias, int64_t bias_len,
+                                                               const tconv3d_options* options, tconv3d_layer** out,
+                                                               char* error, size_t error_size);
+
 /* Same, with the weights drawn from the config's initializers; the same seed
  * gives the same weights on every machine. */
 TCONV3D_API tconv3d_status tconv3d_layer_create_initialized_from_json(
@@ -158,6 +169,20 @@ TCONV3D_API tconv3d_status tconv3d_layer_forward(const tconv3d_layer* layer, con
 TCONV3D_API tconv3d_status tconv3d_layer_backward(const tconv3d_layer* layer, const float* x, const float* y,
                                                   const float* dy, float* dx, float* dk, float* db,
                                                   char* error, size_t error_size);
+
+/* A bf16 layer's forward and backward (tconv3d_layer_is_bf16 is 1; the float32
+ * functions refuse such a layer, and these a float32 one). bf16 values are raw
+ * bits (the upper half of a float32, uint16_t), in the layer's data format.
+ * Backward: x, y, dy and dx bf16, dk (kd, kh, kw, filters, in_channels) and db
+ * float32, the float32 variables' gradients; otherwise as
+ * tconv3d_layer_backward (NULL skips, what each activation needs, results
+ * that do not depend on the thread count). */
+TCONV3D_API tconv3d_status tconv3d_layer_forward_bf16(const tconv3d_layer* layer, const uint16_t* input,
+                                                      uint16_t* output, char* error, size_t error_size);
+TCONV3D_API tconv3d_status tconv3d_layer_backward_bf16(const tconv3d_layer* layer, const uint16_t* x,
+                                                       const uint16_t* y, const uint16_t* dy, uint16_t* dx,
+                                                       float* dk, float* db, char* error, size_t error_size);
+TCONV3D_API int tconv3d_layer_is_bf16(const tconv3d_layer* layer); /* 1: bf16, 0: float32 or NULL */
 
 /* The loss terms Keras would add for this layer: kernel and bias regularizer
  * on the weights, and the activity regularizer on `output` (a result of

@@ -20,6 +20,20 @@ void bind_ffi(nb::module_& m) {
     return nb::none();
 #endif
   });
+  m.def("ffi_forward_bf16_handler", []() -> nb::object {
+#ifdef TCONV3D_PY_HAVE_FFI
+    return nb::capsule(ffi_forward_bf16_handler());
+#else
+    return nb::none();
+#endif
+  });
+  m.def("ffi_backward_bf16_handler", []() -> nb::object {
+#ifdef TCONV3D_PY_HAVE_FFI
+    return nb::capsule(ffi_backward_bf16_handler());
+#else
+    return nb::none();
+#endif
+  });
   m.def("ffi_backward_handler", []() -> nb::object {
 #ifdef TCONV3D_PY_HAVE_FFI
     return nb::capsule(ffi_backward_handler());

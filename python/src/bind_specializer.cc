@@ -1,5 +1,8 @@
 // _core.Specializer: one Keras Conv3DTranspose config and its specialized
 // layers (a SpecializationCache), as the NumPy API and tconv3d.jax use it.
+// A Specializer computes in one dtype, float32 or bf16 (Keras's
+// mixed_bfloat16: bf16 activations, float32 weights that the layer rounds to
+// bf16); calling the other dtype's method is an error naming it.
 #include <memory>
 #include <optional>
 #include <string>
@@ -16,6 +19,7 @@
 #include "python/src/describe.hpp"
 #include "python/src/registry.hpp"
 #include "python/src/specialization_cache.hpp"
+#include "core/cpu_features.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
 
@@ -31,7 +35,7 @@ class Specializer {
   // linear: drop the activation (tconv3d.jax's differentiable path applies
   // it in JAX, where autodiff can see it).
   Specializer(const std::string& config_json, const std::optional<std::string>& flavor, const std::string& backend,
-              const std::string& isa, int threads, bool linear) {
+              const std::string& isa, int threads, bool linear, const std::string& dtype) {
     std::optional<Flavor> forced;
     if (flavor) forced = parse_flavor(*flavor);
     LayerConfig config = parse_layer_config(config_json, forced, &warnings_);
@@ -41,6 +45,12 @@ class Specializer {
     options.backend = parse_backend(backend);
     options.isa = parse_isa(isa);
     options.threads = threads;
+    options.dtype = parse_data_type(dtype);
+    if (options.dtype == DataType::kBfloat16 && !config.activation.is_elementwise()) {
+      // Layer::create would say so at the first call; saying it here lets
+      // callers (tconv3d.keras) fall back before anything runs.
+      throw Error("activation", "bf16 layers take elementwise activations only, got " + config.activation.name);
+    }
     cache_ = std::make_shared<SpecializationCache>(std::move(config), options);
   }
 
@@ -65,6 +75,7 @@ class Specializer {
 
   OutArray forward(const InArray& x, const InArray& kernel, const std::optional<InArray>& bias,
                    bool compare_weights) {
+    require_dtype(DataType::kFloat32, "forward");
     const std::vector<int64_t> input_shape = shape_of(x);
     const ConstTensor k{kernel.data(), shape_of(kernel)};
     const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
@@ -84,12 +95,35 @@ class Specializer {
     return y;
   }
 
+  // The bf16 forward: x and the result are bf16 bits (uint16), the weights
+  // float32 (Keras's variables; the layer rounds the kernel to bf16 once).
+  OutBits forward_bf16(const InBits& x, const InArray& kernel, const std::optional<InArray>& bias,
+                       bool compare_weights) {
+    require_dtype(DataType::kBfloat16, "forward_bf16");
+    const std::vector<int64_t> input_shape = shape_of(x);
+    const ConstTensor k{kernel.data(), shape_of(kernel)};
+    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
+    std::shared_ptr<const Layer> layer;
+    {
+      nb::gil_scoped_release release;
+      layer = cache_->get(input_shape, k, b, compare_weights);
+    }
+    const Shape5 out = layer->output_shape();
+    OutBits y = new_array<uint16_t>({out.begin(), out.end()});
+    {
+      nb::gil_scoped_release release;
+      layer->forward_bf16(x.data(), y.data());
+    }
+    return y;
+  }
+
   // The gradients (dx, dkernel, dbias) for the output gradient dy; y is the
   // forward output (needed unless the activation is linear). Only the
   // requested ones are computed; the others come back as None.
   std::tuple<std::optional<OutArray>, std::optional<OutArray>, std::optional<OutArray>> backward(
       const InArray& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InArray>& y,
       const InArray& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
+    require_dtype(DataType::kFloat32, "backward");
     const std::vector<int64_t> input_shape = shape_of(x);
     const ConstTensor k{kernel.data(), shape_of(kernel)};
     const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
@@ -120,6 +154,43 @@ class Specializer {
     return {std::move(dx), std::move(dk), std::move(db)};
   }
 
+  // The bf16 layer's gradients: x, y and dy bf16 bits (y as for backward),
+  // dx bf16 bits, dkernel and dbias float32 (the variables' gradients).
+  std::tuple<std::optional<OutBits>, std::optional<OutArray>, std::optional<OutArray>> backward_bf16(
+      const InBits& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InBits>& y,
+      const InBits& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
+    require_dtype(DataType::kBfloat16, "backward_bf16");
+    const std::vector<int64_t> input_shape = shape_of(x);
+    const ConstTensor k{kernel.data(), shape_of(kernel)};
+    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
+    std::shared_ptr<const Layer> layer;
+    {
+      nb::gil_scoped_release release;
+      layer = cache_->get(input_shape, k, b, /*compare_weights=*/true);
+    }
+    const Shape5 out = layer->output_shape();
+    const std::vector<int64_t> out_shape(out.begin(), out.end());
+    if (shape_of(dy) != out_shape) {
+      throw Error("dy", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                            shape_to_string(shape_of(dy)));
+    }
+    if (y && shape_of(*y) != out_shape) {
+      throw Error("y", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                           shape_to_string(shape_of(*y)));
+    }
+    std::optional<OutBits> dx;
+    std::optional<OutArray> dk, db;
+    if (want_dx) dx = new_array<uint16_t>(input_shape);
+    if (want_dkernel) dk = new_array(k.shape);
+    if (want_dbias && bias) db = new_array(b.shape);
+    {
+      nb::gil_scoped_release release;
+      layer->backward_bf16(x.data(), y ? y->data() : nullptr, dy.data(), dx ? dx->data() : nullptr,
+                           dk ? dk->data() : nullptr, db ? db->data() : nullptr);
+    }
+    return {std::move(dx), std::move(dk), std::move(db)};
+  }
+
   // (kernel_name, backend, isa, threads) of the most recent specialization.
   std::optional<std::tuple<std::string, std::string, std::string, int>> latest() const {
     auto layer = cache_->latest();
@@ -133,8 +204,16 @@ class Specializer {
 
   const std::vector<std::string>& warnings() const { return warnings_; }
   const LayerConfig& config() const { return cache_->config(); }
+  std::string dtype() const { return cache_->options().dtype == DataType::kBfloat16 ? "bfloat16" : "float32"; }
 
  private:
+  // Checked before any layer is built, so the message names the call, not a kernel.
+  void require_dtype(DataType wanted, const char* call) const {
+    if (cache_->options().dtype == wanted) return;
+    throw Error("dtype", std::string(call) + " on a " + dtype() + " specializer: it computes " + dtype() +
+                             (wanted == DataType::kFloat32 ? " (use forward_bf16)" : " (use forward)"));
+  }
+
   std::shared_ptr<SpecializationCache> cache_;
   std::vector<std::string> warnings_;
 };
@@ -144,15 +223,20 @@ class Specializer {
 void bind_specializer(nb::module_& m) {
   nb::class_<Specializer>(m, "Specializer")
       .def(nb::init<const std::string&, const std::optional<std::string>&, const std::string&, const std::string&,
-                    int, bool>(),
+                    int, bool, const std::string&>(),
            nb::arg("config_json"), nb::arg("flavor").none(), nb::arg("backend"), nb::arg("isa"), nb::arg("threads"),
-           nb::arg("linear"))
+           nb::arg("linear"), nb::arg("dtype") = "float32")
       .def("output_shape", &Specializer::output_shape)
       .def("geometry", &Specializer::geometry)
       .def("check_weights", &Specializer::check_weights, nb::arg("kernel_shape"), nb::arg("bias_shape").none())
       .def("forward", &Specializer::forward, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
            nb::arg("bias").noconvert().none(), nb::arg("compare_weights"))
+      .def("forward_bf16", &Specializer::forward_bf16, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
+           nb::arg("bias").noconvert().none(), nb::arg("compare_weights"))
       .def("backward", &Specializer::backward, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
+           nb::arg("bias").noconvert().none(), nb::arg("y").noconvert().none(), nb::arg("dy").noconvert(),
+           nb::arg("want_dx"), nb::arg("want_dkernel"), nb::arg("want_dbias"))
+      .def("backward_bf16", &Specializer::backward_bf16, nb::arg("x").noconvert(), nb::arg("kernel").noconvert(),
            nb::arg("bias").noconvert().none(), nb::arg("y").noconvert().none(), nb::arg("dy").noconvert(),
            nb::arg("want_dx"), nb::arg("want_dkernel"), nb::arg("want_dbias"))
       .def("latest", &Specializer::latest)
@@ -163,8 +247,18 @@ void bind_specializer(nb::module_& m) {
       .def_prop_ro("use_bias", [](const Specializer& s) { return s.config().use_bias; })
       .def_prop_ro("data_format", [](const Specializer& s) { return to_string(s.config().data_format); })
       .def_prop_ro("activation", [](const Specializer& s) { return s.config().activation.name; })
-      .def_prop_ro("flavor", [](const Specializer& s) { return to_string(s.config().flavor); });
+      .def_prop_ro("flavor", [](const Specializer& s) { return to_string(s.config().flavor); })
+      .def_prop_ro("dtype", &Specializer::dtype);
   m.def("release_ffi", &release_cache, nb::arg("cache_id"));
+  // None where bf16 layers run (AVX512_BF16, as TCONV3D_CPU_MASK leaves the
+  // CPU's features), else why not: tconv3d.keras falls back on it before any
+  // call, where a failing first call inside a compiled XLA program could not.
+  m.def("bf16_unavailable", []() -> std::optional<std::string> {
+    const CpuFeatures cpu = cpu_features();
+    if (cpu.avx512_bf16) return std::nullopt;
+    return std::string("bf16 needs avx512_bf16 (vdpbf16ps), which this CPU") + (cpu.avx512 ? "" : " (or OS)") +
+           " lacks or TCONV3D_CPU_MASK hides";
+  });
 }
 
 }  // namespace tconv3d::python

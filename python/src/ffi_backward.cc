@@ -4,6 +4,9 @@
 // output. The activation's own derivative stays in JAX, where autodiff of
 // Keras's activation function defines it. The layer comes from the same
 // SpecializationCache entry the forward call made, so nothing is repacked.
+// tconv3d_backward_bf16 is the same for a bf16 layer: x, dz and dx bf16
+// (raw uint16 bits), the weights and their gradients float32
+// (Layer::backward_bf16).
 #include <cstdint>
 #include <exception>
 #include <string>
@@ -12,6 +15,7 @@
 #include "python/src/ffi_handler.hpp"
 #include "python/src/registry.hpp"
 #include "tconv3d/error.hpp"
+#include "tconv3d/layer.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -19,9 +23,18 @@ namespace ffi = xla::ffi;
 namespace tconv3d::python {
 namespace {
 
-void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
-         ffi::Buffer<ffi::F32> dz, ffi::ResultBuffer<ffi::F32> dx, ffi::ResultBuffer<ffi::F32> dk,
-         ffi::ResultBuffer<ffi::F32> db, int64_t cache_id) {
+// The layer's dtype must match the element type, else Layer raises an error naming it.
+inline void backward_layer(const Layer& layer, const float* x, const float* dz, float* dx, float* dk, float* db) {
+  layer.backward(x, nullptr, dz, dx, dk, db);
+}
+inline void backward_layer(const Layer& layer, const uint16_t* x, const uint16_t* dz, uint16_t* dx, float* dk,
+                           float* db) {
+  layer.backward_bf16(x, nullptr, dz, dx, dk, db);
+}
+
+template <ffi::DataType T>
+void run(ffi::Buffer<T> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias, ffi::Buffer<T> dz,
+         ffi::ResultBuffer<T> dx, ffi::ResultBuffer<ffi::F32> dk, ffi::ResultBuffer<ffi::F32> db, int64_t cache_id) {
   SpecializationCache& cache = *lookup_cache(cache_id);
   const FfiDims xd = x.dimensions(), kd = kernel.dimensions(), bd = bias.dimensions(), zd = dz.dimensions();
   const FfiDims dxd = dx->dimensions();
@@ -49,22 +62,23 @@ void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi:
       throw Error("dz", "the output gradient holds " + std::to_string(z_size) + " elements, the layer's output " +
                             std::to_string(layer->output_elements()));
     }
-    layer->backward(x.typed_data() + broadcast_offset(g, xd, dxd, lead, x_size), nullptr,
-                    dz.typed_data() + broadcast_offset(g, zd, dxd, lead, z_size), dx->typed_data() + g * x_size,
-                    dk->typed_data() + g * k_size, use_bias ? db->typed_data() + g * b_size : nullptr);
+    backward_layer(*layer, x.typed_data() + broadcast_offset(g, xd, dxd, lead, x_size),
+                   dz.typed_data() + broadcast_offset(g, zd, dxd, lead, z_size), dx->typed_data() + g * x_size,
+                   dk->typed_data() + g * k_size, use_bias ? db->typed_data() + g * b_size : nullptr);
   }
 }
 
-ffi::Error backward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
-                    ffi::Buffer<ffi::F32> dz, ffi::ResultBuffer<ffi::F32> dx, ffi::ResultBuffer<ffi::F32> dk,
-                    ffi::ResultBuffer<ffi::F32> db, int64_t cache_id) {
-  return guarded([&] { run(x, kernel, bias, dz, dx, dk, db, cache_id); });
+template <ffi::DataType T>
+ffi::Error backward(ffi::Buffer<T> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias, ffi::Buffer<T> dz,
+                    ffi::ResultBuffer<T> dx, ffi::ResultBuffer<ffi::F32> dk, ffi::ResultBuffer<ffi::F32> db,
+                    int64_t cache_id) {
+  return guarded([&] { run<T>(x, kernel, bias, dz, dx, dk, db, cache_id); });
 }
 
 }  // namespace
 }  // namespace tconv3d::python
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_backward, tconv3d::python::backward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_backward, tconv3d::python::backward<ffi::F32>,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // kernel
@@ -75,6 +89,18 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_backward, tconv3d::python::backward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dbias ((0,) without one)
                                   .Attr<int64_t>("cache_id"));
 
+XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_backward_bf16, tconv3d::python::backward<ffi::BF16>,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()  // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // kernel (float32: the variable)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // bias ((0,) without one)
+                                  .Arg<ffi::Buffer<ffi::BF16>>()  // dz, the linear output's cotangent
+                                  .Ret<ffi::Buffer<ffi::BF16>>()  // dx
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dkernel
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dbias ((0,) without one)
+                                  .Attr<int64_t>("cache_id"));
+
 namespace tconv3d::python {
 void* ffi_backward_handler() { return reinterpret_cast<void*>(&tconv3d_ffi_backward); }
+void* ffi_backward_bf16_handler() { return reinterpret_cast<void*>(&tconv3d_ffi_backward_bf16); }
 }  // namespace tconv3d::python

@@ -1,8 +1,11 @@
-// tconv3d_forward, the XLA FFI custom call of tconv3d.jax. Each call finds its
-// layer through the `cache_id` attribute, so the specialized, packed layer
-// survives between calls; the weights arrive with the call (under jax.jit they
-// are ordinary arguments) and are compared with the cached ones, repacking
-// only when they changed.
+// tconv3d_forward and tconv3d_forward_bf16, the XLA FFI custom calls of
+// tconv3d.jax. Each call finds its layer through the `cache_id` attribute, so
+// the specialized, packed layer survives between calls; the weights arrive
+// with the call (under jax.jit they are ordinary arguments) and are compared
+// with the cached ones, repacking only when they changed. The bf16 call takes
+// and returns bf16 activations (XLA's BF16 buffers are raw uint16 bits, what
+// Layer::forward_bf16 reads), with the float32 weights (Keras's variables;
+// the layer rounds the kernel to bf16 once when it packs it).
 #include "python/src/ffi_handler.hpp"
 
 #include <cstdint>
@@ -14,6 +17,7 @@
 #include "python/src/registry.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/geometry.hpp"
+#include "tconv3d/layer.hpp"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -23,8 +27,15 @@ namespace {
 
 using Dims = FfiDims;
 
-void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
-         ffi::ResultBuffer<ffi::F32> y, int64_t cache_id) {
+// Element is float (F32) or uint16_t (BF16 bits): the layer's dtype must match,
+// else Layer::forward / forward_bf16 raises an error naming it.
+inline void forward_layer(const Layer& layer, const float* x, float* y) { layer.forward(x, y); }
+inline void forward_layer(const Layer& layer, const uint16_t* x, uint16_t* y) { layer.forward_bf16(x, y); }
+
+template <ffi::DataType T>
+void run(ffi::Buffer<T> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<T> y,
+         int64_t cache_id) {
+  using Element = ffi::NativeType<T>;
   SpecializationCache& cache = *lookup_cache(cache_id);
   const Dims xd = x.dimensions(), kd = kernel.dimensions(), bd = bias.dimensions(), yd = y->dimensions();
   if (xd.size() < 5) throw Error("x", "expected a 5-D input, got rank " + std::to_string(xd.size()));
@@ -42,7 +53,7 @@ void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi:
   const bool weights_shared = product(kd, 0, lead) == 1 && product(bd, 0, lead) == 1;
   const bool x_batched_fully = product(xd, 0, lead) == groups;
 
-  auto call = [&](const float* xp, const float* kp, const float* bp, float* yp, std::vector<int64_t> shape,
+  auto call = [&](const Element* xp, const float* kp, const float* bp, Element* yp, std::vector<int64_t> shape,
                   int64_t y_elements) {
     const ConstTensor k{kp, tail(kd, lead)};
     const ConstTensor b{use_bias ? bp : nullptr, use_bias ? tail(bd, lead) : std::vector<int64_t>{}};
@@ -51,7 +62,7 @@ void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi:
       throw Error("y", "the output buffer holds " + std::to_string(y_elements) + " elements, the layer writes " +
                            std::to_string(layer->output_elements()));
     }
-    layer->forward(xp, yp);
+    forward_layer(*layer, xp, yp);
   };
 
   if (weights_shared && x_batched_fully) {
@@ -71,15 +82,16 @@ void run(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi:
   }
 }
 
-ffi::Error forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias,
-                   ffi::ResultBuffer<ffi::F32> y, int64_t cache_id) {
-  return guarded([&] { run(x, kernel, bias, y, cache_id); });
+template <ffi::DataType T>
+ffi::Error forward(ffi::Buffer<T> x, ffi::Buffer<ffi::F32> kernel, ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<T> y,
+                   int64_t cache_id) {
+  return guarded([&] { run<T>(x, kernel, bias, y, cache_id); });
 }
 
 }  // namespace
 }  // namespace tconv3d::python
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_forward, tconv3d::python::forward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_forward, tconv3d::python::forward<ffi::F32>,
                               ffi::Ffi::Bind()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // x
                                   .Arg<ffi::Buffer<ffi::F32>>()  // kernel
@@ -87,6 +99,15 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_forward, tconv3d::python::forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // y
                                   .Attr<int64_t>("cache_id"));
 
+XLA_FFI_DEFINE_HANDLER_SYMBOL(tconv3d_ffi_forward_bf16, tconv3d::python::forward<ffi::BF16>,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::BF16>>()  // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // kernel (float32: the variable)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // bias ((0,) without one)
+                                  .Ret<ffi::Buffer<ffi::BF16>>()  // y
+                                  .Attr<int64_t>("cache_id"));
+
 namespace tconv3d::python {
 void* ffi_forward_handler() { return reinterpret_cast<void*>(&tconv3d_ffi_forward); }
+void* ffi_forward_bf16_handler() { return reinterpret_cast<void*>(&tconv3d_ffi_forward_bf16); }
 }  // namespace tconv3d::python

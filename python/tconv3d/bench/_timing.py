@@ -33,3 +33,26 @@ def per_call_us(f, n):
     for _ in range(n):
         f()
     return (time.perf_counter() - t0) / n * 1e6
+
+
+def interleaved_ms_all(callables, min_seconds, min_runs=2, statistic="median", max_runs=200):
+    """interleaved_ms for any number of callables: one call of each per round, each warmed up once first.
+
+    Returns (milliseconds per callable, rounds). A callable of None is skipped (its time is None).
+    """
+    live = [f for f in callables if f is not None]
+    for f in live:
+        f()
+    times = {id(f): [] for f in live}
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < min_runs or time.perf_counter() - start < min_seconds:
+        for f in live:
+            t0 = time.perf_counter()
+            f()
+            times[id(f)].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+        if rounds >= max_runs:
+            break
+    pick = min if statistic == "min" else _median
+    return [None if f is None else pick(times[id(f)]) for f in callables], rounds

@@ -20,6 +20,14 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
 
     `tconv3d_threads` (attribute, default 0: the backend's own thread count
     under torch, all cores otherwise) sets tconv3d's threads.
+
+    Under the mixed_bfloat16 policy (JAX and torch backends, a CPU with AVX512_BF16)
+    tconv3d computes in bf16: bf16 input and output, the float32 kernel
+    variable rounded to bf16 by tconv3d (to nearest even, as Keras's cast).
+    Keras rounds to bf16 after the convolution, after the bias add and after
+    the activation; tconv3d accumulates, adds the float32 bias and applies
+    the activation in float32 and rounds once, so results differ from
+    Keras's within bf16 rounding.
     """
 
     tconv3d_threads = 0
@@ -35,8 +43,14 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
         backend = keras.config.backend()
         reason = None
         dtype = keras.backend.standardize_dtype(getattr(inputs, "dtype", self.compute_dtype))
-        if self.compute_dtype != "float32" or dtype != "float32":
-            reason = f"dtype {dtype} with compute dtype {self.compute_dtype} (tconv3d computes float32 only)"
+        bf16 = (self.compute_dtype, dtype, self.variable_dtype) == ("bfloat16", "bfloat16", "float32")
+        if not bf16 and (self.compute_dtype != "float32" or dtype != "float32"):
+            reason = (f"dtype {dtype} with compute dtype {self.compute_dtype} and variable dtype {self.variable_dtype} "
+                      f"(tconv3d computes float32, and bfloat16 with float32 variables: mixed_bfloat16)")
+        elif bf16 and backend not in ("jax", "torch"):
+            reason = f"mixed_bfloat16 on the {backend} backend (tconv3d's bf16 runs on the JAX and torch backends)"
+        elif bf16 and _core.bf16_unavailable() is not None:
+            reason = _core.bf16_unavailable()
         else:
             try:
                 if backend == "jax":
@@ -73,11 +87,11 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
             self._tconv3d = state
         return state
 
-    def _tconv3d_specializer(self, linear, threads=0):
+    def _tconv3d_specializer(self, linear, threads=0, dtype="float32"):
         state = self._tconv3d_state()
-        key = (linear, threads)
+        key = (linear, threads, dtype)
         if key not in state.specializers:
-            state.specializers[key] = _core.Specializer(state.config, None, "auto", "auto", threads, linear)
+            state.specializers[key] = _core.Specializer(state.config, None, "auto", "auto", threads, linear, dtype)
         return state.specializers[key]
 
 
@@ -86,14 +100,16 @@ class _State:
 
     def __init__(self, config):
         self.config = config
-        self.specializers = {}  # (linear, threads) -> _core.Specializer
+        self.specializers = {}  # (linear, threads, dtype) -> _core.Specializer
         self.jax_op = None
+        self.jax_op_bf16 = None  # mixed_bfloat16
 
     def all_specializers(self):
         """Every specializer, the JAX op's included (for tests and reports)."""
         found = list(self.specializers.values())
-        if self.jax_op is not None:
-            found += self.jax_op.specializers()
+        for op in (self.jax_op, self.jax_op_bf16):
+            if op is not None:
+                found += op.specializers()
         return found
 
 

@@ -1,0 +1,194 @@
+// Layer::backward_bf16: the backward pass of a bf16 layer as Keras's
+// mixed_bfloat16 policy computes it. x, y, dy and dx are bf16; the kernel
+// is the float32 variable rounded to bf16; dK and db reach the float32
+// variables as float32.
+//
+//   z  = the bf16 forward with a linear activation (bf16, as the layer's
+//        forward computes it), where act' needs it;
+//   dz = dy * act'(z) in float32 (the shared pass), db = float32 sums of dz;
+//   dz is rounded to bf16 once, and dx = bf16(conv(dz, bf16(K))) and
+//   dK = correlation(x, dz) are computed from it with float32 accumulation.
+// channels_first is transposed (16-bit tiles) around the channels_last kernels.
+
+#include <omp.h>
+
+#include <algorithm>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+#include "core/activation_gradient.hpp"
+#include "core/problem.hpp"
+#include "runtime/bf16_backward_executor.hpp"
+#include "runtime/executor_factory.hpp"
+#include "runtime/kernels/bf16_transpose.hpp"
+#include "runtime/layer_state.hpp"
+#include "runtime/memory_guard.hpp"
+#include "runtime/preactivation_gradient.hpp"
+#include "tconv3d/bfloat16.hpp"
+#include "tconv3d/error.hpp"
+#include "tconv3d/layer.hpp"
+
+namespace tconv3d {
+
+namespace {
+
+bool overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
+  if (!a || !b) return false;
+  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
+  return a0 < b0 + uintptr_t(b_bytes) && b0 < a0 + uintptr_t(a_bytes);
+}
+
+void widen(const uint16_t* in, float* out, int64_t count, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (count > 65536)
+  for (int64_t k = 0; k < count; ++k) out[k] = bf16_to_float(in[k]);
+}
+
+void narrow(const float* in, uint16_t* out, int64_t count, int threads) {
+#pragma omp parallel for schedule(static) num_threads(threads) if (count > 65536)
+  for (int64_t k = 0; k < count; ++k) out[k] = float_to_bf16(in[k]);
+}
+
+// [batch][rows][cols] -> [batch][cols][rows], 16-bit, in 64 x 64 tiles shared among threads.
+void transpose_batched_u16(const uint16_t* in, uint16_t* out, int64_t batch, int64_t rows, int64_t cols,
+                           int threads) {
+  constexpr int64_t kTile = 64;
+  const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
+  const int64_t items = batch * row_tiles * col_tiles;
+#pragma omp parallel for schedule(static) num_threads(threads) if (items > 4)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t n = item / (row_tiles * col_tiles), t = item % (row_tiles * col_tiles);
+    const int64_t r0 = t / col_tiles * kTile, c0 = t % col_tiles * kTile;
+    const uint16_t* src = in + n * rows * cols;
+    uint16_t* dst = out + n * rows * cols;
+    transpose_block_u16(src + r0 * cols + c0, cols, dst + c0 * rows + r0, rows, std::min(kTile, rows - r0),
+                        std::min(kTile, cols - c0));
+  }
+}
+
+// Built once, by whichever call gets there first. (A template: Layer::State is private.)
+template <typename State>
+const Bf16BackwardExecutor& bf16_backward_of(const State& s) {
+  std::call_once(s.bf16_backward_once, [&] {
+    Problem problem = make_problem(s.geometry, s.config.use_bias, s.config.activation);
+    problem.dtype = DataType::kBfloat16;
+    s.bf16_backward = make_bf16_backward_executor(problem, *s.weights, s.options);
+  });
+  return *s.bf16_backward;
+}
+
+}  // namespace
+
+void Layer::backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* dy, uint16_t* dx, float* dk,
+                          float* db) const {
+  const State& s = *state_;
+  if (s.options.dtype != DataType::kBfloat16)
+    throw Error("dtype", "backward_bf16 on a float32 layer: use backward, or create the layer with "
+                         "LayerOptions::dtype = bf16");
+  const ConvGeometry& g = s.geometry;
+  const Activation& act = s.config.activation;
+  const bool need_z = needs_preactivation(act);
+  if (!dy) throw Error("dy", "no output gradient given (null)");
+  if (!dx && !dk && !db) return;
+  if (!x && dk) throw Error("x", "the kernel gradient needs the input, but none was given (null)");
+  if (!x && need_z) {
+    throw Error("x", "the " + act.name +
+                         " activation's derivative needs the pre-activation output, which is recomputed from the "
+                         "input, but none was given (null)");
+  }
+  if (!y && needs_output(act)) {
+    throw Error("y", "the " + act.name +
+                         " activation's derivative is computed from the forward output, but none was given (null)");
+  }
+  if (db && !s.config.use_bias) throw Error("db", "the layer has no bias, so there is no bias gradient to write");
+  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements(), out_elems = output_elements();
+  const int64_t k_elems = g.kernel_elements(), filters = g.out_channels;
+  // Byte sizes: x, y, dy, dx are bf16 (2 bytes), dk and db float32.
+  const std::pair<const void*, int64_t> inputs[] = {{x, 2 * in_elems}, {y, 2 * out_elems}, {dy, 2 * out_elems}};
+  const std::tuple<void*, int64_t, const char*> outputs[] = {
+      {dx, 2 * in_elems, "dx"}, {dk, 4 * k_elems, "dk"}, {db, 4 * filters, "db"}};
+  for (int i = 0; i < 3; ++i) {
+    const auto& [out, bytes, name] = outputs[i];
+    for (const auto& [in, in_bytes] : inputs)
+      if (overlap(out, bytes, in, in_bytes)) throw Error(name, "overlaps an input array (x, y or dy)");
+    for (int j = i + 1; j < 3; ++j) {
+      const auto& [other, other_bytes, other_name] = outputs[j];
+      if (overlap(out, bytes, other, other_bytes)) throw Error(name, std::string("overlaps ") + other_name);
+    }
+  }
+
+  // Build (and so validate: CPU, backend) the executors before any work.
+  const Bf16BackwardExecutor* kernels = (dx || dk) ? &bf16_backward_of(s) : nullptr;
+  if (need_z) {
+    std::call_once(s.preactivation_once, [&] {
+      Problem linear = make_problem(g, s.config.use_bias, Activation{});
+      linear.dtype = DataType::kBfloat16;
+      s.preactivation = make_executor(linear, *s.weights, s.options);
+    });
+  }
+  const int threads = s.threads;
+  const bool last = g.data_format == DataFormat::kChannelsLast;
+  const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
+  const int64_t spatial_out = pre_elems / (g.batch * filters);
+  // Scratch (bytes): z (bf16 and float32), y and dy widened, dz (float32,
+  // bf16, its channels_last copy), the channels_last x and dx.
+  check_allocatable(double(pre_elems) * (need_z ? 6 : 0) + double(out_elems) * 8 + double(pre_elems) * 8 +
+                        double(in_elems) * (last ? 0 : 4),
+                    "backward");
+
+  std::vector<float> z;
+  if (need_z) {
+    std::vector<uint16_t> z_bf16(static_cast<size_t>(pre_elems));
+    s.preactivation->run_bf16(x, z_bf16.data(), threads);
+    z.resize(z_bf16.size());
+    widen(z_bf16.data(), z.data(), pre_elems, threads);
+  }
+  std::vector<float> y_f, dy_f(static_cast<size_t>(out_elems));
+  widen(dy, dy_f.data(), out_elems, threads);
+  if (y && needs_output(act)) {
+    y_f.resize(static_cast<size_t>(out_elems));
+    widen(y, y_f.data(), out_elems, threads);
+  }
+  std::vector<float> dz_storage;
+  const float* dz_fmt = preactivation_gradient(g, act, need_z ? z.data() : nullptr, y_f.empty() ? nullptr : y_f.data(),
+                                               dy_f.data(), db, dz_storage, threads);
+  if (!dx && !dk) return;
+
+  // dz in bf16, channels_last.
+  std::vector<uint16_t> dz_bf16(static_cast<size_t>(pre_elems)), dz_t;
+  narrow(dz_fmt, dz_bf16.data(), pre_elems, threads);
+  const uint16_t* dz_last = dz_bf16.data();
+  if (!last) {
+    dz_t.resize(static_cast<size_t>(pre_elems));
+    transpose_batched_u16(dz_bf16.data(), dz_t.data(), g.batch, filters, spatial_out, threads);
+    dz_last = dz_t.data();
+  }
+  if (dx) {
+    if (last) {
+      kernels->input_gradient(dz_last, dx, threads);
+    } else {
+      std::vector<uint16_t> dx_t(static_cast<size_t>(in_elems));
+      kernels->input_gradient(dz_last, dx_t.data(), threads);
+      transpose_batched_u16(dx_t.data(), dx, g.batch, spatial_in, g.in_channels, threads);
+    }
+  }
+  if (dk) {
+    if (last) {
+      kernels->kernel_gradient(x, dz_last, dk, threads);
+    } else {
+      std::vector<uint16_t> x_t(static_cast<size_t>(in_elems));
+      transpose_batched_u16(x, x_t.data(), g.batch, g.in_channels, spatial_in, threads);
+      kernels->kernel_gradient(x_t.data(), dz_last, dk, threads);
+    }
+  }
+}
+
+std::string Layer::backward_bf16_kernel_names() const {
+  const State& s = *state_;
+  if (s.options.dtype != DataType::kBfloat16)
+    throw Error("dtype", "backward_bf16_kernel_names on a float32 layer: use backward_kernel_names");
+  const Bf16BackwardExecutor& k = bf16_backward_of(s);
+  return k.input_gradient_kernel_name() + " + " + k.kernel_gradient_kernel_name();
+}
+
+}  // namespace tconv3d

@@ -12,6 +12,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/cpu_features.hpp"
@@ -90,16 +92,37 @@ class GeneratedBf16Backward final : public Bf16BackwardExecutor {
   void input_gradient(const uint16_t* dz, uint16_t* dx, int threads) const override { dx_->run_bf16(dz, dx, threads); }
   void kernel_gradient(const uint16_t* x, const uint16_t* dz, float* dk, int threads) const override {
     threads = threads > 0 ? threads : omp_get_max_threads();
-    std::vector<float> x_f(static_cast<size_t>(geometry_.input_elements()));
-    std::vector<float> dz_f(static_cast<size_t>(geometry_.output_elements()));
-    widen(x, x_f.data(), int64_t(x_f.size()), threads);
-    widen(dz, dz_f.data(), int64_t(dz_f.size()), threads);
-    dk_.run(x_f.data(), dz_f.data(), dk, threads);
+    const size_t x_count = static_cast<size_t>(geometry_.input_elements());
+    const size_t dz_count = static_cast<size_t>(geometry_.output_elements());
+    // The widened copies are kept between calls (fresh pages cost a fault
+    // each); a concurrent caller that finds them taken uses its own.
+    std::unique_lock<std::mutex> lock(scratch_mutex_, std::try_to_lock);
+    std::unique_ptr<float[]> own_x, own_dz;
+    float* x_f = nullptr;
+    float* dz_f = nullptr;
+    if (lock.owns_lock()) {
+      if (!x_scratch_) {
+        x_scratch_.reset(new float[x_count]);
+        dz_scratch_.reset(new float[dz_count]);
+      }
+      x_f = x_scratch_.get();
+      dz_f = dz_scratch_.get();
+    } else {
+      own_x.reset(new float[x_count]);
+      own_dz.reset(new float[dz_count]);
+      x_f = own_x.get();
+      dz_f = own_dz.get();
+    }
+    widen(x, x_f, int64_t(x_count), threads);
+    widen(dz, dz_f, int64_t(dz_count), threads);
+    dk_.run(x_f, dz_f, dk, threads);
   }
   std::string input_gradient_kernel_name() const override { return dx_->kernel_name(); }
   std::string kernel_gradient_kernel_name() const override { return "bf16_widened_" + dk_.kernel_name(); }
 
  private:
+  mutable std::mutex scratch_mutex_;  // guards the two below
+  mutable std::unique_ptr<float[]> x_scratch_, dz_scratch_;
   static Problem f32(Problem p) {
     p.dtype = DataType::kFloat32;
     return p;

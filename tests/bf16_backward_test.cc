@@ -320,24 +320,30 @@ TEST(Bf16Backward, ThreadCountsGiveIdenticalBits) {
       EXPECT_EQ(0, std::memcmp(many.db.data(), one.db.data(), one.db.size() * 4)) << c.describe() << " " << threads;
     }
   }
-  // A larger layer, where the work really splits among threads.
-  RandomCase c;
-  c.config.filters = 40;
-  c.config.kernel_size = {3, 3, 3};
-  c.config.strides = {2, 2, 2};
-  c.config.padding = Padding::kSame;
-  c.config.activation = parse_activation_name("gelu", Flavor::kKeras3);
-  c.input_shape = {2, 6, 7, 9, 36};
-  const Data d = make_data(c, 5);
-  const Grads one = run(make_layer(c, d, c.config.activation, 1), d);
-  for (int threads : {2, 3, 7}) {
-    const Grads many = run(make_layer(c, d, c.config.activation, threads), d);
-    EXPECT_EQ(many.dx, one.dx) << threads;
-    EXPECT_EQ(0, std::memcmp(many.dk.data(), one.dk.data(), one.dk.size() * 4)) << threads;
-    EXPECT_EQ(0, std::memcmp(many.db.data(), one.db.data(), one.db.size() * 4)) << threads;
+  // Larger layers, where the work really splits among threads: channels_last
+  // (many blocks of the dz pass), channels_first with planes of more than
+  // one block (D*H > 256 rows of W).
+  for (DataFormat format : {DataFormat::kChannelsLast, DataFormat::kChannelsFirst}) {
+    RandomCase c;
+    c.config.filters = 40;
+    c.config.kernel_size = {3, 3, 3};
+    c.config.strides = {2, 2, 2};
+    c.config.padding = Padding::kSame;
+    c.config.data_format = format;
+    c.config.activation = parse_activation_name("gelu", Flavor::kKeras3);
+    c.input_shape = format == DataFormat::kChannelsLast ? std::vector<int64_t>{2, 6, 7, 9, 36}
+                                                        : std::vector<int64_t>{2, 36, 3, 10, 9};
+    const Data d = make_data(c, 5);
+    const Grads one = run(make_layer(c, d, c.config.activation, 1), d);
+    for (int threads : {2, 3, 7}) {
+      const Grads many = run(make_layer(c, d, c.config.activation, threads), d);
+      EXPECT_EQ(many.dx, one.dx) << threads;
+      EXPECT_EQ(0, std::memcmp(many.dk.data(), one.dk.data(), one.dk.size() * 4)) << threads;
+      EXPECT_EQ(0, std::memcmp(many.db.data(), one.db.data(), one.db.size() * 4)) << threads;
+    }
+    double worst = 0;
+    ASSERT_NO_FATAL_FAILURE(expect_matches(c, one, reference(c, d), &worst));
   }
-  double worst = 0;
-  expect_matches(c, one, reference(c, d), &worst);
 }
 
 TEST(Bf16Backward, WideLayersSplitChannelGroups) {

@@ -79,7 +79,8 @@ std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore&
   codegen::KernelPlan plan = codegen::make_bf16_input_gradient_plan(problem);
   const std::string name = codegen::kernel_name(plan) + xbyak->kernel_name_suffix;
   return make_row_executor(std::move(plan), weights, Backend::kXbyak, name, [xbyak](const codegen::KernelPlan& p) {
-    return KernelCache::global().get_or_compile(xbyak->kernel_key(p), [xbyak, &p] { return xbyak->compile_row_kernel(p); });
+    return KernelCache::global().get_or_compile(xbyak->kernel_key(p),
+                                                [xbyak, &p] { return xbyak->compile_row_kernel(p); });
   });
 }
 

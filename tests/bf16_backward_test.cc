@@ -270,7 +270,8 @@ TEST(Bf16Backward, RandomLayersMatchTheBf16Reference) {
     const Layer layer = make_layer(c, d, c.config.activation, 1);
     ASSERT_NO_FATAL_FAILURE(expect_matches(c, run(layer, d), reference(c, d), &worst));
     // dx runs the vdpbf16ps row kernel.
-    EXPECT_EQ(layer.backward_bf16_kernel_names().rfind("tconv3d_dx_bf16_", 0), 0u) << layer.backward_bf16_kernel_names();
+    const std::string kernels = layer.backward_bf16_kernel_names();
+    EXPECT_EQ(kernels.rfind("tconv3d_dx_bf16_", 0), 0u) << kernels;
   }
   EXPECT_GT(channels_first, 10);
   EXPECT_GT(batched, 10);

@@ -77,6 +77,11 @@ float bf16_ceil(double v) {
 }
 float bf16_floor(double v) { return -bf16_ceil(-v); }
 
+// Bitwise equal float arrays (memcmp: NaN payloads and -0 count).
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+}
+
 LayerOptions bf16_options(Backend backend, int threads) {
   LayerOptions o;
   o.backend = backend;
@@ -317,8 +322,8 @@ TEST(Bf16Backward, ThreadCountsGiveIdenticalBits) {
     for (int threads : {2, 3, 7}) {
       const Grads many = run(make_layer(c, d, c.config.activation, threads), d);
       EXPECT_EQ(many.dx, one.dx) << c.describe() << " threads " << threads;
-      EXPECT_EQ(0, std::memcmp(many.dk.data(), one.dk.data(), one.dk.size() * 4)) << c.describe() << " " << threads;
-      EXPECT_EQ(0, std::memcmp(many.db.data(), one.db.data(), one.db.size() * 4)) << c.describe() << " " << threads;
+      EXPECT_TRUE(same_bits(many.dk, one.dk)) << c.describe() << " " << threads;
+      EXPECT_TRUE(same_bits(many.db, one.db)) << c.describe() << " " << threads;
     }
   }
   // Larger layers, where the work really splits among threads: channels_last
@@ -339,8 +344,8 @@ TEST(Bf16Backward, ThreadCountsGiveIdenticalBits) {
     for (int threads : {2, 3, 7}) {
       const Grads many = run(make_layer(c, d, c.config.activation, threads), d);
       EXPECT_EQ(many.dx, one.dx) << threads;
-      EXPECT_EQ(0, std::memcmp(many.dk.data(), one.dk.data(), one.dk.size() * 4)) << threads;
-      EXPECT_EQ(0, std::memcmp(many.db.data(), one.db.data(), one.db.size() * 4)) << threads;
+      EXPECT_TRUE(same_bits(many.dk, one.dk)) << threads;
+      EXPECT_TRUE(same_bits(many.db, one.db)) << threads;
     }
     double worst = 0;
     ASSERT_NO_FATAL_FAILURE(expect_matches(c, one, reference(c, d), &worst));
@@ -383,7 +388,7 @@ TEST(Bf16Backward, SkipsWhatIsNull) {
   EXPECT_EQ(dx, all.dx);
   std::vector<float> dk(all.dk.size());
   layer.backward_bf16(d.x.data(), nullptr, d.dy.data(), nullptr, dk.data(), nullptr);
-  EXPECT_EQ(0, std::memcmp(dk.data(), all.dk.data(), dk.size() * 4));
+  EXPECT_TRUE(same_bits(dk, all.dk));
 }
 
 template <typename F>
@@ -524,8 +529,8 @@ TEST(Bf16Backward, CApiMatchesTheLayer) {
             TCONV3D_OK)
       << error;
   EXPECT_EQ(got.dx, want.dx);
-  EXPECT_EQ(0, std::memcmp(got.dk.data(), want.dk.data(), want.dk.size() * 4));
-  EXPECT_EQ(0, std::memcmp(got.db.data(), want.db.data(), want.db.size() * 4));
+  EXPECT_TRUE(same_bits(got.dk, want.dk));
+  EXPECT_TRUE(same_bits(got.db, want.db));
   // The float32 entry points refuse the bf16 layer, and y missing is named.
   std::vector<float> f(4096);
   EXPECT_NE(tconv3d_layer_backward(layer, f.data(), f.data(), f.data(), f.data(), nullptr, nullptr, error,
@@ -576,8 +581,8 @@ TEST(Bf16Backward, CliRoundTrip) {
   EXPECT_EQ(dx.data, want.dx);
   const NpyArray dk = read_npy(file("dk.npy")), db = read_npy(file("db.npy"));
   EXPECT_EQ(dk.shape, d.kshape);
-  EXPECT_EQ(0, std::memcmp(dk.data.data(), want.dk.data(), want.dk.size() * 4));
-  EXPECT_EQ(0, std::memcmp(db.data.data(), want.db.data(), want.db.size() * 4));
+  EXPECT_TRUE(same_bits(dk.data, want.dk));
+  EXPECT_TRUE(same_bits(db.data, want.db));
   // Without --dtype bf16 the 2-byte files are refused, naming the flag.
   const testing::CliResult f32 = testing::run_cli(args, dir.string());
   EXPECT_NE(f32.exit_code, 0);

@@ -119,9 +119,10 @@ void Layer::backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* 
   const bool last = g.data_format == DataFormat::kChannelsLast;
   const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
   const int64_t spatial_out = pre_elems / (g.batch * filters);
-  // Scratch (bytes): z and dz in bf16, the channels_last copies of dz, x and dx.
+  // Scratch (bytes): z and dz in bf16, the channels_last copies of dz, x and
+  // dx, and dK's float32 copies of x and dz.
   check_allocatable(2.0 * double(pre_elems) * (need_z ? 1 : 0) + 2.0 * double(pre_elems) * (last ? 1 : 2) +
-                        2.0 * double(in_elems) * (last ? 0 : 2),
+                        2.0 * double(in_elems) * (last ? 0 : 2) + (dk ? 4.0 * double(in_elems + pre_elems) : 0.0),
                     "backward");
 
   std::vector<uint16_t> z;

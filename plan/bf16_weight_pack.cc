@@ -26,16 +26,26 @@ void repack_block(const float* f32, uint16_t* out, int64_t base, int64_t cin_eve
 AlignedFloats pack_weights_bf16(const codegen::KernelPlan& plan, const float* kernel) {
   if (!plan.bf16()) throw Error("dtype", "pack_weights_bf16 needs a bf16 plan");
   const ConvGeometry& g = plan.geometry;
-  // The float32 plan of the same layer with an even Cin (a zero channel
-  // appended when odd): its packing, pair by pair, is the bf16 packing.
+  // The float32 plan of the same layer with an even contraction (a zero
+  // channel appended when odd: an input channel forward, a filter for the
+  // input gradient): its packing, pair by pair, is the bf16 packing.
   codegen::KernelPlan f32 = plan;
   f32.dtype = DataType::kFloat32;
   const int64_t cin = g.in_channels, cin_even = (cin + 1) / 2 * 2;
   f32.geometry.in_channels = cin_even;
   const int64_t taps_dh = g.axes[0].kernel * g.axes[1].kernel, kw = g.axes[2].kernel;
   std::vector<float> padded(static_cast<size_t>(taps_dh * kw * g.out_channels * cin_even), 0.0f);
-  for (int64_t i = 0; i < taps_dh * kw * g.out_channels; ++i)
-    std::memcpy(&padded[static_cast<size_t>(i * cin_even)], kernel + i * cin, sizeof(float) * size_t(cin));
+  if (plan.pass == codegen::PlanPass::kInputGradient) {
+    // The Keras kernel seen from the input gradient: [tap][contraction
+    // channel (a filter)][lane (an input channel)]; a zero filter row per tap.
+    const int64_t block = cin * g.out_channels;
+    for (int64_t t = 0; t < taps_dh * kw; ++t)
+      std::memcpy(&padded[static_cast<size_t>(t * cin_even * g.out_channels)], kernel + t * block,
+                  sizeof(float) * size_t(block));
+  } else {
+    for (int64_t i = 0; i < taps_dh * kw * g.out_channels; ++i)
+      std::memcpy(&padded[static_cast<size_t>(i * cin_even)], kernel + i * cin, sizeof(float) * size_t(cin));
+  }
   const AlignedFloats packed32 = pack_weights(f32, padded.data());
 
   AlignedFloats packed(static_cast<size_t>(plan.packed_weight_count()));

@@ -3,7 +3,8 @@
 // the float32 layout's [ci][W tap][vector][lane] becomes a pair
 // [ci pair][W tap][vector][lane][2]: the bf16 weights of channels 2k (low
 // half) and 2k+1 (high half), the operand order of vdpbf16ps. An odd Cin's
-// last pair holds a zero high half. Weights are rounded to bf16 (nearest,
+// last pair holds a zero high half (the contraction: input channels forward,
+// filters for the input gradient, plan.pass). Weights are rounded to bf16 (nearest,
 // ties to even, as Keras's cast) once here.
 #pragma once
 

@@ -14,7 +14,8 @@ std::string kernel_name(const KernelPlan& plan) {
   if (plan.pass == PlanPass::kInputGradient) {
     // Named by the layer (its input and output channels and W extents), like
     // its forward kernel; the kernel itself reads dz and writes dx.
-    name << "tconv3d_dx_f32_k" << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s" << d.stride << "x"
+    name << (plan.bf16() ? "tconv3d_dx_bf16_k" : "tconv3d_dx_f32_k") << d.kernel << "x" << h.kernel << "x"
+         << w.kernel << "_s" << d.stride << "x"
          << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c"
          << g.out_channels << "to" << g.in_channels << "_w" << w.out << "to" << w.in << "c" << w.crop_begin << "__"
          << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;

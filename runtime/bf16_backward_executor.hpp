@@ -32,11 +32,12 @@ class Bf16BackwardExecutor {
   virtual std::string kernel_gradient_kernel_name() const = 0;
 };
 
-// weights: the layer's (float32, as given). options.backend: kReference runs
-// the double-accumulating reference loops on upcast data; kAuto and kXbyak the
-// generated kernels, which need AVX512_BF16 like the bf16 forward. Throws
-// tconv3d::Error naming what is missing otherwise.
-std::unique_ptr<Bf16BackwardExecutor> make_bf16_backward_executor(const Problem& problem, const WeightStore& weights,
+// weights: the layer's (float32, as given; the dx kernel's bf16 packing is
+// cached there, shared with the layer's other shapes). options.backend:
+// kReference runs the double-accumulating reference loops on widened data;
+// kAuto and kXbyak the generated kernels, which need AVX512_BF16 like the
+// bf16 forward. Throws tconv3d::Error naming what is missing otherwise.
+std::unique_ptr<Bf16BackwardExecutor> make_bf16_backward_executor(const Problem& problem, WeightStore& weights,
                                                                   const LayerOptions& options);
 
 }  // namespace tconv3d

@@ -1,16 +1,30 @@
-// The bf16 backward executors. dx and dK run the float32 backward kernels on
-// data widened from bf16 (exact: every bf16 value is a float32 value, and a
-// product of two bf16 values is exact in float32), over the bf16-rounded
-// kernel, so the sums are what the bf16 kernels' float32 accumulation
-// computes, in another order; dx is rounded to bf16 once at the end.
+// The bf16 backward executors.
+//
+// Xbyak: dx by the bf16 row kernel (emit/x64/bf16_emitter.*, vdpbf16ps over
+// filter pairs, float32 accumulation, one bf16 rounding at the store) of the
+// bf16 input-gradient plan, run by the shared row executor; dK by the float32
+// dK kernel on x and dz widened to float32 (exact: every bf16 value is a
+// float32, and a product of two bf16 values is exact in float32, so the sums
+// are those a bf16 dot product with float32 accumulation makes, in another
+// order).
+// Reference: both products by the float32 reference loops (double
+// accumulation) on widened data over the bf16-rounded kernel.
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "core/cpu_features.hpp"
-#include "runtime/backward_factory.hpp"
+#include "plan/bf16_input_gradient_plan.hpp"
+#include "plan/kernel_name.hpp"
 #include "runtime/bf16_backward_executor.hpp"
+#include "runtime/kernel_cache.hpp"
+#include "runtime/kernels/generated_executor.hpp"
+#include "runtime/kernels/generated_kernel_gradient.hpp"
+#include "runtime/kernels/reference_backward.hpp"
+#include "runtime/kernels/row_executor.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/error.hpp"
 
@@ -28,18 +42,19 @@ void narrow(const float* in, uint16_t* out, int64_t count, int threads) {
   for (int64_t k = 0; k < count; ++k) out[k] = float_to_bf16(in[k]);
 }
 
-class WidenedBf16BackwardExecutor final : public Bf16BackwardExecutor {
+class ReferenceBf16Backward final : public Bf16BackwardExecutor {
  public:
-  WidenedBf16BackwardExecutor(const Problem& problem, std::shared_ptr<WeightStore> rounded,
-                              std::unique_ptr<BackwardExecutor> f32)
-      : geometry_(problem.geometry), rounded_(std::move(rounded)), f32_(std::move(f32)) {}
-
+  ReferenceBf16Backward(const Problem& problem, const std::vector<float>& kernel) : geometry_(problem.geometry) {
+    // The kernel as Keras computes with it: cast to bf16 (nearest even).
+    rounded_.reserve(kernel.size());
+    for (float w : kernel) rounded_.push_back(round_to_bf16(w));
+  }
   void input_gradient(const uint16_t* dz, uint16_t* dx, int threads) const override {
     threads = threads > 0 ? threads : omp_get_max_threads();
     std::vector<float> dz_f(static_cast<size_t>(geometry_.output_elements()));
     std::vector<float> dx_f(static_cast<size_t>(geometry_.input_elements()));
     widen(dz, dz_f.data(), int64_t(dz_f.size()), threads);
-    f32_->input_gradient(dz_f.data(), dx_f.data(), threads);
+    reference_input_gradient(geometry_, rounded_.data(), dz_f.data(), dx_f.data());
     narrow(dx_f.data(), dx, int64_t(dx_f.size()), threads);
   }
   void kernel_gradient(const uint16_t* x, const uint16_t* dz, float* dk, int threads) const override {
@@ -48,57 +63,98 @@ class WidenedBf16BackwardExecutor final : public Bf16BackwardExecutor {
     std::vector<float> dz_f(static_cast<size_t>(geometry_.output_elements()));
     widen(x, x_f.data(), int64_t(x_f.size()), threads);
     widen(dz, dz_f.data(), int64_t(dz_f.size()), threads);
-    f32_->kernel_gradient(x_f.data(), dz_f.data(), dk, threads);
+    reference_kernel_gradient(geometry_, x_f.data(), dz_f.data(), dk);
   }
-  std::string input_gradient_kernel_name() const override {
-    return "bf16_widened_" + f32_->input_gradient_kernel_name();
-  }
-  std::string kernel_gradient_kernel_name() const override {
-    return "bf16_widened_" + f32_->kernel_gradient_kernel_name();
-  }
+  std::string input_gradient_kernel_name() const override { return "reference_bf16_dx_f64_accumulate"; }
+  std::string kernel_gradient_kernel_name() const override { return "reference_bf16_dk_f64_accumulate"; }
 
  private:
   ConvGeometry geometry_;
-  std::shared_ptr<WeightStore> rounded_;  // the bf16-rounded kernel the float32 executor packed
-  std::unique_ptr<BackwardExecutor> f32_;
+  std::vector<float> rounded_;
+};
+
+std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore& weights) {
+  const codegen::CodeBackend* xbyak = code_backend(Backend::kXbyak);
+  if (!xbyak) throw Error("backend", "the bf16 backward needs the xbyak backend, which this build lacks");
+  codegen::KernelPlan plan = codegen::make_bf16_input_gradient_plan(problem);
+  const std::string name = codegen::kernel_name(plan) + xbyak->kernel_name_suffix;
+  return make_row_executor(std::move(plan), weights, Backend::kXbyak, name, [xbyak](const codegen::KernelPlan& p) {
+    return KernelCache::global().get_or_compile(xbyak->kernel_key(p),
+                                                [xbyak, &p] { return xbyak->compile_row_kernel(p); });
+  });
+}
+
+class GeneratedBf16Backward final : public Bf16BackwardExecutor {
+ public:
+  GeneratedBf16Backward(const Problem& problem, WeightStore& weights)
+      : geometry_(problem.geometry), dx_(make_bf16_dx_rows(problem, weights)), dk_(f32(problem), Backend::kXbyak,
+                                                                                   Isa::kAvx512) {}
+
+  void input_gradient(const uint16_t* dz, uint16_t* dx, int threads) const override { dx_->run_bf16(dz, dx, threads); }
+  void kernel_gradient(const uint16_t* x, const uint16_t* dz, float* dk, int threads) const override {
+    threads = threads > 0 ? threads : omp_get_max_threads();
+    const size_t x_count = static_cast<size_t>(geometry_.input_elements());
+    const size_t dz_count = static_cast<size_t>(geometry_.output_elements());
+    // The widened copies are kept between calls (fresh pages cost a fault
+    // each); a concurrent caller that finds them taken uses its own.
+    std::unique_lock<std::mutex> lock(scratch_mutex_, std::try_to_lock);
+    std::unique_ptr<float[]> own_x, own_dz;
+    float* x_f = nullptr;
+    float* dz_f = nullptr;
+    if (lock.owns_lock()) {
+      if (!x_scratch_) {
+        x_scratch_.reset(new float[x_count]);
+        dz_scratch_.reset(new float[dz_count]);
+      }
+      x_f = x_scratch_.get();
+      dz_f = dz_scratch_.get();
+    } else {
+      own_x.reset(new float[x_count]);
+      own_dz.reset(new float[dz_count]);
+      x_f = own_x.get();
+      dz_f = own_dz.get();
+    }
+    widen(x, x_f, int64_t(x_count), threads);
+    widen(dz, dz_f, int64_t(dz_count), threads);
+    dk_.run(x_f, dz_f, dk, threads);
+  }
+  std::string input_gradient_kernel_name() const override { return dx_->kernel_name(); }
+  std::string kernel_gradient_kernel_name() const override { return "bf16_widened_" + dk_.kernel_name(); }
+
+ private:
+  mutable std::mutex scratch_mutex_;  // guards the two below
+  mutable std::unique_ptr<float[]> x_scratch_, dz_scratch_;
+  static Problem f32(Problem p) {
+    p.dtype = DataType::kFloat32;
+    return p;
+  }
+  ConvGeometry geometry_;
+  std::unique_ptr<Executor> dx_;
+  GeneratedKernelGradient dk_;
 };
 
 }  // namespace
 
-std::unique_ptr<Bf16BackwardExecutor> make_bf16_backward_executor(const Problem& problem, const WeightStore& weights,
+std::unique_ptr<Bf16BackwardExecutor> make_bf16_backward_executor(const Problem& problem, WeightStore& weights,
                                                                   const LayerOptions& options) {
-  LayerOptions f32_options = options;
-  f32_options.dtype = DataType::kFloat32;
   switch (options.backend) {
-    case Backend::kReference: break;
+    case Backend::kReference: return std::make_unique<ReferenceBf16Backward>(problem, weights.kernel());
     case Backend::kAuto:
-    case Backend::kXbyak: {
-      const Isa isa = resolve_isa(options.isa);
-      const CpuFeatures cpu = cpu_features();
-      if (!cpu.avx512_bf16)
-        throw Error("dtype", "the bf16 backward needs avx512_bf16 (vdpbf16ps), which this CPU" +
-                                 std::string(cpu.avx512 ? "" : " (or OS)") +
-                                 " lacks or TCONV3D_CPU_MASK hides; run float32, or --backend reference for bf16");
-      if (isa != Isa::kAvx512)
-        throw Error("isa", "bf16 kernels are AVX-512 code, but isa " + to_string(isa) + " was requested");
-      f32_options.backend = Backend::kXbyak;
-      f32_options.isa = Isa::kAvx512;
-      break;
-    }
+    case Backend::kXbyak: break;
     case Backend::kGeneric:
     case Backend::kLlvm:
       throw Error("backend", "the bf16 backward is not supported by the " + to_string(options.backend) +
                                  " backend (it runs on xbyak, or reference)");
   }
-  // The kernel as Keras computes with it: cast to bf16 (nearest even).
-  std::vector<float> rounded(weights.kernel());
-  for (float& w : rounded) w = round_to_bf16(w);
-  auto store = std::make_shared<WeightStore>(std::move(rounded), std::vector<float>{});
-  Problem f32_problem = problem;
-  f32_problem.dtype = DataType::kFloat32;
-  f32_problem.has_bias = false;  // the backward kernels never read the bias
-  auto f32 = make_backward_executor(f32_problem, *store, f32_options);
-  return std::make_unique<WidenedBf16BackwardExecutor>(problem, std::move(store), std::move(f32));
+  const Isa isa = resolve_isa(options.isa);
+  const CpuFeatures cpu = cpu_features();
+  if (!cpu.avx512_bf16)
+    throw Error("dtype", "the bf16 backward needs avx512_bf16 (vdpbf16ps), which this CPU" +
+                             std::string(cpu.avx512 ? "" : " (or OS)") +
+                             " lacks or TCONV3D_CPU_MASK hides; run float32, or --backend reference for bf16");
+  if (isa != Isa::kAvx512)
+    throw Error("isa", "bf16 kernels are AVX-512 code, but isa " + to_string(isa) + " was requested");
+  return std::make_unique<GeneratedBf16Backward>(problem, weights);
 }
 
 }  // namespace tconv3d

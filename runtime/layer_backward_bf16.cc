@@ -5,12 +5,12 @@
 //
 //   z  = the bf16 forward with a linear activation (bf16, as the layer's
 //        forward computes it), where act' needs it;
-//   dz = dy * act'(z) in float32 (the shared pass), db = float32 sums of dz;
-//   dz is rounded to bf16 once, and dx = bf16(conv(dz, bf16(K))) and
-//   dK = correlation(x, dz) are computed from it with float32 accumulation.
+//   dz = dy * act'(z) in float32, db = float32 sums of dz (both in
+//        preactivation_gradient_bf16.*); dz is rounded to bf16 once, and
+//   dx = bf16(conv(dz, bf16(K))) and dK = correlation(x, dz) are computed
+//        from it with float32 accumulation.
 // channels_first is transposed (16-bit tiles) around the channels_last kernels.
 
-#include <omp.h>
 
 #include <algorithm>
 #include <mutex>
@@ -24,8 +24,7 @@
 #include "runtime/kernels/bf16_transpose.hpp"
 #include "runtime/layer_state.hpp"
 #include "runtime/memory_guard.hpp"
-#include "runtime/preactivation_gradient.hpp"
-#include "tconv3d/bfloat16.hpp"
+#include "runtime/preactivation_gradient_bf16.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/layer.hpp"
 
@@ -37,16 +36,6 @@ bool overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
   if (!a || !b) return false;
   const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
   return a0 < b0 + uintptr_t(b_bytes) && b0 < a0 + uintptr_t(a_bytes);
-}
-
-void widen(const uint16_t* in, float* out, int64_t count, int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads) if (count > 65536)
-  for (int64_t k = 0; k < count; ++k) out[k] = bf16_to_float(in[k]);
-}
-
-void narrow(const float* in, uint16_t* out, int64_t count, int threads) {
-#pragma omp parallel for schedule(static) num_threads(threads) if (count > 65536)
-  for (int64_t k = 0; k < count; ++k) out[k] = float_to_bf16(in[k]);
 }
 
 // [batch][rows][cols] -> [batch][cols][rows], 16-bit, in 64 x 64 tiles shared among threads.
@@ -130,37 +119,28 @@ void Layer::backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* 
   const bool last = g.data_format == DataFormat::kChannelsLast;
   const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
   const int64_t spatial_out = pre_elems / (g.batch * filters);
-  // Scratch (bytes): z (bf16 and float32), y and dy widened, dz (float32,
-  // bf16, its channels_last copy), the channels_last x and dx.
-  check_allocatable(double(pre_elems) * (need_z ? 6 : 0) + double(out_elems) * 8 + double(pre_elems) * 8 +
-                        double(in_elems) * (last ? 0 : 4),
+  // Scratch (bytes): z and dz in bf16, the channels_last copies of dz, x and
+  // dx, and dK's float32 copies of x and dz.
+  check_allocatable(2.0 * double(pre_elems) * (need_z ? 1 : 0) + 2.0 * double(pre_elems) * (last ? 1 : 2) +
+                        2.0 * double(in_elems) * (last ? 0 : 2) + (dk ? 4.0 * double(in_elems + pre_elems) : 0.0),
                     "backward");
 
-  std::vector<float> z;
+  std::vector<uint16_t> z;
   if (need_z) {
-    std::vector<uint16_t> z_bf16(static_cast<size_t>(pre_elems));
-    s.preactivation->run_bf16(x, z_bf16.data(), threads);
-    z.resize(z_bf16.size());
-    widen(z_bf16.data(), z.data(), pre_elems, threads);
+    z.resize(static_cast<size_t>(pre_elems));
+    s.preactivation->run_bf16(x, z.data(), threads);
   }
-  std::vector<float> y_f, dy_f(static_cast<size_t>(out_elems));
-  widen(dy, dy_f.data(), out_elems, threads);
-  if (y && needs_output(act)) {
-    y_f.resize(static_cast<size_t>(out_elems));
-    widen(y, y_f.data(), out_elems, threads);
-  }
-  std::vector<float> dz_storage;
-  const float* dz_fmt = preactivation_gradient(g, act, need_z ? z.data() : nullptr, y_f.empty() ? nullptr : y_f.data(),
-                                               dy_f.data(), db, dz_storage, threads);
+  std::vector<uint16_t> dz_storage;
+  const uint16_t* dz_fmt = preactivation_gradient_bf16(g, act, need_z ? z.data() : nullptr, y, dy, db, dz_storage,
+                                                       threads);
   if (!dx && !dk) return;
 
-  // dz in bf16, channels_last.
-  std::vector<uint16_t> dz_bf16(static_cast<size_t>(pre_elems)), dz_t;
-  narrow(dz_fmt, dz_bf16.data(), pre_elems, threads);
-  const uint16_t* dz_last = dz_bf16.data();
+  // The kernels take channels_last.
+  const uint16_t* dz_last = dz_fmt;
+  std::vector<uint16_t> dz_t;
   if (!last) {
     dz_t.resize(static_cast<size_t>(pre_elems));
-    transpose_batched_u16(dz_bf16.data(), dz_t.data(), g.batch, filters, spatial_out, threads);
+    transpose_batched_u16(dz_fmt, dz_t.data(), g.batch, filters, spatial_out, threads);
     dz_last = dz_t.data();
   }
   if (dx) {

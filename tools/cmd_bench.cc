@@ -9,6 +9,7 @@
 #include "core/cpu_features.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/error.hpp"
+#include "tools/bench_bf16_backward.hpp"
 #include "tools/commands.hpp"
 #include "tools/support/fma_peak.hpp"
 #include "tools/support/suite.hpp"
@@ -104,8 +105,12 @@ double fma_peak_gflops(int threads) {
 void bench_one(const std::string& name, const LayerConfig& config, const std::vector<int64_t>& input_shape,
                const LayerOptions& options, double min_seconds, bool json, Pass pass) {
   if (options.dtype == DataType::kBfloat16) {
-    if (pass != Pass::kForward) throw Error("--pass", "--dtype bf16 times the forward pass only");
-    bench_bf16(name, config, input_shape, options, min_seconds, json);
+    if (pass == Pass::kForwardBackward) throw Error("--pass", "--dtype bf16 times forward or backward, not both");
+    if (pass == Pass::kBackward) {
+      bench_bf16_backward(name, config, input_shape, options, min_seconds, json);
+    } else {
+      bench_bf16(name, config, input_shape, options, min_seconds, json);
+    }
     return;
   }
   std::vector<std::string> warnings;

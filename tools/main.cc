@@ -26,7 +26,7 @@ constexpr const char* kUsage =
     "  constrain  --layer L.json --kernel K.npy [--bias B.npy] --output-kernel K2.npy [--output-bias B2.npy]\n"
     "  bench      (--layer L.json --input-shape ... | --suite layers.json) [--backend ...] [--isa ...]\n"
     "             [--threads N] [--json] [--min-time SECONDS] [--pass forward|backward|forward+backward]\n"
-    "             [--dtype bf16: forward in bf16, and its float32 twin alternated, with the ratio]\n"
+    "             [--dtype bf16: forward (or --pass backward) in bf16 and its float32 twin alternated, ratio]\n"
     "  plan       --layer L.json --input-shape N,D,H,W,C [--isa auto|avx2|avx512] [--keras-flavor ...]\n"
     "             [--dtype bf16]\n"
     "             prints the xbyak kernel plan (phases, register tile, border tiles, cache key)\n"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/backward_executor.hpp"
+#include "runtime/backward_scratch.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/weight_store.hpp"
 #include "tconv3d/layer.hpp"
@@ -28,6 +29,7 @@ struct Layer::State {
   mutable std::once_flag backward_once, preactivation_once;
   mutable std::unique_ptr<BackwardExecutor> backward;
   mutable std::unique_ptr<Executor> preactivation;  // the forward with a linear activation: z
+  mutable BackwardScratch backward_scratch;         // z, dz and channels_last copies, kept between calls
 };
 
 }  // namespace tconv3d

@@ -17,9 +17,9 @@ constexpr int64_t kBiasChunkRows = 256;
 // Values per work item of a channels_first plane (whole activation rows).
 constexpr int64_t kPlaneChunkValues = 8192;
 // Floats of one block (channels x voxels) of the fused channels_last pass:
-// in L2 while it is computed, summed and transposed.
-constexpr int64_t kFusedBlockFloats = 16384;
-constexpr int64_t kTile = 32;  // transpose tile, as transpose_batched's
+// in L2 while it is computed, summed and transposed; at most kFusedRun voxels.
+constexpr int64_t kFusedBlockFloats = 65536, kFusedRun = 1024;
+constexpr int64_t kStrip = 16;  // channels per transposed strip
 
 bool axis_activation(const Activation& act) {
   return act.kind == ActivationKind::kSoftmax || act.kind == ActivationKind::kLogSoftmax ||
@@ -238,7 +238,8 @@ void preactivation_gradient_to_channels_last(const ConvGeometry& g, const Activa
   const int64_t spatial = pre_elems / (g.batch * channels);
   // Work items: (n, run of `span` voxels), every channel; a fixed span, so
   // db's partial sums do not depend on the thread count.
-  const int64_t span = std::min(spatial, std::max<int64_t>(16, kFusedBlockFloats / channels / 16 * 16));
+  const int64_t span =
+      std::min(spatial, std::clamp<int64_t>(kFusedBlockFloats / channels / 16 * 16, 16, kFusedRun));
   const int64_t runs = (spatial + span - 1) / span, items = g.batch * runs;
   const bool avx = cpu_features().avx2_fma || cpu_features().avx512;
   std::vector<double> partial(db ? static_cast<size_t>(items * channels) : 0);
@@ -259,23 +260,21 @@ void preactivation_gradient_to_channels_last(const ConvGeometry& g, const Activa
         src = block.get();
         src_stride = span;
       }
-      // 32 x 32 tiles, each writing whole destination lines (a wider tile
-      // leaves lines half written when they leave L1; taller, its source
-      // rows, a plane apart, fight over the same cache sets). db is summed
-      // from the channels_last block just written, still in L2.
+      // Strips of 16 channels across the run (transpose_batched's blocking:
+      // few far-apart source rows at a time, whole destination lines per
+      // run). db is summed from the channels_last block just written, in L2.
       float* dst = dz_last + (n * spatial + s0) * channels;
-      for (int64_t c0 = 0; c0 < channels; c0 += kTile)
-        for (int64_t t0 = 0; t0 < count; t0 += kTile) {
-          const int64_t rows = std::min(kTile, channels - c0), cols = std::min(kTile, count - t0);
-          const float* from = src + c0 * src_stride + t0;
-          float* to = dst + t0 * channels + c0;
-          if (avx) {
-            transpose_block(from, src_stride, to, channels, rows, cols, false);
-            continue;
-          }
-          for (int64_t c = 0; c < rows; ++c)
-            for (int64_t t = 0; t < cols; ++t) to[t * channels + c] = from[c * src_stride + t];
+      for (int64_t c0 = 0; c0 < channels; c0 += kStrip) {
+        const int64_t rows = std::min(kStrip, channels - c0);
+        const float* from = src + c0 * src_stride;
+        float* to = dst + c0;
+        if (avx) {
+          transpose_block(from, src_stride, to, channels, rows, count, false);
+          continue;
         }
+        for (int64_t c = 0; c < rows; ++c)
+          for (int64_t t = 0; t < count; ++t) to[t * channels + c] = from[c * src_stride + t];
+      }
       if (db) sum_rows(dst, count, channels, partial.data() + item * channels);
     }
   }

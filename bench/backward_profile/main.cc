@@ -12,6 +12,7 @@
 #include <ctime>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <random>
 #include <sstream>
@@ -131,6 +132,9 @@ int run(int argc, char** argv) {
                         }});
     }
     if (cf) {
+      pieces.push_back({"memcpy dz (bound)", [&] {
+                          std::memcpy(scratch_out.data(), dy.data(), dy.size() * sizeof(float));
+                        }});
       pieces.push_back({"transpose dz", [&] {
                           transpose_batched(dy.data(), scratch_out.data(), g.batch, g.out_channels, sp_out, threads);
                         }});

@@ -64,37 +64,27 @@ inline __attribute__((always_inline)) double sum_floats_body(const float* v, int
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// sums[c] = sum over rows r of v[r * channels + c]: eight channels at a
-// time, each summed in two interleaved row sets (even, odd rows: one chain
-// of adds per channel would wait on the add latency), combined in a fixed
-// order. Unrolled so the partial sums live in registers.
+// sums[c] = sum over rows r of v[r * channels + c], each channel summed in
+// two interleaved row sets (even, odd rows: one chain of adds per channel
+// would wait on the add latency when channels are few), combined in a fixed
+// order. Row by row, in memory order: going channel group by channel group
+// instead read every row a line at a time, 2.0 ms for unet_up_k2s2's 8 MB
+// from cold caches. acc: 2 * channels doubles of scratch.
 inline __attribute__((always_inline)) void sum_rows_body(const float* v, int64_t rows, int64_t channels,
-                                                         double* sums) {
-  constexpr int kGroup = 8;
-  int64_t c0 = 0;
-  for (; c0 + kGroup <= channels; c0 += kGroup) {
-    double even[kGroup] = {}, odd[kGroup] = {};
-    int64_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-      const float* a = v + r * channels + c0;
-      const float* b = a + channels;
-      for (int j = 0; j < kGroup; ++j) even[j] += double(a[j]);
-      for (int j = 0; j < kGroup; ++j) odd[j] += double(b[j]);
-    }
-    if (r < rows)
-      for (int j = 0; j < kGroup; ++j) even[j] += double(v[r * channels + c0 + j]);
-    for (int j = 0; j < kGroup; ++j) sums[c0 + j] = even[j] + odd[j];
+                                                         double* sums, double* acc) {
+  double* even = acc;
+  double* odd = acc + channels;
+  std::fill(acc, acc + 2 * channels, 0.0);
+  int64_t r = 0;
+  for (; r + 2 <= rows; r += 2) {
+    const float* a = v + r * channels;
+    const float* b = a + channels;
+    for (int64_t c = 0; c < channels; ++c) even[c] += double(a[c]);
+    for (int64_t c = 0; c < channels; ++c) odd[c] += double(b[c]);
   }
-  for (; c0 < channels; ++c0) {
-    double even = 0.0, odd = 0.0;
-    int64_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-      even += double(v[r * channels + c0]);
-      odd += double(v[(r + 1) * channels + c0]);
-    }
-    if (r < rows) even += double(v[r * channels + c0]);
-    sums[c0] = even + odd;
-  }
+  if (r < rows)
+    for (int64_t c = 0; c < channels; ++c) even[c] += double(v[r * channels + c]);
+  for (int64_t c = 0; c < channels; ++c) sums[c] = even[c] + odd[c];
 }
 
 // The loops above compiled once more for AVX2 (wider vectors, the same
@@ -107,8 +97,9 @@ __attribute__((target("avx2"))) void elementwise_dz_avx2(const Activation& act, 
 __attribute__((target("avx2"))) double sum_floats_avx2(const float* v, int64_t count) {
   return sum_floats_body(v, count);
 }
-__attribute__((target("avx2"))) void sum_rows_avx2(const float* v, int64_t rows, int64_t channels, double* sums) {
-  sum_rows_body(v, rows, channels, sums);
+__attribute__((target("avx2"))) void sum_rows_avx2(const float* v, int64_t rows, int64_t channels, double* sums,
+                                                     double* acc) {
+  sum_rows_body(v, rows, channels, sums, acc);
 }
 
 bool has_avx2() { return cpu_features().avx2_fma || cpu_features().avx512; }
@@ -128,11 +119,12 @@ double sum_floats(const float* v, int64_t count) {
 // channel j % channels; then the rows left over.
 void sum_rows(const float* v, int64_t rows, int64_t channels, double* sums) {
   const bool avx2 = has_avx2();
-  auto run = [avx2](const float* p, int64_t r, int64_t c, double* out) {
+  std::vector<double> acc(static_cast<size_t>(2 * std::max<int64_t>(channels, 8)));
+  auto run = [avx2, &acc](const float* p, int64_t r, int64_t c, double* out) {
     if (avx2)
-      sum_rows_avx2(p, r, c, out);
+      sum_rows_avx2(p, r, c, out, acc.data());
     else
-      sum_rows_body(p, r, c, out);
+      sum_rows_body(p, r, c, out, acc.data());
   };
   if (channels >= 8 || 8 % channels != 0) return run(v, rows, channels, sums);
   const int64_t group = 8 / channels, grouped = rows / group;

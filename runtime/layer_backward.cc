@@ -107,8 +107,7 @@ void Layer::backward(const float* x, const float* y, const float* dy, float* dx,
     preactivation_gradient_to_channels_last(g, act, need_z ? z : nullptr, y, dy, db, dz_t, s.threads);
     dz_last = dz_t;
   } else {
-    const float* dz_fmt =
-        preactivation_gradient(g, act, need_z ? z : nullptr, y, dy, db, dz_fmt_buffer, s.threads);
+    const float* dz_fmt = preactivation_gradient(g, act, need_z ? z : nullptr, y, dy, db, dz_fmt_buffer, s.threads);
     if (!kernels) return;
     // The executors take channels_last.
     dz_last = dz_fmt;
@@ -133,6 +132,7 @@ void Layer::backward(const float* x, const float* y, const float* dy, float* dx,
 
 std::string Layer::backward_kernel_names() const {
   const State& s = *state_;
+  if (s.options.dtype == DataType::kBfloat16) return backward_bf16_kernel_names();
   std::call_once(s.backward_once, [&] {
     s.backward =
         make_backward_executor(make_problem(s.geometry, s.config.use_bias, s.config.activation), *s.weights, s.options);

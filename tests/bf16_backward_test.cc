@@ -277,6 +277,7 @@ TEST(Bf16Backward, RandomLayersMatchTheBf16Reference) {
     // dx runs the vdpbf16ps row kernel.
     const std::string kernels = layer.backward_bf16_kernel_names();
     EXPECT_EQ(kernels.rfind("tconv3d_dx_bf16_", 0), 0u) << kernels;
+    EXPECT_EQ(layer.backward_kernel_names(), kernels);  // the generic name reports what a bf16 layer runs
   }
   EXPECT_GT(channels_first, 10);
   EXPECT_GT(batched, 10);

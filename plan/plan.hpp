@@ -68,8 +68,12 @@ struct WSegment {
 // plan_for_backend().
 struct PlanOptions {
   bool pack_w_phases = true;
+  // Lane packing whose super voxel spans several vectors (float32 only; see
+  // KernelPlan::w_pack): the emitter skips the all-zero weight vectors of an
+  // input offset and masks each vector of a partial super voxel on its own.
+  bool pack_w_multi_vector = true;
   // Only what every emitter implements.
-  static PlanOptions baseline() { return PlanOptions{.pack_w_phases = false}; }
+  static PlanOptions baseline() { return PlanOptions{.pack_w_phases = false, .pack_w_multi_vector = false}; }
 };
 
 struct KernelPlan {
@@ -117,8 +121,15 @@ struct KernelPlan {
   // tap a with a * dilation = t * stride + r, or zero. Super voxel j covers
   // outputs first_out + j * stride + r; the first and last may reach outside
   // 0..out-1, and their stores mask those lanes (w_pack_lane_mask).
+  // A super voxel may span several vectors (e.g. 2 phases x 20 filters = 5
+  // ymm vectors, against 3 vectors of 8 with 4 idle lanes per phase voxel
+  // unpacked); an input offset then skips the vectors none of its phases
+  // has a tap for (w_pack_vector_used), so the zero weights cost no FMA.
   int w_pack = 1;
-  int64_t w_pack_lane_mask(int64_t j) const;  // bit l: lane l of super voxel j is stored
+  int64_t w_pack_lane_mask(int64_t j) const;  // bit l: lane l of super voxel j is stored (< 63 lanes)
+  // Lane-packed: whether vector v (of oc_vectors) of W tap (input offset)
+  // widx holds a weight of some phase; true for every unpacked plan.
+  bool w_pack_vector_used(size_t widx, int v) const;
   int64_t vector_channels() const { return w_pack * geometry.out_channels; }  // channels the lanes hold
 
   // Output channels: oc_vectors vectors of `lanes`, in groups of oc_block.

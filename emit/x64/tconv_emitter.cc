@@ -34,7 +34,7 @@ const Xbyak::Reg64 callee_saved[] = {rbx, rbp, r12, r13, r14, r15};
 
 const Xbyak::Opmask tail_opmask = k4;  // k1-k3 belong to the activation emitter
 const Xbyak::Opmask row_opmask = k5;
-const Xbyak::Opmask partial_opmasks[2] = {k6, k7};
+const Xbyak::Opmask store_opmask = k6;  // a partial super voxel's vector
 
 }  // namespace
 
@@ -53,29 +53,19 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
                             to_string(Traits::kIsa));
   if (plan.w_pack > 1) {
     const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
+    const uint32_t lane_all = (uint32_t(1) << plan.lanes) - 1;
     const int64_t count = plan.phases[2].front().count;
     for (int64_t j : {int64_t(0), count - 1}) {
       const int64_t mask = j >= 0 ? plan.w_pack_lane_mask(j) : all;
-      if (mask != all && std::find(partial_masks_.begin(), partial_masks_.end(), mask) == partial_masks_.end())
-        partial_masks_.push_back(mask);
+      if (mask == all) continue;
+      for (int v = 0; v < plan.oc_vectors; ++v) {
+        const uint32_t bits = static_cast<uint32_t>(mask >> (v * plan.lanes)) & lane_all;
+        if (bits != 0 && bits != lane_all &&
+            std::find(store_masks_.begin(), store_masks_.end(), bits) == store_masks_.end())
+          store_masks_.push_back(bits);
+      }
     }
-  }
-}
-
-template <typename Traits>
-int TConvEmitter<Traits>::partial_mask_of(int64_t j) const {
-  if (partial_masks_.empty()) return -1;
-  const auto found = std::find(partial_masks_.begin(), partial_masks_.end(), plan_.w_pack_lane_mask(j));
-  return found == partial_masks_.end() ? -1 : static_cast<int>(found - partial_masks_.begin());
-}
-
-template <typename Traits>
-void TConvEmitter<Traits>::load_partial_masks() {
-  if constexpr (Traits::kHasOpmask) {
-    for (size_t i = 0; i < partial_masks_.size(); ++i) {
-      mov(eax, static_cast<uint32_t>(partial_masks_[i]));
-      kmovw(partial_opmasks[i], eax);
-    }
+    if (store_masks_.size() > kMaxStoreMasks) throw Error("plan", "too many partial super voxel masks");
   }
 }
 
@@ -95,7 +85,6 @@ CompiledCode TConvEmitter<Traits>::generate() {
       kmovw(tail_opmask, eax);
     }
   }
-  load_partial_masks();
   mov(reg_input, ptr[reg_args + off::kInput]);
   for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) emit_w_phase(rw);
   if (plan_.activation_row_pass) emit_activation_pass();
@@ -262,48 +251,67 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
     for (int64_t t = 0; t < taps; ++t) {
       const auto& use = valid[static_cast<size_t>(t)];
       if (std::find(use.begin(), use.end(), true) == use.end()) continue;
+      // Lane-packed: the vectors no phase has this offset's tap for hold zeros.
+      std::vector<int> used;
       for (int v = 0; v < vectors; ++v)
-        vmovups(weight(v), ptr[reg_w + 4 * (((u * taps + t) * vectors + v) * plan_.lanes)]);
+        if (plan_.w_pack_vector_used(static_cast<size_t>(t), v)) used.push_back(v);
+      if (used.empty()) continue;
+      for (int v : used) vmovups(weight(v), ptr[reg_w + 4 * (((u * taps + t) * vectors + v) * plan_.lanes)]);
       for (int p = 0; p < width; ++p) {
         if (!use[static_cast<size_t>(p)]) continue;
         const Vmm b = broadcast(broadcast_turn_++);
         vbroadcastss(b, ptr[reg_in + (p * in_step - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() +
                                4 * u]);
-        for (int v = 0; v < vectors; ++v) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
+        for (int v : used) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
       }
     }
   }
 }
 
 template <typename Traits>
+void TConvEmitter<Traits>::store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits) {
+  if constexpr (Traits::kHasOpmask) {
+    mov(eax, bits);
+    kmovw(store_opmask, eax);
+    vmovups(dst | store_opmask, x);
+  } else {
+    const auto found = std::find(store_masks_.begin(), store_masks_.end(), bits);
+    if (found == store_masks_.end()) throw Error("plan", "a partial super voxel mask was not collected");
+    const Vmm mask = broadcast(0);  // free once the tile is reduced; weight(0) may hold the tail mask
+    vmovups(mask, ptr[rip + store_mask_labels_[found - store_masks_.begin()]]);
+    vmaskmovps(dst, mask, x);
+  }
+}
+
+template <typename Traits>
 void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64_t first) {
   const int64_t pitch = plan_.w_output_step() * output_voxel_bytes();
+  const uint32_t lane_all = (uint32_t(1) << plan_.lanes) - 1;
+  const int64_t voxel_all = plan_.w_pack > 1 ? (int64_t(1) << plan_.vector_channels()) - 1 : 0;
   if constexpr (!Traits::kHasOpmask) {
     if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
   }
   for (int p = 0; p < width; ++p) {
-    // A lane-packed super voxel reaching outside the row (one vector).
-    const int which = first < 0 ? -1 : partial_mask_of(first + p);
-    if (which >= 0) {
-      if constexpr (Traits::kHasOpmask) {
-        vmovups(ptr[reg_out + p * pitch] | partial_opmasks[which], accumulator(p, 0, vectors));
-      } else {
-        vmovups(weight(0), ptr[rip + partial_mask_labels_[which]]);
-        vmaskmovps(ptr[reg_out + p * pitch], weight(0), accumulator(p, 0, vectors));
-        if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
-      }
-      continue;
-    }
+    // A lane-packed super voxel reaching outside the row stores only its
+    // inside lanes, vector by vector (its lanes past the channels are 0 bits).
+    const int64_t stored = first >= 0 && plan_.w_pack > 1 ? plan_.w_pack_lane_mask(first + p) : voxel_all;
     for (int v = 0; v < vectors; ++v) {
       const Xbyak::Address dst = ptr[reg_out + p * pitch + 4 * v * plan_.lanes];
-      if (masked && v == vectors - 1) {
+      const Vmm acc = accumulator(p, v, vectors);
+      if (stored != voxel_all) {
+        const uint32_t bits = static_cast<uint32_t>(stored >> (v * plan_.lanes)) & lane_all;
+        if (bits == lane_all)
+          vmovups(dst, acc);
+        else if (bits)
+          store_lanes(dst, acc, bits);
+      } else if (masked && v == vectors - 1) {
         if constexpr (Traits::kHasOpmask) {
-          vmovups(ptr[reg_out + p * pitch + 4 * v * plan_.lanes] | tail_opmask, accumulator(p, v, vectors));
+          vmovups(dst | tail_opmask, acc);
         } else {
-          vmaskmovps(dst, weight(0), accumulator(p, v, vectors));
+          vmaskmovps(dst, weight(0), acc);
         }
       } else {
-        vmovups(dst, accumulator(p, v, vectors));
+        vmovups(dst, acc);
       }
     }
   }
@@ -401,9 +409,9 @@ void TConvEmitter<Traits>::emit_constants() {
     for (int i = 0; i < plan_.lanes; ++i) dd(i < plan_.tail_lanes ? 0xFFFFFFFFu : 0u);
     L(row_mask_);
     for (int i = 0; i < plan_.lanes; ++i) dd(i < rest ? 0xFFFFFFFFu : 0u);
-    for (size_t m = 0; m < partial_masks_.size(); ++m) {
-      L(partial_mask_labels_[m]);
-      for (int i = 0; i < plan_.lanes; ++i) dd((partial_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
+    for (size_t m = 0; m < store_masks_.size(); ++m) {
+      L(store_mask_labels_[m]);
+      for (int i = 0; i < plan_.lanes; ++i) dd((store_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
     }
   }
   activation_.emit_constants();

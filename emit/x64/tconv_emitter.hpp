@@ -42,8 +42,8 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors);
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
   void store_tile(int width, int vectors, bool masked, int64_t first);
-  void load_partial_masks();
-  int partial_mask_of(int64_t j) const;  // index into partial_masks_ of voxel j's lanes; -1: all stored
+  // Stores the lanes `bits` of x (a partial vector of a lane-packed super voxel).
+  void store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits);
   void emit_activation_pass();
   void emit_group_activation_pass();
   void emit_constants();
@@ -61,10 +61,12 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   ActivationEmitter<Vmm> activation_;
   Xbyak::Label tail_mask_;  // AVX2: lanes of the last output vector
   Xbyak::Label row_mask_;   // AVX2: lanes of the activation pass's last vector
-  // Lane-packed W: the lane masks of super voxels that reach outside the row
-  // (at most the first and the last), each with its AVX2 constant.
-  std::vector<int64_t> partial_masks_;
-  Xbyak::Label partial_mask_labels_[2];
+  // Lane-packed W: the super voxels that reach outside the row (at most the
+  // first and the last) store each vector under its own lane mask; AVX2
+  // reads them as constants (at most 2 super voxels x 8 vectors).
+  static constexpr int kMaxStoreMasks = 16;
+  std::vector<uint32_t> store_masks_;
+  Xbyak::Label store_mask_labels_[kMaxStoreMasks];
   int broadcast_turn_ = 0;
 };
 

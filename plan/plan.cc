@@ -426,8 +426,21 @@ std::string KernelPlan::to_string() const {
       out << "one phase, taps [" << gradient_taps_text(phases[a].front()) << "]"
           << (a == 2 ? ", input step " + std::to_string(w_input_step()) : std::string()) << "\n";
     else if (a == 2 && w_pack > 1)
-      out << "lane-packed: each vector holds " << w_pack << " consecutive voxels (one per phase) x "
-          << g.out_channels << " channels;" << packed_phase_text(phases[a].front()) << "\n";
+    {
+      out << "lane-packed: " << (oc_vectors == 1 ? "each vector holds " : "each super voxel of " +
+                                 std::to_string(oc_vectors) + " vectors holds ")
+          << w_pack << " consecutive voxels (one per phase) x " << g.out_channels << " channels;"
+          << packed_phase_text(phases[a].front());
+      if (oc_vectors > 1) {
+        out << "\n      vectors with weights (the others hold zeros, skipped):";
+        for (size_t t = 0; t < phases[a].front().taps.size(); ++t) {
+          out << " offset " << phases[a].front().taps[t].offset << " [";
+          for (int v = 0; v < oc_vectors; ++v) out << (w_pack_vector_used(t, v) ? "x" : ".");
+          out << "]";
+        }
+      }
+      out << "\n";
+    }
     else
       out << phases[a].size() << " phase(s)" << phases_text(phases[a]) << "\n";
   }

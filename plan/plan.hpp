@@ -203,13 +203,22 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
 // always get the same kernel. Throws tconv3d::Error for other backends.
 KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend);
 
+// The FMA work of one output row's W axis (D/H taps and Cin aside, the
+// same for every ISA) in 256-bit FMAs: vector FMAs over every W voxel (super
+// voxel) and W tap, the vectors a lane-packed offset skips left out, a zmm
+// FMA counted as two. Zen 4 issues a zmm FMA as two ymm halves (the FMA peak
+// is the same for both), as do Intel cores with one 512-bit FMA unit.
+int64_t w_fma_halves(const KernelPlan& plan);
+
 // The vector ISA `--isa auto` generates a layer's forward kernel for, given
-// the widest one the CPU runs: AVX2 where the AVX-512 plan would leave at
-// least half of every vector's lanes idle (a 4-filter head: two W phases of
-// 4 channels per vector), else `widest`. A half-empty zmm FMA does no more
-// useful work than a full ymm one on any CPU, and half as much where a zmm
-// FMA issues as two ymm halves (Zen 4: 34 % of peak against 71 % measured);
-// AVX2 keeps the full vector.
+// the widest one the CPU runs: AVX2 where its plan needs at least 1/8 fewer
+// 256-bit FMAs (w_fma_halves) than the AVX-512 plan, else `widest`. That is
+// where AVX-512 leaves lanes idle that AVX2 fills: the 4-filter head (two W
+// phases x 4 filters fill a ymm, half a zmm: 34 % of the FMA peak against
+// 71 % measured on Zen 4) and 20 filters (2 W phases packed into 5 ymm or 3
+// zmm vectors: 88 against 110 halves per row). On a CPU with two 512-bit
+// FMA units a zmm FMA costs one ymm FMA's issue slot, and a layer between
+// half and 8/9 full would run faster with AVX-512; force --isa there.
 Isa automatic_forward_isa(const Problem& problem, Isa widest);
 
 // Cost of one output row (n, od, oh) in FMA vector instructions, used to

@@ -1,6 +1,7 @@
-// --isa auto per layer: a layer whose AVX-512 vectors would be at least half
-// empty (few filters) runs its generated forward kernel with AVX2; a forced
-// ISA, on the options or in TCONV3D_ISA, is kept.
+// --isa auto per layer: a layer whose AVX2 plan needs at least an eighth
+// fewer 256-bit FMAs than its AVX-512 plan (AVX-512 lanes left idle: few
+// filters) runs its generated forward kernel with AVX2; a forced ISA, on the
+// options or in TCONV3D_ISA, is kept.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -36,11 +37,32 @@ TEST(AutomaticIsa, HalfEmptyZmmVectorsNarrowToAvx2) {
   LayerConfig unstrided = head(8);
   unstrided.strides = {1, 1, 1};
   EXPECT_EQ(codegen::automatic_forward_isa(problem_of(unstrided, 32), Isa::kAvx512), Isa::kAvx2);
-  // 20 filters fill 20 of 32 lanes, 32 filters all of them: AVX-512 stays.
-  EXPECT_EQ(codegen::automatic_forward_isa(problem_of(head(20), 24), Isa::kAvx512), Isa::kAvx512);
+  // 32 filters fill every lane of both: AVX-512 stays (more registers).
   EXPECT_EQ(codegen::automatic_forward_isa(problem_of(head(32), 16), Isa::kAvx512), Isa::kAvx512);
   // Never wider than the CPU's widest.
   EXPECT_EQ(codegen::automatic_forward_isa(problem_of(head(32), 16), Isa::kAvx2), Isa::kAvx2);
+}
+
+TEST(AutomaticIsa, AnEighthFewerFmaHalvesNarrowToAvx2) {
+  // k3s2_op1_odd: 2 W phases x 20 filters per super voxel: 5 ymm vectors,
+  // offset 1 skipping 2 (8 FMAs), or 3 zmm, offset 1 skipping 1 (5 zmm = 10
+  // halves); 11 super voxels per row.
+  LayerConfig odd = head(20);
+  odd.kernel_size = {3, 3, 3};
+  odd.output_padding = Triple{1, 1, 1};
+  const Problem problem = make_problem(resolve_geometry(odd, {2, 7, 9, 11, 24}), true, odd.activation);
+  EXPECT_EQ(codegen::w_fma_halves(codegen::make_plan(problem, Isa::kAvx2)), 11 * 8);
+  EXPECT_EQ(codegen::w_fma_halves(codegen::make_plan(problem, Isa::kAvx512)), 11 * 10);
+  EXPECT_EQ(codegen::automatic_forward_isa(problem, Isa::kAvx512), Isa::kAvx2);
+  // Stride 1: 24 filters fill 3 ymm vectors, but 24 of 32 zmm lanes (3 halves against 4).
+  LayerConfig plain = head(24);
+  plain.strides = {1, 1, 1};
+  EXPECT_EQ(codegen::automatic_forward_isa(problem_of(plain, 8), Isa::kAvx512), Isa::kAvx2);
+  // 28 filters idle 4 lanes of 32 either way: the same halves, AVX-512 stays.
+  plain.filters = 28;
+  EXPECT_EQ(codegen::automatic_forward_isa(problem_of(plain, 8), Isa::kAvx512), Isa::kAvx512);
+  // 20 filters with a k4 s2 kernel: both offsets use every vector, 5 ymm against 3 zmm.
+  EXPECT_EQ(codegen::automatic_forward_isa(problem_of(head(20), 24), Isa::kAvx512), Isa::kAvx2);
 }
 
 TEST(AutomaticIsa, LayersRunTheNarrowedIsaUnlessOneIsForced) {

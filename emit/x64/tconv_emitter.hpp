@@ -41,6 +41,8 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked, int64_t first);
   void emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors);
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
+  bool shares_broadcasts(int rw, int vectors) const;
+  void emit_shared_cin_step(int rw, const TapMask& valid, int width, int vectors, int u);
   void store_tile(int width, int vectors, bool masked, int64_t first);
   // Stores the lanes `bits` of x (a partial vector of a lane-packed super voxel).
   void store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits);

@@ -216,8 +216,11 @@ KernelPlan plan_skeleton(Isa isa) {
   return plan;
 }
 
-KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+namespace {
+
+KernelPlan make_plan_with_lanes(const Problem& problem, Isa isa, int lanes, const PlanOptions& options) {
   KernelPlan plan = plan_skeleton(isa);
+  plan.lanes = lanes;
   if (!problem.fused_activation.is_elementwise())
     throw Error("activation", problem.fused_activation.name + " is not elementwise and cannot be fused");
   const ConvGeometry& g = problem.geometry;
@@ -239,6 +242,15 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
   }
   finish_plan(plan);
   return plan;
+}
+
+}  // namespace
+
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+  KernelPlan plan = make_plan_with_lanes(problem, isa, isa == Isa::kAvx512 ? 16 : 8, options);
+  if (isa != Isa::kAvx512 || !options.narrow_avx512 || plan.bf16()) return plan;
+  KernelPlan narrow = make_plan_with_lanes(problem, isa, 8, options);
+  return 8 * w_fma_halves(plan) >= 9 * w_fma_halves(narrow) ? narrow : plan;
 }
 
 void finish_plan(KernelPlan& plan) {
@@ -378,30 +390,26 @@ std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int 
 }
 
 int64_t w_fma_halves(const KernelPlan& plan) {
-  const int64_t halves = plan.lanes / 8;
   int64_t vector_fmas = 0;
-  for (size_t rw = 0; rw < plan.phases[2].size(); ++rw) {
-    const AxisPhase& p = plan.phases[2][rw];
-    int64_t per_voxel = 0;
-    for (size_t t = 0; t < p.taps.size(); ++t)
-      for (int v = 0; v < plan.oc_vectors; ++v) per_voxel += plan.w_pack_vector_used(t, v);
-    vector_fmas += p.count * per_voxel;
-  }
-  return vector_fmas * halves;
+  for (size_t rw = 0; rw < plan.phases[2].size(); ++rw)
+    for (size_t t = 0; t < plan.phases[2][rw].taps.size(); ++t)
+      for (int v = 0; v < plan.oc_vectors; ++v) vector_fmas += plan.w_pack_vector_used(t, v);
+  return vector_fmas * (plan.lanes / 8);
 }
 
-Isa automatic_forward_isa(const Problem& problem, Isa widest) {
+Isa automatic_forward_isa(const Problem& problem, Isa widest, Backend backend) {
   if (widest != Isa::kAvx512 || !problem.fused_activation.is_elementwise()) return widest;
   KernelPlan wide, narrow;
   try {
-    wide = plan_for_backend(problem, Isa::kAvx512, Backend::kXbyak);
-    narrow = plan_for_backend(problem, Isa::kAvx2, Backend::kXbyak);
+    wide = plan_for_backend(problem, Isa::kAvx512, backend);
+    narrow = plan_for_backend(problem, Isa::kAvx2, backend);
   } catch (const Error&) {
     return widest;  // the generator reports it, for the ISA it was given
   }
   // AVX2 only where it saves at least an eighth of the FMA work: AVX-512's
   // twice the registers make larger tiles (full-lane layers ran 4-12 % faster
-  // with AVX-512 on Zen 4 at the same FMA count).
+  // with AVX-512 on Zen 4 at the same FMA count). An Xbyak AVX-512 plan has
+  // made that choice itself (ymm vectors), so it never loses to AVX2.
   return 8 * w_fma_halves(wide) >= 9 * w_fma_halves(narrow) ? Isa::kAvx2 : Isa::kAvx512;
 }
 
@@ -424,7 +432,9 @@ std::string KernelPlan::to_string() const {
     out << "  input gradient: a strided convolution, dx row (n, i_d, i_h) from the dz rows it wrote to;"
            " input = dz, output = dx below, per axis dx voxel i reads dz i*stride + a*dilation - crop_begin\n";
   out << "  isa " << tconv3d::to_string(isa) << ": " << lanes << " fp32 lanes, " << vector_registers
-      << " vector registers\n";
+      << " vector registers"
+      << (isa == Isa::kAvx512 && lanes == 8 ? " (ymm vectors: fewer 256-bit FMAs than zmm for these channels)" : "")
+      << "\n";
   if (bf16())
     out << "  dtype bf16: bf16 input/output/weights, vdpbf16ps over " << contraction_steps()
         << " channel pairs, float32 accumulators, bias and activation (fused before the bf16 store)\n";
@@ -518,6 +528,7 @@ std::string KernelPlan::cache_key() const {
   key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
       << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
   key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
+  if (isa == Isa::kAvx512 && lanes == 8) key << "/ymm";  // AVX-512 in 8-lane vectors
   if (pass == PlanPass::kInputGradient) key << "/dx";  // the relation differs; forward keys stay as they were
   if (bf16()) key << "/bf16";
   return key.str();
@@ -551,6 +562,7 @@ KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend) {
       // compute them, as dead FMAs): it keeps super voxels of one vector.
       PlanOptions options;
       options.pack_w_multi_vector = false;
+      options.narrow_avx512 = false;
       return make_plan(problem, isa, options);
     }
     default:

@@ -72,13 +72,19 @@ struct PlanOptions {
   // KernelPlan::w_pack): the emitter skips the all-zero weight vectors of an
   // input offset and masks each vector of a partial super voxel on its own.
   bool pack_w_multi_vector = true;
+  // AVX-512 with 8-lane (ymm) vectors and all 32 registers and opmasks,
+  // where that needs at least 1/8 fewer 256-bit FMAs than zmm vectors
+  // (float32 only; see make_plan).
+  bool narrow_avx512 = true;
   // Only what every emitter implements.
-  static PlanOptions baseline() { return PlanOptions{.pack_w_phases = false, .pack_w_multi_vector = false}; }
+  static PlanOptions baseline() {
+    return PlanOptions{.pack_w_phases = false, .pack_w_multi_vector = false, .narrow_avx512 = false};
+  }
 };
 
 struct KernelPlan {
   Isa isa = Isa::kAvx2;
-  int lanes = 8;              // fp32 lanes per vector register
+  int lanes = 8;              // fp32 lanes per vector register (AVX-512: 16, or 8 in ymm registers)
   int vector_registers = 16;  // architectural vector registers
 
   // The forward pass: geometry is the layer's, a row kernel reads the input
@@ -193,7 +199,12 @@ struct KernelPlan {
 std::vector<AxisPhase> axis_phases(const AxisGeometry& axis);
 
 // isa must be kAvx2 or kAvx512 (resolved); the problem's activation must be
-// elementwise. Throws tconv3d::Error for shapes the generated code cannot
+// elementwise. An AVX-512 float32 plan uses 8-lane (ymm) vectors where
+// their plan needs at least 1/8 fewer 256-bit FMAs than 16-lane ones
+// (w_fma_halves; options.narrow_avx512): few filters that leave zmm lanes
+// idle (k3s2_op1_odd: 20 filters x 2 W phases in 5 ymm vectors against 3 zmm
+// with 8 lanes idle; the 4-filter head: 8 lanes). It is AVX2's vector with
+// twice the registers (larger tiles) and opmasks. Throws tconv3d::Error for shapes the generated code cannot
 // address (offsets beyond 32-bit displacements).
 KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options = {});
 
@@ -203,23 +214,27 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
 // always get the same kernel. Throws tconv3d::Error for other backends.
 KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend);
 
-// The FMA work of one output row's W axis (D/H taps and Cin aside, the
-// same for every ISA) in 256-bit FMAs: vector FMAs over every W voxel (super
-// voxel) and W tap, the vectors a lane-packed offset skips left out, a zmm
-// FMA counted as two. Zen 4 issues a zmm FMA as two ymm halves (the FMA peak
+// The FMA work of `stride` consecutive outputs along W (one voxel of each W
+// phase, or one lane-packed super voxel; D/H taps and Cin aside, the same
+// for every ISA) in 256-bit FMAs: vector FMAs over the W taps, the vectors a
+// lane-packed offset skips left out, a zmm FMA counted as two. Independent
+// of the input's size, like the packed weight layout it helps choose. Zen 4 issues a zmm FMA as two ymm halves (the FMA peak
 // is the same for both), as do Intel cores with one 512-bit FMA unit.
 int64_t w_fma_halves(const KernelPlan& plan);
 
-// The vector ISA `--isa auto` generates a layer's forward kernel for, given
-// the widest one the CPU runs: AVX2 where its plan needs at least 1/8 fewer
-// 256-bit FMAs (w_fma_halves) than the AVX-512 plan, else `widest`. That is
-// where AVX-512 leaves lanes idle that AVX2 fills: the 4-filter head (two W
-// phases x 4 filters fill a ymm, half a zmm: 34 % of the FMA peak against
-// 71 % measured on Zen 4) and 20 filters (2 W phases packed into 5 ymm or 3
-// zmm vectors: 88 against 110 halves per row). On a CPU with two 512-bit
-// FMA units a zmm FMA costs one ymm FMA's issue slot, and a layer between
-// half and 8/9 full would run faster with AVX-512; force --isa there.
-Isa automatic_forward_isa(const Problem& problem, Isa widest);
+// The vector ISA `--isa auto` generates a layer's forward kernel for with a
+// code backend (kXbyak or kLlvm), given the widest one the CPU runs: AVX2
+// where its plan needs at least 1/8 fewer 256-bit FMAs (w_fma_halves) than
+// the backend's AVX-512 plan, else `widest`. That is where AVX-512 leaves
+// lanes idle that AVX2 fills: the 4-filter head (two W phases x 4 filters
+// fill a ymm, half a zmm: 34 % of the FMA peak against 71 % measured on
+// Zen 4). The Xbyak AVX-512 plan switches to ymm vectors itself in that case
+// (make_plan), so with Xbyak this stays AVX-512; the LLVM backend's plans
+// keep zmm vectors and narrow to AVX2 here. On a CPU with two 512-bit FMA
+// units a zmm FMA costs one ymm FMA's issue slot, and a layer between half
+// and 8/9 full would run faster in zmm vectors; force --isa avx512 with the
+// LLVM backend there.
+Isa automatic_forward_isa(const Problem& problem, Isa widest, Backend backend = Backend::kXbyak);
 
 // Cost of one output row (n, od, oh) in FMA vector instructions, used to
 // balance threads: rows differ in how many D/H taps they see.

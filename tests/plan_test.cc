@@ -162,8 +162,10 @@ TEST(Plan, FourFilterHeadIsLanePacked) {
   c.kernel_size = {4, 4, 4};
   c.strides = {2, 2, 2};
   c.padding = Padding::kSame;
+  PlanOptions zmm;
+  zmm.narrow_avx512 = false;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
-    const KernelPlan plan = make_plan(problem_of(c, {1, 8, 8, 8, 32}), isa);
+    const KernelPlan plan = make_plan(problem_of(c, {1, 8, 8, 8, 32}), isa, zmm);
     EXPECT_EQ(plan.w_pack, 2) << to_string(isa);
     EXPECT_EQ(plan.tail_lanes, isa == Isa::kAvx2 ? 0 : 8);
     EXPECT_NE(plan.to_string().find("lane-packed"), std::string::npos);
@@ -190,7 +192,16 @@ TEST(Plan, TwentyFiltersPackTwoPhasesIntoSeveralVectors) {
     EXPECT_TRUE(avx2.w_pack_vector_used(0, v)) << v;
     EXPECT_EQ(avx2.w_pack_vector_used(1, v), v < 3) << v;  // lanes 0..23 reach phase 0's 0..19
   }
-  const KernelPlan avx512 = make_plan(problem, Isa::kAvx512);
+  // AVX-512 in ymm vectors: AVX2's plan with 32 registers (a larger tile).
+  const KernelPlan ymm = make_plan(problem, Isa::kAvx512);
+  EXPECT_EQ(ymm.lanes, 8);
+  EXPECT_EQ(ymm.oc_vectors, 5);
+  EXPECT_GT(ymm.tile_w, avx2.tile_w);
+  EXPECT_NE(kernel_name(ymm).find("_ymm"), std::string::npos);
+  EXPECT_NE(ymm.cache_key(), avx2.cache_key());
+  PlanOptions zmm;
+  zmm.narrow_avx512 = false;
+  const KernelPlan avx512 = make_plan(problem, Isa::kAvx512, zmm);
   ASSERT_EQ(avx512.w_pack, 2);
   EXPECT_EQ(avx512.oc_vectors, 3);
   EXPECT_EQ(avx512.tail_lanes, 8);

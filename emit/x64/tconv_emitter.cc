@@ -382,7 +382,7 @@ void TConvEmitter<Traits>::emit_group_activation_pass() {
   const Vmm x(0);
   const Vmm mask(Traits::kRegisters - 1);
   std::vector<Vmm> scratch;
-  for (int i = 1; i < Traits::kRegisters - 1; ++i) scratch.emplace_back(i);
+  for (int i = 1; i < activation_registers() - 1; ++i) scratch.emplace_back(i);
   mov(rax, ptr[reg_args + off::kOutput]);
   if (g) add(rax, static_cast<uint32_t>(4 * g * plan_.oc_block * plan_.lanes));
   Xbyak::Label next_voxel;
@@ -425,7 +425,7 @@ void TConvEmitter<Traits>::emit_activation_pass() {
   const Vmm x(0);
   const Vmm mask(Traits::kRegisters - 1);
   std::vector<Vmm> scratch;
-  for (int i = 1; i < Traits::kRegisters - 1; ++i) scratch.emplace_back(i);
+  for (int i = 1; i < activation_registers() - 1; ++i) scratch.emplace_back(i);
   mov(rax, ptr[reg_args + off::kOutput]);
   if (full > 0) {
     Xbyak::Label next;
@@ -479,10 +479,13 @@ void TConvEmitter<Traits>::activate(const Vmm& x, const std::vector<Vmm>& scratc
 
 template class TConvEmitter<Avx2Traits>;
 template class TConvEmitter<Avx512Traits>;
+template class TConvEmitter<Avx512YmmTraits>;
 
 CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan) {
   if (plan.bf16()) return emit_bf16_kernel(plan);
   try {
+    if (plan.isa == Isa::kAvx512 && plan.lanes == Avx512YmmTraits::kLanes)
+      return TConvEmitter<Avx512YmmTraits>(plan).generate();
     if (plan.isa == Isa::kAvx512) return TConvEmitter<Avx512Traits>(plan).generate();
     if (plan.isa == Isa::kAvx2) return TConvEmitter<Avx2Traits>(plan).generate();
   } catch (const Xbyak::Error& e) {

@@ -8,6 +8,7 @@
 // copied into W^X memory by runtime/exec_memory.hpp.
 #pragma once
 
+#include <type_traits>
 #include <vector>
 
 #include <xbyak/xbyak.h>
@@ -51,6 +52,11 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_constants();
   void activate(const Vmm& x, const std::vector<Vmm>& scratch);
 
+  // Registers the activation code may use: its ymm code is AVX2's (VEX
+  // only), so registers 0-15 even where AVX-512 gives 32.
+  static constexpr int activation_registers() {
+    return std::is_same_v<Vmm, Xbyak::Ymm> ? 16 : Traits::kRegisters;
+  }
   Vmm accumulator(int p, int v, int vectors) const { return Vmm(p * vectors + v); }
   Vmm weight(int v) const { return Vmm(plan_.tile_w * plan_.oc_block + v); }
   Vmm broadcast(int i) const;

@@ -51,6 +51,10 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
     throw Error("plan", "register tile " + std::to_string(plan.tile_w) + "x" + std::to_string(plan.oc_block) +
                             " does not fit the " + std::to_string(Traits::kRegisters) + " vector registers of " +
                             to_string(Traits::kIsa));
+  if constexpr (Traits::kHasOpmask && std::is_same_v<Vmm, Xbyak::Ymm>) {
+    if (plan.activation_row_pass)
+      wide_activation_ = std::make_unique<ActivationEmitter<Xbyak::Zmm>>(*this, plan.activation);
+  }
   if (plan.w_pack > 1) {
     const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
     const uint32_t lane_all = (uint32_t(1) << plan.lanes) - 1;
@@ -418,23 +422,37 @@ void TConvEmitter<Traits>::emit_activation_pass() {
     emit_group_activation_pass();
     return;
   }
+  if constexpr (Traits::kHasOpmask && std::is_same_v<Vmm, Xbyak::Ymm>) {
+    // AVX-512 in ymm vectors: the row is contiguous, so the pass runs in zmm
+    // vectors. The activation's long dependency chains then keep half as
+    // many operations waiting in the FP scheduler per element (a zmm
+    // operation is one, issued as two halves on Zen 4).
+    emit_row_pass(*wide_activation_, 16, 32);
+  } else {
+    emit_row_pass(activation_, plan_.lanes, activation_registers());
+  }
+}
+
+template <typename Traits>
+template <typename RowVmm>
+void TConvEmitter<Traits>::emit_row_pass(ActivationEmitter<RowVmm>& act, int lanes, int registers) {
   // The row is finished and L1-hot: load, activate, store, every register free.
   const int64_t total = plan_.geometry.axes[2].out * plan_.geometry.out_channels;
-  const int64_t full = total / plan_.lanes;
-  const int rest = static_cast<int>(total % plan_.lanes);
-  const Vmm x(0);
-  const Vmm mask(Traits::kRegisters - 1);
-  std::vector<Vmm> scratch;
-  for (int i = 1; i < activation_registers() - 1; ++i) scratch.emplace_back(i);
+  const int64_t full = total / lanes;
+  const int rest = static_cast<int>(total % lanes);
+  const RowVmm x(0);
+  const RowVmm mask(registers - 1);
+  std::vector<RowVmm> scratch;
+  for (int i = 1; i < registers - 1; ++i) scratch.emplace_back(i);
   mov(rax, ptr[reg_args + off::kOutput]);
   if (full > 0) {
     Xbyak::Label next;
     mov(reg_ci, full);
     L(next);
     vmovups(x, ptr[rax]);
-    activate(x, scratch);
+    act.emit(x, scratch);
     vmovups(ptr[rax], x);
-    add(rax, 4 * plan_.lanes);
+    add(rax, 4 * lanes);
     dec(reg_ci);
     jnz(next, T_NEAR);
   }
@@ -443,12 +461,12 @@ void TConvEmitter<Traits>::emit_activation_pass() {
       mov(edx, (1u << rest) - 1);
       kmovw(row_opmask, edx);
       vmovups(x | row_opmask | T_z, ptr[rax]);
-      activate(x, scratch);
+      act.emit(x, scratch);
       vmovups(ptr[rax] | row_opmask, x);
     } else {
       vmovups(mask, ptr[rip + row_mask_]);
       vmaskmovps(x, mask, ptr[rax]);
-      activate(x, scratch);
+      act.emit(x, scratch);
       vmaskmovps(ptr[rax], mask, x);
     }
   }
@@ -470,6 +488,7 @@ void TConvEmitter<Traits>::emit_constants() {
     }
   }
   activation_.emit_constants();
+  if (wide_activation_) wide_activation_->emit_constants();
 }
 
 template <typename Traits>

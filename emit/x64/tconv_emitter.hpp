@@ -8,6 +8,7 @@
 // copied into W^X memory by runtime/exec_memory.hpp.
 #pragma once
 
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -48,6 +49,8 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   // Stores the lanes `bits` of x (a partial vector of a lane-packed super voxel).
   void store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits);
   void emit_activation_pass();
+  template <typename RowVmm>
+  void emit_row_pass(ActivationEmitter<RowVmm>& act, int lanes, int registers);
   void emit_group_activation_pass();
   void emit_constants();
   void activate(const Vmm& x, const std::vector<Vmm>& scratch);
@@ -67,6 +70,8 @@ class TConvEmitter : public Xbyak::CodeGenerator {
 
   const codegen::KernelPlan& plan_;
   ActivationEmitter<Vmm> activation_;
+  // AVX-512 in ymm vectors: the row pass's activation, in zmm vectors.
+  std::unique_ptr<ActivationEmitter<Xbyak::Zmm>> wide_activation_;
   Xbyak::Label tail_mask_;  // AVX2: lanes of the last output vector
   Xbyak::Label row_mask_;   // AVX2: lanes of the activation pass's last vector
   // Lane-packed W: the super voxels that reach outside the row (at most the

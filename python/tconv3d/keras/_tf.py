@@ -7,7 +7,8 @@ Python, the GIL or copies. Without the library (or when it does not load:
 TensorFlow upgraded since the build) it goes through tf.numpy_function, which
 pays all three on every call; see op_library_status().
 
-The gradient recomputes the pre-activation output with tconv3d, differentiates
+The gradient recomputes the pre-activation output with tconv3d (a linear
+activation skips this: the output is the pre-activation), differentiates
 Keras's activation with a tape (so its kinks are Keras-on-TensorFlow's), and
 takes dx, dkernel and dbias from tconv3d's backward kernels (through
 tf.numpy_function: a backward pass costs far more than its overhead).
@@ -176,6 +177,9 @@ def call(layer, inputs):
         fused.output_shape([1] + [int(d) for d in x.shape[1:]])  # a bad shape raises here, with the message
 
     def gradients(x, kernel, bias, dy):
+        if layer.activation is keras.activations.linear:
+            # y is z: the pre-activation output need not be recomputed.
+            return _linear_gradients(layer, x, kernel, bias, dy)
         z = _run(layer, True, x, kernel, bias, tf.TensorShape(None))
         with tf.GradientTape() as tape:
             tape.watch(z)

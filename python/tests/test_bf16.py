@@ -707,6 +707,38 @@ def test_tensorflow_mixed_bfloat16_unknown_shapes_and_fit():
 
 @requires_backend("tensorflow")
 @needs_bf16
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "float32"])
+def test_tensorflow_in_place_weight_updates_are_seen(policy):
+    # assign / assign_add change a TensorFlow variable in place (its buffer keeps its address), between calls
+    # of one traced graph: the op compares the weights' bytes, so it repacks and never computes with old ones.
+    _tf_op_or_skip()
+    config = {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "linear",
+              "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
+    shape = [1, 3, 4, 2, 5]
+    plain, ours, _, _ = _pair(config, shape, 6, policy=policy)
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    f, g = tf.function(ours), tf.function(plain)
+    layer, reference = ours.layers[-1], plain.layers[-1]
+    updates = [lambda v: v.assign(v * -0.5), lambda v: v.assign_add(tf.ones_like(v) * 0.25)]
+    before = f(x).numpy()
+    for update in updates:
+        for v in (layer.kernel, layer.bias, reference.kernel, reference.bias):
+            update(v)
+        got, expected = f(x).numpy(), g(x).numpy()
+        assert not np.array_equal(got, before)
+        before = got
+        if policy == "float32":
+            exact = tconv3d.Layer(config, layer.kernel.numpy(), layer.bias.numpy())(x)
+            assert _scaled_error(got, exact, exact) <= 5 * 27 * 4 * EPS32
+            continue
+        exact = tconv3d.Layer(config, layer.kernel.numpy().astype(BF16).astype(np.float32), layer.bias.numpy())(
+            x.astype(BF16).astype(np.float32))
+        assert _scaled_error(got, expected, exact) <= forward_tolerance(5 * 27)
+        assert _scaled_error(got, exact, exact) <= EPS + 5 * 27 * EPS32
+
+
+@requires_backend("tensorflow")
+@needs_bf16
 def test_tensorflow_bf16_op_errors_name_the_argument():
     op = _tf_op_or_skip()
     config = {"filters": 4, "kernel_size": 2, "use_bias": True}

@@ -835,3 +835,15 @@ def test_bench_command_runs():
     bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.bf16", "--layers", "no_such_layer"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no_such_layer" in bad.stderr
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+def test_tensorflow_bench_command_runs():
+    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.tf_bf16", "--layers", "k3s2_op1_odd",
+                             "--min-time", "0"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "k3s2_op1_odd" in result.stdout and "fwd+bwd" in result.stdout, result.stdout
+    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.tf_bf16", "--layers", "no_such_layer"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no_such_layer" in bad.stderr

@@ -742,8 +742,9 @@ def test_tensorflow_in_place_weight_updates_are_seen(policy):
 def test_tensorflow_bf16_op_errors_name_the_argument():
     op = _tf_op_or_skip()
     config = {"filters": 4, "kernel_size": 2, "use_bias": True}
-    ids = {dtype: tconv3d._core.Specializer(json.dumps(config), None, "auto", "auto", 1, False, dtype).register_for_ffi()
-           for dtype in ("float32", "bfloat16")}
+    specs = {dtype: tconv3d._core.Specializer(json.dumps(config), None, "auto", "auto", 1, False, dtype)
+             for dtype in ("float32", "bfloat16")}
+    ids = {dtype: spec.register_for_ffi() for dtype, spec in specs.items()}
     try:
         x, k, b = tf.ones((1, 2, 2, 2, 3), tf.bfloat16), tf.ones((2, 2, 2, 4, 3)), tf.ones((4,))
         y = op.tconv3d_forward(x, k, b, cache_id=ids["bfloat16"])

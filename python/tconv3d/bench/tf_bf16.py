@@ -84,7 +84,8 @@ def main(argv=None):
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    print(f"ms per call ({args.stat}), Keras mixed_bfloat16 on TensorFlow vs tconv3d.keras; ratio = Keras / tconv3d bf16")
+    print(f"ms per call ({args.stat}), Keras mixed_bfloat16 on TensorFlow vs tconv3d.keras; "
+          f"ratio = Keras / tconv3d bf16")
     print(f"{'layer':18} {'pass':8} " + " ".join(f"{c:>13}" for c in COLUMNS) + "   ratio")
     ratios = {"forward": [], "fwd+bwd": []}
     for name in names:

@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -29,21 +30,37 @@ void set_error(char* error, size_t size, const std::string& message) {
 
 std::vector<int64_t> shape_of(const Tconv3dTfTensor& t) { return std::vector<int64_t>(t.shape, t.shape + t.rank); }
 
-int forward(int64_t cache_id, Tconv3dTfTensor x, Tconv3dTfTensor kernel, Tconv3dTfTensor bias,
+const char* dtype_name(DataType dtype) { return dtype == DataType::kBfloat16 ? "bfloat16" : "float32"; }
+
+int forward(int64_t cache_id, int dtype, Tconv3dTfTensor x, Tconv3dTfTensor kernel, Tconv3dTfTensor bias,
             Tconv3dTfAllocate allocate, void* context, char* error, size_t error_size) {
   // No exception may cross into TensorFlow: each becomes a code and a message.
   try {
+    if (dtype != TCONV3D_TF_FLOAT32 && dtype != TCONV3D_TF_BFLOAT16) {
+      throw Error("dtype", "expected TCONV3D_TF_FLOAT32 or TCONV3D_TF_BFLOAT16, got " + std::to_string(dtype));
+    }
     SpecializationCache& cache = *lookup_cache(cache_id);
-    const ConstTensor k{kernel.data, shape_of(kernel)};
-    const ConstTensor b = cache.config().use_bias ? ConstTensor{bias.data, shape_of(bias)} : ConstTensor{};
+    const DataType given = dtype == TCONV3D_TF_BFLOAT16 ? DataType::kBfloat16 : DataType::kFloat32;
+    if (given != cache.options().dtype) {
+      // Checked before anything is built: the op's T attr and the registered layer disagree.
+      throw Error("x", std::string("expected ") + dtype_name(cache.options().dtype) + ", got " + dtype_name(given) +
+                           " (cache_id names a " + dtype_name(cache.options().dtype) + " layer)");
+    }
+    const ConstTensor k{static_cast<const float*>(kernel.data), shape_of(kernel)};
+    const ConstTensor b =
+        cache.config().use_bias ? ConstTensor{static_cast<const float*>(bias.data), shape_of(bias)} : ConstTensor{};
     auto layer = cache.get(shape_of(x), k, b, /*compare_weights=*/true);
     const Shape5 out = layer->output_shape();
-    float* y = allocate(context, out.data(), static_cast<int>(out.size()));
+    void* y = allocate(context, out.data(), static_cast<int>(out.size()));
     if (y == nullptr) {
       set_error(error, error_size, "tconv3d: the output allocation failed");
       return TCONV3D_TF_INTERNAL;
     }
-    layer->forward(x.data, y);
+    if (given == DataType::kBfloat16) {
+      layer->forward_bf16(static_cast<const uint16_t*>(x.data), static_cast<uint16_t*>(y));
+    } else {
+      layer->forward(static_cast<const float*>(x.data), static_cast<float*>(y));
+    }
     return TCONV3D_TF_OK;
   } catch (const Error& e) {
     set_error(error, error_size, std::string("tconv3d: ") + e.what());

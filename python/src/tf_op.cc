@@ -1,6 +1,8 @@
 // Tconv3dForward: tconv3d's forward pass as a registered TensorFlow op, so a
 // tf.function runs it like any other kernel: no Python, no GIL, no copies
-// (tf.numpy_function, the fallback, pays all three on every call).
+// (tf.numpy_function, the fallback, pays all three on every call). It runs
+// float32 layers and, under Keras's mixed_bfloat16, bf16 ones (T = bfloat16:
+// TensorFlow's bfloat16 tensors are read and written as their 16-bit bits).
 //
 // This file is built against the installed TensorFlow's headers into its own
 // library, _tf_op.so, loaded by tconv3d.keras with tf.load_op_library. It
@@ -28,11 +30,14 @@ using tensorflow::OpKernelContext;
 using tensorflow::Tensor;
 using tensorflow::TensorShape;
 
+// T is x's and y's type: float, or bfloat16 for a mixed_bfloat16 layer (whose
+// weights stay the float32 variables; the layer rounds the kernel itself).
 REGISTER_OP("Tconv3dForward")
-    .Input("x: float")
+    .Input("x: T")
     .Input("kernel: float")
     .Input("bias: float")  // empty for a layer without bias
-    .Output("y: float")
+    .Output("y: T")
+    .Attr("T: {float, bfloat16} = DT_FLOAT")
     .Attr("cache_id: int")
     .SetShapeFn([](tensorflow::shape_inference::InferenceContext* c) {
       // The exact shape comes from tconv3d.keras (set_shape); every layer's output is 5-D.
@@ -46,7 +51,11 @@ struct Allocation {
   absl::Status status;
 };
 
-float* allocate(void* context, const int64_t* shape, int rank) {
+// A tensor's buffer as raw bytes: a bfloat16 tensor is read as its 16-bit
+// bits, which is what the bf16 layer takes (no conversion, no copy).
+const void* bytes(const Tensor& t) { return t.NumElements() > 0 ? t.tensor_data().data() : nullptr; }
+
+void* allocate(void* context, const int64_t* shape, int rank) {
   auto* a = static_cast<Allocation*>(context);
   TensorShape out;
   for (int i = 0; i < rank; ++i) {
@@ -58,7 +67,7 @@ float* allocate(void* context, const int64_t* shape, int rank) {
   if (!a->status.ok()) return nullptr;
   // An empty output has no buffer to hand back, but a non-null pointer says "allocated".
   static float empty_output;
-  return y->NumElements() == 0 ? &empty_output : y->flat<float>().data();
+  return y->NumElements() == 0 ? static_cast<void*>(&empty_output) : const_cast<char*>(y->tensor_data().data());
 }
 
 struct Dims {
@@ -66,7 +75,7 @@ struct Dims {
     for (int i = 0; i < t.dims(); ++i) values.push_back(t.dim_size(i));
   }
   Tconv3dTfTensor view(const Tensor& t) const {
-    return {t.NumElements() > 0 ? t.flat<float>().data() : nullptr, values.data(), static_cast<int>(values.size())};
+    return {bytes(t), values.data(), static_cast<int>(values.size())};
   }
   std::vector<int64_t> values;
 };
@@ -86,7 +95,8 @@ class Tconv3dForwardOp : public OpKernel {
     const Dims xd(x), kd(kernel), bd(bias);
     Allocation allocation{ctx, absl::OkStatus()};
     char error[1024] = "";
-    const int rc = bridge->forward(cache_id_, xd.view(x), kd.view(kernel), bd.view(bias), &allocate, &allocation,
+    const int dtype = x.dtype() == tensorflow::DT_BFLOAT16 ? TCONV3D_TF_BFLOAT16 : TCONV3D_TF_FLOAT32;
+    const int rc = bridge->forward(cache_id_, dtype, xd.view(x), kd.view(kernel), bd.view(bias), &allocate, &allocation,
                                    error, sizeof error);
     if (rc == TCONV3D_TF_OK) return;
     OP_REQUIRES_OK(ctx, allocation.status);
@@ -98,7 +108,11 @@ class Tconv3dForwardOp : public OpKernel {
   int64_t cache_id_ = 0;
 };
 
-REGISTER_KERNEL_BUILDER(Name("Tconv3dForward").Device(tensorflow::DEVICE_CPU), Tconv3dForwardOp);
+REGISTER_KERNEL_BUILDER(Name("Tconv3dForward").Device(tensorflow::DEVICE_CPU).TypeConstraint<float>("T"),
+                        Tconv3dForwardOp);
+REGISTER_KERNEL_BUILDER(
+    Name("Tconv3dForward").Device(tensorflow::DEVICE_CPU).TypeConstraint<tensorflow::bfloat16>("T"),
+    Tconv3dForwardOp);
 
 }  // namespace
 

@@ -14,6 +14,7 @@ most, measured); tconv3d sums in float32. Errors are measured relative
 to the largest magnitude of the exact result (the same computation in
 float32 on the bf16 values and the bf16-rounded kernel).
 """
+import json
 import math
 import os
 import subprocess
@@ -245,7 +246,7 @@ def test_jax_op_vmap_over_weights_and_per_example_gradients():
 
 # --- Keras's mixed_bfloat16 (JAX backend) ----------------------------------------------------------------
 
-if BACKEND == "jax":
+if BACKEND in ("jax", "tensorflow"):
     import keras
 
     import tconv3d.keras as tk
@@ -545,27 +546,284 @@ def test_torch_backend_matches_keras_on_torch():
     assert _scaled_error(got, expected, exact) <= forward_tolerance(_reduction(config, shape))
 
 
-# --- TensorFlow: Keras's own layer, one warning ---------------------------------------------------------------
+# --- Keras's mixed_bfloat16 on TensorFlow: the registered op with T = bfloat16 ---------------------------------
 
-
-@pytest.mark.skipif(BACKEND != "tensorflow", reason=f"the tensorflow session (this: {BACKEND})")
-def test_mixed_bfloat16_on_tensorflow_falls_back_with_one_warning():
+if BACKEND == "tensorflow":
     import keras
+    import tensorflow as tf
 
     import tconv3d.keras as tk
+    from tconv3d.keras import _tf
 
-    layer = dict(filters=3, kernel_size=2, strides=2, padding="same", dtype="mixed_bfloat16")
-    models = [keras.Sequential([keras.Input((3, 3, 3, 2)), c(**layer)])
-              for c in (keras.layers.Conv3DTranspose, tk.Conv3DTranspose)]
-    models[1].set_weights(models[0].get_weights())
-    x = np.random.default_rng(0).standard_normal((2, 3, 3, 3, 2)).astype(np.float32)
+PY_FUNCS = {"PyFunc", "EagerPyFunc", "PyFuncStateless"}
+
+
+def _tf_op_or_skip():
+    # A package built with the op library must load it; one built without says why it has none.
+    if not os.path.isfile(_tf._OP_LIBRARY):
+        pytest.skip(_tf.op_library_status())
+    assert _tf.op_library_status() is None, _tf.op_library_status()
+    return _tf._load_op_library()[0]
+
+
+def _keras_on_tf(compute):
+    """compute(), or None where Keras-on-TensorFlow's bf16 convolution refuses the layer (TensorFlow's oneDNN
+    kernel has no bf16 primitive for some strided geometries: "could not create a primitive descriptor");
+    tconv3d computes those, and the tests then hold it to the exact result alone."""
+    try:
+        return compute()
+    except tf.errors.OpError as e:
+        assert "primitive" in str(e), e
+        return None
+
+
+def _ran_tf_bf16(model):
+    layer = model.layers[-1]
+    assert any(k[2] == "bfloat16" and s.latest() is not None for k, s in layer._tconv3d.specializers.items())
+
+
+def _tf_graph_ops(model, shape):
+    graph = tf.function(model).get_concrete_function(tf.TensorSpec(shape, tf.float32)).graph
+    return {op.type: op for op in graph.get_operations()}
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+@pytest.mark.parametrize("seed", range(10))
+def test_tensorflow_mixed_bfloat16_forward(seed):
+    _tf_op_or_skip()
+    rng = np.random.default_rng(1100 + seed)
+    config, shape = _random_config(rng, BOUNDED)
+    plain, ours, kernel, bias = _pair(config, shape, seed)
+    x = rng.standard_normal(shape).astype(np.float32)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = [models[1].predict(x, verbose=0) for _ in range(2)]
-    messages = [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
-    assert len(messages) == 1 and "mixed_bfloat16 on the tensorflow backend" in messages[0], messages
-    expected = models[0].predict(x, verbose=0)
-    np.testing.assert_array_equal(np.asarray(got[0], np.float32), np.asarray(expected, np.float32))
+        expected = _keras_on_tf(lambda: plain(x).numpy())
+        got = ours(x).numpy()
+        got_graph = tf.function(ours)(x).numpy()
+    assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+    _ran_tf_bf16(ours)
+    # The registered op with T = bfloat16 in the graph, no Python function.
+    ops = _tf_graph_ops(ours, shape)
+    assert "Tconv3dForward" in ops and not set(ops) & PY_FUNCS, sorted(ops)
+    assert ops["Tconv3dForward"].get_attr("T") == tf.bfloat16
+    assert got.dtype == got_graph.dtype == BF16
+    assert np.array_equal(got.view(np.uint16), got_graph.view(np.uint16))
+    exact = _exact(config, kernel, bias, x.astype(BF16))
+    if expected is not None:
+        assert expected.dtype == BF16
+        tolerance = forward_tolerance(_reduction(config, shape))
+        err = _scaled_error(got, expected, exact)
+        assert err <= tolerance, f"{config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
+    assert _scaled_error(got, exact, exact) <= EPS + _reduction(config, shape) * EPS32
+    # The same bits as tconv3d's NumPy bf16 layer.
+    numpy_layer = tconv3d.Layer(config, kernel, bias, dtype="bfloat16")
+    assert np.array_equal(got.view(np.uint16), numpy_layer(x.astype(BF16)).view(np.uint16))
+
+
+def _tf_gradients(model, x, cotangent):
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        loss = tf.reduce_sum(tf.cast(model(xt), tf.float32) * cotangent)
+    return [g.numpy() for g in tape.gradient(loss, [xt] + [v.value for v in model.trainable_variables])]
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+@pytest.mark.parametrize("seed", range(8))
+def test_tensorflow_mixed_bfloat16_gradients(seed):
+    _tf_op_or_skip()
+    rng = np.random.default_rng(1200 + seed)
+    # Smooth activations, as on JAX (a kink turns opposite roundings into a whole cotangent).
+    config, shape = _random_config(rng, ["linear", "tanh", "sigmoid"])
+    plain, ours, kernel, bias = _pair(config, shape, seed)
+    exact_model = keras.Sequential([keras.Input(tuple(shape[1:]), batch_size=shape[0]),
+                                    keras.layers.Conv3DTranspose(**config, dtype="float32")])
+    exact_model.set_weights([kernel.astype(BF16).astype(np.float32)] + ([bias] if bias is not None else []))
+    # bf16 values, so Keras's casts of the input and the cotangent are exact.
+    x = rng.standard_normal(shape).astype(BF16).astype(np.float32)
+    out_shape = plain.output_shape
+    cotangent = rng.standard_normal(out_shape).astype(BF16).astype(np.float32)
+    got = _tf_gradients(ours, x, cotangent)
+    expected = _keras_on_tf(lambda: _tf_gradients(plain, x, cotangent))
+    exact = _tf_gradients(exact_model, x, cotangent)
+    _ran_tf_bf16(ours)
+    out_positions = int(np.prod(out_shape)) // config["filters"]
+    filters_taps = config["filters"] * int(np.prod(config["kernel_size"]))
+    in_positions = int(np.prod(shape)) // _in_channels(config, shape)
+    # The bounds of test_keras_mixed_bfloat16_gradients (JAX backend).
+    tolerances = [4 * EPS + filters_taps * EPS32, 4 * EPS + in_positions * EPS32,
+                  bias_gradient_tolerance(out_positions)]
+    for name, a, b, e, tolerance in zip(("dx", "dkernel", "dbias"), got, expected or exact, exact, tolerances):
+        assert a.dtype == b.dtype, name
+        err = _scaled_error(a, b, e)
+        assert err <= tolerance, f"{name} {config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
+    linear = config["activation"] == "linear"
+    assert _scaled_error(got[0], exact[0], exact[0]) <= (EPS if linear else 4 * EPS) + filters_taps * EPS32
+    for a, e in zip(got[1:], exact[1:]):
+        assert _scaled_error(a, e, e) <= (1e-4 if linear else 3 * EPS)
+    # The kernel gradient is the float32 variable's: tconv3d's bf16 backward, not a Keras cast.
+    assert ours.layers[-1].kernel.dtype == "float32"
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+def test_tensorflow_mixed_bfloat16_unknown_shapes_and_fit():
+    _tf_op_or_skip()
+    rng = np.random.default_rng(13)
+    config = {"filters": 5, "kernel_size": [3, 2, 3], "strides": [2, 1, 2], "padding": "same",
+              "activation": "tanh", "use_bias": True, "dtype": "mixed_bfloat16"}
+    inputs = keras.Input((None, None, None, 4))
+    model = keras.Model(inputs, keras.layers.Conv3DTranspose(**config)(inputs))
+    model.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.3 for w in model.get_weights()])
+    plain = keras.models.clone_model(model)
+    plain.set_weights(model.get_weights())
+    tk.accelerate(model)
+    kernel, bias = model.get_weights()
+    # Spatial sizes known only when the graph runs: the op sizes its bf16 output itself.
+    for s in ((1, 3, 4, 5, 4), (2, 5, 2, 3, 4)):
+        x = rng.standard_normal(s).astype(np.float32)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = model.predict(x, verbose=0)
+        assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+        expected = plain.predict(x, verbose=0)
+        assert got.dtype == BF16 and got.shape == expected.shape
+        exact = _exact(model.layers[-1].get_config(), kernel, bias, x.astype(BF16))
+        assert _scaled_error(got, expected, exact) <= forward_tolerance(4 * 18), s
+    _ran_tf_bf16(model)
+    # fit: the gradient through the op and tconv3d's bf16 backward updates the float32 variables as Keras's does.
+    x = rng.standard_normal((2, 3, 4, 5, 4)).astype(np.float32)
+    target = rng.standard_normal((2, 6, 4, 10, 5)).astype(np.float32)
+    for m in (plain, model):
+        m.compile(optimizer=keras.optimizers.SGD(1e-2), loss="mse")
+    losses = [[m.train_on_batch(x, target) for _ in range(2)] for m in (plain, model)]
+    assert np.all(np.isfinite(losses)) and losses[1][1] < losses[1][0], losses
+    assert abs(losses[0][1] - losses[1][1]) <= 0.02 * abs(losses[0][1]), losses
+    assert model.layers[-1].kernel.dtype == "float32"
+    np.testing.assert_allclose(model.get_weights()[0], plain.get_weights()[0], rtol=0, atol=2e-3)
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "float32"])
+def test_tensorflow_in_place_weight_updates_are_seen(policy):
+    # assign / assign_add change a TensorFlow variable in place (its buffer keeps its address), between calls
+    # of one traced graph: the op compares the weights' bytes, so it repacks and never computes with old ones.
+    _tf_op_or_skip()
+    config = {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "activation": "linear",
+              "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
+    shape = [1, 3, 4, 2, 5]
+    plain, ours, _, _ = _pair(config, shape, 6, policy=policy)
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32)
+    f, g = tf.function(ours), tf.function(plain)
+    layer, reference = ours.layers[-1], plain.layers[-1]
+    updates = [lambda v: v.assign(v * -0.5), lambda v: v.assign_add(tf.ones_like(v) * 0.25)]
+    before = f(x).numpy()
+    for update in updates:
+        for v in (layer.kernel, layer.bias, reference.kernel, reference.bias):
+            update(v)
+        got, expected = f(x).numpy(), g(x).numpy()
+        assert not np.array_equal(got, before)
+        before = got
+        if policy == "float32":
+            exact = tconv3d.Layer(config, layer.kernel.numpy(), layer.bias.numpy())(x)
+            assert _scaled_error(got, exact, exact) <= 5 * 27 * 4 * EPS32
+            continue
+        exact = tconv3d.Layer(config, layer.kernel.numpy().astype(BF16).astype(np.float32), layer.bias.numpy())(
+            x.astype(BF16).astype(np.float32))
+        assert _scaled_error(got, expected, exact) <= forward_tolerance(5 * 27)
+        assert _scaled_error(got, exact, exact) <= EPS + 5 * 27 * EPS32
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+def test_tensorflow_bf16_op_errors_name_the_argument():
+    op = _tf_op_or_skip()
+    config = {"filters": 4, "kernel_size": 2, "use_bias": True}
+    specs = {dtype: tconv3d._core.Specializer(json.dumps(config), None, "auto", "auto", 1, False, dtype)
+             for dtype in ("float32", "bfloat16")}
+    ids = {dtype: spec.register_for_ffi() for dtype, spec in specs.items()}
+    try:
+        x, k, b = tf.ones((1, 2, 2, 2, 3), tf.bfloat16), tf.ones((2, 2, 2, 4, 3)), tf.ones((4,))
+        y = op.tconv3d_forward(x, k, b, cache_id=ids["bfloat16"])
+        assert y.dtype == tf.bfloat16 and y.shape == (1, 3, 3, 3, 4)
+        # The op's T and the registered layer's dtype disagree: an error, never a conversion.
+        with pytest.raises(tf.errors.InvalidArgumentError, match="x: expected float32, got bfloat16"):
+            op.tconv3d_forward(x, k, b, cache_id=ids["float32"])
+        with pytest.raises(tf.errors.InvalidArgumentError, match="x: expected bfloat16, got float32"):
+            op.tconv3d_forward(tf.cast(x, tf.float32), k, b, cache_id=ids["bfloat16"])
+        # The weights are the float32 variables: TensorFlow's type check refuses bf16 ones.
+        with pytest.raises((TypeError, tf.errors.InvalidArgumentError)):
+            op.tconv3d_forward(x, tf.cast(k, tf.bfloat16), b, cache_id=ids["bfloat16"])
+        with pytest.raises(tf.errors.InvalidArgumentError, match="channels"):
+            op.tconv3d_forward(tf.ones((1, 2, 2, 2, 5), tf.bfloat16), k, b, cache_id=ids["bfloat16"])
+        # Types outside {float, bfloat16}.
+        with pytest.raises((TypeError, tf.errors.InvalidArgumentError)):
+            op.tconv3d_forward(tf.cast(x, tf.float16), k, b, cache_id=ids["bfloat16"])
+    finally:
+        for i in ids.values():
+            tconv3d._core.release_ffi(i)
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+def test_tensorflow_numpy_function_fallback_runs_bf16(monkeypatch):
+    # The path of a package built without TensorFlow's op library: the same bits through tf.numpy_function.
+    monkeypatch.setattr(_tf, "_load_op_library", lambda: (None, "forced by the test"))
+    rng = np.random.default_rng(17)
+    config, shape = _random_config(rng, ["tanh"])
+    plain, ours, kernel, bias = _pair(config, shape, 4)
+    x = rng.standard_normal(shape).astype(np.float32)
+    ops = _tf_graph_ops(ours, shape)
+    assert "Tconv3dForward" not in ops and set(ops) & PY_FUNCS, sorted(ops)
+    got = tf.function(ours)(x).numpy()
+    numpy_layer = tconv3d.Layer(config, kernel, bias, dtype="bfloat16")
+    assert got.dtype == BF16 and np.array_equal(got.view(np.uint16), numpy_layer(x.astype(BF16)).view(np.uint16))
+    cotangent = rng.standard_normal(got.shape).astype(BF16).astype(np.float32)
+    got_grads, expected_grads = _tf_gradients(ours, x, cotangent), _tf_gradients(plain, x, cotangent)
+    for a, b in zip(got_grads, expected_grads):
+        assert a.dtype == b.dtype and _scaled_error(a, b, b) <= 8 * EPS
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+def test_tensorflow_axis_activation_and_pure_bfloat16_fall_back():
+    for policy, activation, reason in (("mixed_bfloat16", "softmax", "elementwise"),
+                                       ("bfloat16", "relu", "variable dtype bfloat16")):
+        config = {"filters": 3, "kernel_size": 2, "activation": activation, "strides": 1, "padding": "valid",
+                  "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
+        plain, ours, _, _ = _pair(config, [1, 2, 2, 2, 2], 0, policy=policy)
+        x = np.ones((1, 2, 2, 2, 2), np.float32)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            got = [ours(x).numpy() for _ in range(2)]
+        messages = [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+        assert len(messages) == 1 and reason in messages[0], messages
+        assert np.array_equal(got[0], plain(x).numpy())
+
+
+@requires_backend("tensorflow")
+def test_tensorflow_without_avx512_bf16_falls_back_with_one_warning():
+    script = (
+        "import warnings, numpy as np, keras, tconv3d.keras as tk\n"
+        "layer = dict(filters=3, kernel_size=2, strides=2, padding='same', dtype='mixed_bfloat16')\n"
+        "models = [keras.Sequential([keras.Input((3, 3, 3, 2)), c(**layer)]) for c in "
+        "(keras.layers.Conv3DTranspose, tk.Conv3DTranspose)]\n"
+        "models[1].set_weights(models[0].get_weights())\n"
+        "x = np.random.default_rng(0).standard_normal((2, 3, 3, 3, 2)).astype(np.float32)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    got = [models[1].predict(x, verbose=0) for _ in range(2)]\n"
+        "messages = [str(w.message) for w in caught if 'tconv3d.keras' in str(w.message)]\n"
+        "assert len(messages) == 1 and 'avx512_bf16' in messages[0], messages\n"
+        "expected = models[0].predict(x, verbose=0)\n"
+        "assert got[0].dtype == expected.dtype and np.array_equal(got[0], expected)\n"
+        "print('fell back once')\n")
+    env = dict(os.environ, TCONV3D_CPU_MASK="avx512_bf16", KERAS_BACKEND="tensorflow")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0 and "fell back once" in result.stdout, result.stderr[-3000:]
 
 
 @requires_backend("jax")
@@ -576,5 +834,17 @@ def test_bench_command_runs():
     assert result.returncode == 0, result.stderr[-3000:]
     assert "k3s2_op1_odd" in result.stdout and "geomean" in result.stdout, result.stdout
     bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.bf16", "--layers", "no_such_layer"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "no_such_layer" in bad.stderr
+
+
+@requires_backend("tensorflow")
+@needs_bf16
+def test_tensorflow_bench_command_runs():
+    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.tf_bf16", "--layers", "k3s2_op1_odd",
+                             "--min-time", "0"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "k3s2_op1_odd" in result.stdout and "fwd+bwd" in result.stdout, result.stdout
+    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.tf_bf16", "--layers", "no_such_layer"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no_such_layer" in bad.stderr

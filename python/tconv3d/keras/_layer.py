@@ -21,7 +21,7 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
     `tconv3d_threads` (attribute, default 0: the backend's own thread count
     under torch, all cores otherwise) sets tconv3d's threads.
 
-    Under the mixed_bfloat16 policy (JAX and torch backends, a CPU with AVX512_BF16)
+    Under the mixed_bfloat16 policy (JAX, torch and TensorFlow backends, a CPU with AVX512_BF16)
     tconv3d computes in bf16: bf16 input and output, the float32 kernel
     variable rounded to bf16 by tconv3d (to nearest even, as Keras's cast).
     Keras rounds to bf16 after the convolution, after the bias add and after
@@ -47,8 +47,9 @@ class Conv3DTranspose(keras.layers.Conv3DTranspose):
         if not bf16 and (self.compute_dtype != "float32" or dtype != "float32"):
             reason = (f"dtype {dtype} with compute dtype {self.compute_dtype} and variable dtype {self.variable_dtype} "
                       f"(tconv3d computes float32, and bfloat16 with float32 variables: mixed_bfloat16)")
-        elif bf16 and backend not in ("jax", "torch"):
-            reason = f"mixed_bfloat16 on the {backend} backend (tconv3d's bf16 runs on the JAX and torch backends)"
+        elif bf16 and backend not in ("jax", "torch", "tensorflow"):
+            reason = (f"mixed_bfloat16 on the {backend} backend "
+                      f"(tconv3d's bf16 runs on the JAX, torch and TensorFlow backends)")
         elif bf16 and _core.bf16_unavailable() is not None:
             reason = _core.bf16_unavailable()
         else:

@@ -1,6 +1,8 @@
 #include "plan/kernel_gradient_plan.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -99,10 +101,45 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
 
   // The cheapest register tile by the cost model; ties go to the larger tile
   // (fewer passes over the rows of x and dz).
-  const int max_vectors = static_cast<int>(std::min<int64_t>((ci + plan.lanes - 1) / plan.lanes, 8));
+  //
+  // Wide AVX-512 ci axes (8 or more zmm vectors: 128+ input channels) take
+  // tiles of 3 ci vectors and at most 8 rows. There the rows stream from L2
+  // at every W step, not from L1: consecutive voxels of x and dz are 512 B or
+  // 1 KB apart, so a pass's lines fall in a few L1 sets and are evicted before
+  // the next ci block or tile reads them again. The cost model counts only
+  // FMAs and load slots, and with zmm every tile it can choose is FMA-bound in
+  // it (within 3 %), while the measured rate depends on how the step's L2
+  // lines are spread: the FMAs of a step all wait on its c lines of x, and
+  // its r broadcasts on one or two dz lines. Measured on Zen 4 (1 thread, %
+  // of the FMA peak, forced tiles interleaved in one run): unet_up_k2s2 13x2
+  // 73-78, 9x3 74-88, 6x4 81-83, 4x6 79-80, 8x3 82-89, 7x3 84-90;
+  // gan_k4s2_same 13x2 84-87, 8x3 90-91; video_k144s122 81-82 / 83-84;
+  // unet_up_k2s2_cf 89-92 / 88-90 (equal within the noise). More rows than
+  // 8 (9x3, 27 accumulators) or more x lines per step (6x4, 4x6) were
+  // slower. With fewer vectors a 3-vector block leaves a one-vector tail
+  // (64 channels: 3 + 1) that costs more than it saves (batch8_k3s2 and
+  // k3s2_same 13x2 89-96, 8x3 84-94), so the cost model's choice stands.
+  // The tile only changes which dK elements a call's accumulators hold, never
+  // the order of a dK element's terms (pairs, then W), so results stay
+  // bitwise identical for any thread count.
+  //
+  // TCONV3D_DK_TILE=r,c forces a tile (for experiments only: benchmarks
+  // compare tiles with it; the kernel is correct for any tile).
+  const int64_t ci_total_vectors = (ci + plan.lanes - 1) / plan.lanes;
+  const bool wide_avx512 = isa == Isa::kAvx512 && ci_total_vectors >= 8;
+  const int max_vectors = static_cast<int>(std::min<int64_t>(ci_total_vectors, 8));
+  int force_r = 0, force_c = 0;
+  if (const char* f = std::getenv("TCONV3D_DK_TILE")) {
+    if (std::sscanf(f, "%d,%d", &force_r, &force_c) != 2 || force_r < 1 || force_c < 1 || force_c > max_vectors ||
+        registers_needed(force_r, force_c) > plan.vector_registers)
+      throw Error("TCONV3D_DK_TILE", std::string("wants rows,vectors of a tile that fits the registers, got '") + f +
+                                         "'");
+  }
   Layout best;
   for (int c = 1; c <= max_vectors; ++c) {
+    if (force_c ? c != force_c : wide_avx512 && c != 3) continue;
     for (int r = 1; registers_needed(r, c) <= plan.vector_registers; ++r) {
+      if (force_r ? r != force_r : wide_avx512 && r > 8) continue;
       std::vector<std::vector<RowTileClass>> options;
       if (r <= co || co * 2 > r) options.push_back(single_kw_classes(w.kernel, co, std::min<int>(r, int(co))));
       if (co * 2 <= r && w.kernel > 1) options.push_back(multi_kw_classes(w.kernel, co, static_cast<int>(r / co)));

@@ -103,22 +103,25 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
   // (fewer passes over the rows of x and dz).
   //
   // Wide AVX-512 ci axes (8 or more zmm vectors: 128+ input channels) take
-  // tiles of 3 ci vectors and at most 8 rows. There the rows stream from L2
-  // at every W step, not from L1: consecutive voxels of x and dz are 512 B or
-  // 1 KB apart, so a pass's lines fall in a few L1 sets and are evicted before
-  // the next ci block or tile reads them again. The cost model counts only
-  // FMAs and load slots, and with zmm every tile it can choose is FMA-bound in
-  // it (within 3 %), while the measured rate depends on how the step's L2
-  // lines are spread: the FMAs of a step all wait on its c lines of x, and
-  // its r broadcasts on one or two dz lines. Measured on Zen 4 (1 thread, %
-  // of the FMA peak, forced tiles interleaved in one run): unet_up_k2s2 13x2
-  // 73-78, 9x3 74-88, 6x4 81-83, 4x6 79-80, 8x3 82-89, 7x3 84-90;
-  // gan_k4s2_same 13x2 84-87, 8x3 90-91; video_k144s122 81-82 / 83-84;
-  // unet_up_k2s2_cf 89-92 / 88-90 (equal within the noise). More rows than
-  // 8 (9x3, 27 accumulators) or more x lines per step (6x4, 4x6) were
-  // slower. With fewer vectors a 3-vector block leaves a one-vector tail
-  // (64 channels: 3 + 1) that costs more than it saves (batch8_k3s2 and
-  // k3s2_same 13x2 89-96, 8x3 84-94), so the cost model's choice stands.
+  // tiles of 3 ci vectors and at most 8 rows. The cost model counts only
+  // FMAs and load slots; with zmm (one FMA per cycle, up to 2 loads) every
+  // tile it can choose is FMA-bound in it, within 3 % of each other. What
+  // separates them on these layers is memory: a call's rows (384 KB) come
+  // from L2 at every W step, and the first pass over them from L3 or DRAM
+  // (unet_up_k2s2 at 1/16 of its D*H runs at 97 % with any tile, at full size
+  // 73-78 % with 13x2). There the measured rate falls as the rows per tile
+  // grow past 8 (more broadcast dz values per step, spread over one or two dz
+  // lines, for the same x lines), and rises with the ci vectors per tile
+  // (fewer passes over dz) until the x lines per FMA (1/rows) dominate.
+  // Measured on Zen 4 (1 thread, % of the FMA peak, forced tiles interleaved
+  // in one run, load 6-8 on 2 cores), unet_up_k2s2: 2 vectors x 8/10/11/12/13
+  // rows 83/82/81/78/75; 3 vectors x 4/5/8/9 rows 78/78/85/84 (7 rows like
+  // 8); 6x4 82, 4x6 79. The same gap at 240 and 272 input channels (no
+  // power-of-two strides), so it is not L1 set aliasing. gan_k4s2_same,
+  // video_k144s122 and unet_up_k2s2_cf: 8x3 equal to 13x2 or better. With fewer vectors a
+  // 3-vector block leaves a one-vector tail (64 channels: 3 + 1) that costs
+  // more than it saves (batch8_k3s2, k3s2_same: 8x3 2-6 points below), so
+  // there, and with AVX2 (16 registers), the cost model's choice stands.
   // The tile only changes which dK elements a call's accumulators hold, never
   // the order of a dK element's terms (pairs, then W), so results stay
   // bitwise identical for any thread count.

@@ -1,6 +1,8 @@
 #include "plan/kernel_gradient_plan.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <sstream>
 
@@ -99,10 +101,48 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
 
   // The cheapest register tile by the cost model; ties go to the larger tile
   // (fewer passes over the rows of x and dz).
-  const int max_vectors = static_cast<int>(std::min<int64_t>((ci + plan.lanes - 1) / plan.lanes, 8));
+  //
+  // Wide AVX-512 ci axes (8 or more zmm vectors: 128+ input channels) take
+  // tiles of 3 ci vectors and at most 8 rows. The cost model counts only
+  // FMAs and load slots; with zmm (one FMA per cycle, up to 2 loads) every
+  // tile it can choose is FMA-bound in it, within 3 % of each other. What
+  // separates them on these layers is memory: a call's rows (384 KB) come
+  // from L2 at every W step, and the first pass over them from L3 or DRAM
+  // (unet_up_k2s2 at 1/16 of its D*H runs at 97 % with any tile, at full size
+  // 73-78 % with 13x2). There the measured rate falls as the rows per tile
+  // grow past 8 (more broadcast dz values per step, spread over one or two dz
+  // lines, for the same x lines), and rises with the ci vectors per tile
+  // (fewer passes over dz) until the x lines per FMA (1/rows) dominate.
+  // Measured on Zen 4 (1 thread, % of the FMA peak, forced tiles interleaved
+  // in one run, load 6-8 on 2 cores), unet_up_k2s2: 2 vectors x 8/10/11/12/13
+  // rows 83/82/81/78/75; 3 vectors x 4/5/8/9 rows 78/78/85/84 (7 rows like
+  // 8); 6x4 82, 4x6 79. The same gap at 240 and 272 input channels (no
+  // power-of-two strides), so it is not L1 set aliasing. gan_k4s2_same,
+  // video_k144s122 and unet_up_k2s2_cf: 8x3 equal to 13x2 or better. With fewer vectors a
+  // 3-vector block leaves a one-vector tail (64 channels: 3 + 1) that costs
+  // more than it saves (batch8_k3s2, k3s2_same: 8x3 2-6 points below), so
+  // there, and with AVX2 (16 registers), the cost model's choice stands.
+  // The tile only changes which dK elements a call's accumulators hold, never
+  // the order of a dK element's terms (pairs, then W), so results stay
+  // bitwise identical for any thread count.
+  //
+  // TCONV3D_DK_TILE=r,c forces a tile (for experiments only: benchmarks
+  // compare tiles with it; the kernel is correct for any tile).
+  const int64_t ci_total_vectors = (ci + plan.lanes - 1) / plan.lanes;
+  const bool wide_avx512 = isa == Isa::kAvx512 && ci_total_vectors >= 8;
+  const int max_vectors = static_cast<int>(std::min<int64_t>(ci_total_vectors, 8));
+  int force_r = 0, force_c = 0;
+  if (const char* f = std::getenv("TCONV3D_DK_TILE")) {
+    if (std::sscanf(f, "%d,%d", &force_r, &force_c) != 2 || force_r < 1 || force_c < 1 || force_c > max_vectors ||
+        registers_needed(force_r, force_c) > plan.vector_registers)
+      throw Error("TCONV3D_DK_TILE", std::string("wants rows,vectors of a tile that fits the registers, got '") + f +
+                                         "'");
+  }
   Layout best;
   for (int c = 1; c <= max_vectors; ++c) {
+    if (force_c ? c != force_c : wide_avx512 && c != 3) continue;
     for (int r = 1; registers_needed(r, c) <= plan.vector_registers; ++r) {
+      if (force_r ? r != force_r : wide_avx512 && r > 8) continue;
       std::vector<std::vector<RowTileClass>> options;
       if (r <= co || co * 2 > r) options.push_back(single_kw_classes(w.kernel, co, std::min<int>(r, int(co))));
       if (co * 2 <= r && w.kernel > 1) options.push_back(multi_kw_classes(w.kernel, co, static_cast<int>(r / co)));

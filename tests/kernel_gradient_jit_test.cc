@@ -7,8 +7,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -184,6 +186,14 @@ TEST_P(KernelGradientJitTest, BitwiseIdenticalAcrossThreadCounts) {
       make_geometry(
           3, 37, 129,
           {axis(3, 2, 2, 1, Padding::kValid), axis(4, 2, 2, 1, Padding::kValid), axis(7, 2, 2, 1, Padding::kValid)}),
+      // Wide ci: AVX-512 takes 3-vector tiles (a one-vector tail block, and
+      // a ragged last vector for 200 channels).
+      make_geometry(
+          1, 256, 20,
+          {axis(2, 2, 2, 1, Padding::kValid), axis(3, 2, 2, 1, Padding::kValid), axis(5, 2, 2, 1, Padding::kValid)}),
+      make_geometry(
+          2, 200, 9,
+          {axis(2, 3, 2, 1, Padding::kSame), axis(2, 3, 2, 1, Padding::kSame), axis(4, 3, 2, 1, Padding::kSame)}),
   };
   for (int i = 0; i < 5; ++i) layers.push_back(random_geometry(rng));
   for (size_t l = 0; l < layers.size(); ++l) {
@@ -298,6 +308,72 @@ TEST_P(KernelGradientPlanTest, TilesCoverEveryRowOnceAndFitTheRegisters) {
                                                            (plan.tail_lanes ? plan.tail_lanes : plan.lanes)
                                                      : 0);
     EXPECT_EQ(g.in_channels, covered) << describe(g);
+  }
+}
+
+ConvGeometry unet_up_like(int64_t ci, int64_t co) {
+  return make_geometry(
+      1, ci, co,
+      {axis(16, 2, 2, 1, Padding::kValid), axis(16, 2, 2, 1, Padding::kValid), axis(16, 2, 2, 1, Padding::kValid)});
+}
+
+// Sets an environment variable for one scope, restoring what was there.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+// The rule of make_kernel_gradient_plan: 128+ input channels with AVX-512
+// take tiles of 3 ci vectors and at most 8 rows; fewer channels, and AVX2,
+// keep the cost model's choice.
+TEST(KernelGradientPlanRule, WideAvx512CiTakesThreeVectorTilesOfAtMostEightRows) {
+  for (int64_t ci : {128, 200, 256, 512}) {
+    Problem problem;
+    problem.geometry = unet_up_like(ci, 128);
+    const codegen::KernelGradientPlan plan = codegen::make_kernel_gradient_plan(problem, Isa::kAvx512);
+    EXPECT_EQ(3, plan.ci_vectors) << ci;
+    EXPECT_EQ(8, plan.rows) << ci;
+  }
+  Problem narrow;
+  narrow.geometry = unet_up_like(64, 32);
+  EXPECT_EQ(2, codegen::make_kernel_gradient_plan(narrow, Isa::kAvx512).ci_vectors);
+  Problem wide;
+  wide.geometry = unet_up_like(256, 128);
+  const codegen::KernelGradientPlan avx2 = codegen::make_kernel_gradient_plan(wide, Isa::kAvx2);
+  EXPECT_LE(avx2.rows * avx2.ci_vectors + avx2.ci_vectors + 1, 16);
+  EXPECT_GT(avx2.rows * avx2.ci_vectors, 8);
+}
+
+TEST(KernelGradientPlanRule, ForcedTileIsTakenAndABadOneIsAnErrorNamingTheVariable) {
+  Problem problem;
+  problem.geometry = unet_up_like(256, 128);
+  {
+    const ScopedEnv force("TCONV3D_DK_TILE", "13,2");
+    const codegen::KernelGradientPlan plan = codegen::make_kernel_gradient_plan(problem, Isa::kAvx512);
+    EXPECT_EQ(2, plan.ci_vectors);
+    EXPECT_EQ(13, plan.rows);
+  }
+  for (const char* bad : {"", "9", "0,3", "20,3", "3,9", "x,y"}) {
+    const ScopedEnv force("TCONV3D_DK_TILE", bad);
+    try {
+      codegen::make_kernel_gradient_plan(problem, Isa::kAvx512);
+      ADD_FAILURE() << "expected an error for '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string::npos, std::string(e.what()).find("TCONV3D_DK_TILE")) << e.what();
+    }
   }
 }
 

@@ -83,6 +83,7 @@ std::vector<Bf16KernelGradient::Piece> Bf16KernelGradient::pieces(int threads) c
 // the partner of a voxel whose tap falls outside the row add nothing.
 void Bf16KernelGradient::repack(const uint16_t* x, const uint16_t* dz, uint32_t* xp, uint32_t* dzp,
                                 int threads) const {
+  threads = threads > 0 ? threads : omp_get_max_threads();
   const ConvGeometry& g = plan_.geometry;
   const int64_t w_in = g.axes[2].in, w_out = g.axes[2].out, s = g.axes[2].stride;
   const int64_t ci = g.in_channels, co = g.out_channels, steps = plan_.w_steps();
@@ -132,6 +133,7 @@ void Bf16KernelGradient::repack(const uint16_t* x, const uint16_t* dz, uint32_t*
 }
 
 void Bf16KernelGradient::compute(const uint32_t* xp, const uint32_t* dzp, float* dk, int threads) const {
+  threads = threads > 0 ? threads : omp_get_max_threads();
   const ConvGeometry& g = plan_.geometry;
   const int64_t dh_block = g.axes[2].kernel * g.out_channels * g.in_channels;
   const int64_t chunk = plan_.pairs_per_call;
@@ -174,8 +176,8 @@ void Bf16KernelGradient::compute(const uint32_t* xp, const uint32_t* dzp, float*
 
 void Bf16KernelGradient::run(const uint16_t* x, const uint16_t* dz, float* dk, int threads) const {
   threads = threads > 0 ? threads : omp_get_max_threads();
-  const size_t x_count = static_cast<size_t>(plan_.x_row_bytes() / 4 * x_rows_);
-  const size_t dz_count = static_cast<size_t>(plan_.dz_row_bytes() / 4 * dz_rows_);
+  const size_t x_count = static_cast<size_t>(x_pair_elements());
+  const size_t dz_count = static_cast<size_t>(dz_pair_elements());
   // The pair arrays are kept between calls (fresh pages cost a fault each);
   // a concurrent caller that finds them taken uses its own.
   std::unique_lock<std::mutex> lock(scratch_mutex_, std::try_to_lock);

@@ -38,6 +38,14 @@ class Bf16KernelGradient {
   std::string kernel_name() const { return name_; }
   const codegen::KernelGradientPlan& plan() const { return plan_; }
 
+  // run()'s two stages, public for measurements (tconv3d_dk_bf16_bench):
+  // the repack into pair arrays of x_pair_elements() and dz_pair_elements()
+  // 32-bit values, then the kernel over them.
+  int64_t x_pair_elements() const { return plan_.x_row_bytes() / 4 * x_rows_; }
+  int64_t dz_pair_elements() const { return plan_.dz_row_bytes() / 4 * dz_rows_; }
+  void repack(const uint16_t* x, const uint16_t* dz, uint32_t* xp, uint32_t* dzp, int threads) const;
+  void compute(const uint32_t* xp, const uint32_t* dzp, float* dk, int threads) const;
+
  private:
   struct Piece {
     int dh = 0;  // kd * kernel_h + kh
@@ -45,8 +53,6 @@ class Bf16KernelGradient {
     double cost = 0;
   };
   std::vector<Piece> pieces(int threads) const;
-  void repack(const uint16_t* x, const uint16_t* dz, uint32_t* xp, uint32_t* dzp, int threads) const;
-  void compute(const uint32_t* xp, const uint32_t* dzp, float* dk, int threads) const;
 
   codegen::KernelGradientPlan plan_;
   std::string name_;

@@ -26,6 +26,9 @@
 #include "core/activation.hpp"
 #include "core/activation_gradient.hpp"
 #include "core/cpu_features.hpp"
+#include "core/problem.hpp"
+#include "plan/kernel_gradient_plan.hpp"
+#include "plan/kernel_name.hpp"
 #include "runtime/kernels/reference_contributions.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
@@ -405,6 +408,38 @@ TEST(Bf16Backward, KernelGradientVoxelPairs) {
       EXPECT_TRUE(same_bits(many.dk, one.dk)) << c.describe() << " threads " << threads;
     }
   }
+}
+
+// The bf16 variant of the kernel-gradient plan: W steps are voxel pairs,
+// its own kernel-cache key and name, AVX-512 only.
+TEST(Bf16Backward, KernelGradientPlanVariant) {
+  RandomCase c;
+  c.config.filters = 5;
+  c.config.kernel_size = {2, 2, 3};
+  c.config.strides = {1, 1, 2};
+  c.input_shape = {1, 2, 2, 7, 17};
+  Problem problem;
+  problem.geometry = resolve_geometry(c.config, c.input_shape);
+  const codegen::KernelGradientPlan f32 = codegen::make_kernel_gradient_plan(problem, Isa::kAvx512);
+  const codegen::KernelGradientPlan bf16 =
+      codegen::make_kernel_gradient_plan(problem, Isa::kAvx512, DataType::kBfloat16);
+  EXPECT_FALSE(f32.bf16());
+  EXPECT_TRUE(bf16.bf16());
+  EXPECT_EQ(f32.w_steps(), 7);
+  EXPECT_EQ(bf16.w_steps(), 4);  // (0,1) (2,3) (4,5) (6,zero partner)
+  EXPECT_NE(f32.cache_key(), bf16.cache_key());
+  EXPECT_EQ(codegen::kernel_gradient_name(bf16).rfind("tconv3d_dk_bf16_", 0), 0u);
+  EXPECT_EQ(codegen::kernel_gradient_name(f32).rfind("tconv3d_dk_f32_", 0), 0u);
+  // W out = 15: a dz pair row is stride voxels longer, its voxel 0 after them.
+  EXPECT_EQ(bf16.dz_row_bytes(), 4 * (15 + 2) * 5);
+  EXPECT_EQ(bf16.dz_row_origin(), 4 * 2 * 5);
+  EXPECT_EQ(bf16.x_row_bytes(), 4 * 4 * 17);
+  for (const auto& segments : bf16.w_segments) {
+    int64_t steps = 0;
+    for (const auto& s : segments) steps += s.count;
+    EXPECT_EQ(steps, 4);  // every pair has a valid tap here
+  }
+  EXPECT_THROW(codegen::make_kernel_gradient_plan(problem, Isa::kAvx2, DataType::kBfloat16), Error);
 }
 
 TEST(Bf16Backward, WideLayersSplitChannelGroups) {

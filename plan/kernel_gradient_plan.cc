@@ -261,9 +261,9 @@ std::string KernelGradientPlan::cache_key() const {
   const ConvGeometry& g = geometry;
   const AxisGeometry& w = g.axes[2];
   std::ostringstream key;
-  key << (bf16() ? "xbyak-dk-bf16/" : "xbyak-dk/") << tconv3d::to_string(isa) << "/ci" << g.in_channels << "/co" << g.out_channels << "/w" << w.in
-      << "k" << w.kernel << "s" << w.stride << "d" << w.dilation << "c" << w.crop_begin << "o" << w.out << "/r" << rows
-      << "v" << ci_vectors << "u" << w_unroll;
+  key << (bf16() ? "xbyak-dk-bf16/" : "xbyak-dk/") << tconv3d::to_string(isa) << "/ci" << g.in_channels << "/co"
+      << g.out_channels << "/w" << w.in << "k" << w.kernel << "s" << w.stride << "d" << w.dilation << "c"
+      << w.crop_begin << "o" << w.out << "/r" << rows << "v" << ci_vectors << "u" << w_unroll;
   for (const RowTileClass& c : classes)
     key << "/" << c.first_tile << "," << c.count << "," << c.kw_first << "," << c.kw_count << "," << c.co_first << ","
         << c.co_count;

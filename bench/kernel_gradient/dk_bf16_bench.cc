@@ -135,8 +135,8 @@ int main(int argc, char** argv) try {
                           },
                           seconds, threads));
       b = std::min(b, best_cpu([&] { bf16.run(x.data(), dz.data(), dk.data(), threads); }, seconds, threads));
-      repack = std::min(
-          repack, best_cpu([&] { bf16.repack(x.data(), dz.data(), xp.data(), dzp.data(), threads); }, seconds, threads));
+      repack = std::min(repack, best_cpu([&] { bf16.repack(x.data(), dz.data(), xp.data(), dzp.data(), threads); },
+                                         seconds, threads));
       kernel = std::min(kernel, best_cpu([&] { bf16.compute(xp.data(), dzp.data(), dk.data(), threads); }, seconds,
                                          threads));
     }

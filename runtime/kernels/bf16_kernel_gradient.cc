@@ -36,7 +36,8 @@ Bf16KernelGradient::Bf16KernelGradient(const Problem& problem) {
   kernel_ = code_->function<codegen::KernelGradientFunction>();
   const ConvGeometry& g = plan_.geometry;
   for (int64_t kd = 0; kd < g.axes[0].kernel; ++kd)
-    for (int64_t kh = 0; kh < g.axes[1].kernel; ++kh) pairs_.push_back(codegen::kernel_gradient_row_pairs(plan_, kd, kh));
+    for (int64_t kh = 0; kh < g.axes[1].kernel; ++kh)
+      pairs_.push_back(codegen::kernel_gradient_row_pairs(plan_, kd, kh));
   x_rows_ = g.batch * g.axes[0].in * g.axes[1].in;
   dz_rows_ = g.batch * g.axes[0].out * g.axes[1].out;
 #endif
@@ -108,26 +109,18 @@ void Bf16KernelGradient::repack(const uint16_t* x, const uint16_t* dz, uint32_t*
     }
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < dz_rows; ++row) {
+      // Three runs of a row, each one flat loop over (voxel, channel): the
+      // pairs whose first voxel is before the row, those with both voxels in
+      // it, and those whose second voxel is past it.
       const uint16_t* in = dz + row * w_out * co;
-      uint32_t* out = dzp + row * (s + w_out) * co;
-      for (int64_t e = 0; e < s + w_out; ++e) {
-        const int64_t ow = e - s;
-        uint32_t* o = out + e * co;
-        const bool first = ow >= 0, second = ow + s < w_out;  // ow < out and ow + s >= 0 always
-        if (first && second) {
-          const uint16_t* a = in + ow * co;
-          const uint16_t* b = a + s * co;
-          for (int64_t c = 0; c < co; ++c) o[c] = pair(a[c], b[c]);
-        } else if (first) {
-          const uint16_t* a = in + ow * co;
-          for (int64_t c = 0; c < co; ++c) o[c] = pair(a[c], 0);
-        } else if (second) {
-          const uint16_t* b = in + (ow + s) * co;
-          for (int64_t c = 0; c < co; ++c) o[c] = pair(0, b[c]);
-        } else {
-          std::fill(o, o + co, 0u);
-        }
-      }
+      uint32_t* out = dzp + row * (s + w_out) * co;  // its entry s*co is ow = 0
+      const int64_t lead = std::min(s, w_out) * co, both = std::max<int64_t>(0, w_out - s) * co;
+      for (int64_t k = 0; k < lead; ++k) out[k] = pair(0, in[k]);
+      std::fill(out + lead, out + s * co, 0u);
+      uint32_t* at_zero = out + s * co;
+      const int64_t later = s * co;
+      for (int64_t k = 0; k < both; ++k) at_zero[k] = pair(in[k], in[k + later]);
+      for (int64_t k = both; k < w_out * co; ++k) at_zero[k] = pair(in[k], 0);
     }
   }
 }

@@ -10,7 +10,10 @@
 // every row pair in order), so the result is bitwise identical for any
 // thread count. The sums differ from the float32 kernel on widened data
 // only in order (two terms per vdpbf16ps) and in vdpbf16ps's handling of
-// denormals (flushed to zero).
+// denormals (flushed to zero). Non-finite inputs: a pair's zero partner (odd
+// W, a tap valid for one voxel of the pair) is multiplied with the other
+// operand's value, so an infinite x or dz there makes NaN where the
+// reference, which skips that term, may give a finite or infinite sum.
 #pragma once
 
 #include <cstdint>

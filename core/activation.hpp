@@ -39,8 +39,9 @@ T apply_elementwise(const Activation& act, T x) {
     case ActivationKind::kRelu: {
       // tf.keras 2.x relu(alpha, max_value, threshold); plain relu is alpha=0, threshold=0.
       const T threshold = static_cast<T>(act.threshold);
-      // alpha = 0 gives +0 below the threshold, as max(x, 0) does (0 * negative would be -0).
-      T y = x >= threshold ? x : (alpha == T(0) ? T(0) : alpha * (x - threshold));
+      // alpha = 0 gives +0 below the threshold, as max(x, 0) does (0 * negative
+      // would be -0); NaN is not below it, so it passes through.
+      T y = x < threshold ? (alpha == T(0) ? T(0) : alpha * (x - threshold)) : x;
       if (act.max_value) y = std::min(y, static_cast<T>(*act.max_value));
       return y;
     }

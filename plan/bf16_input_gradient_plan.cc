@@ -1,21 +1,13 @@
 #include "plan/bf16_input_gradient_plan.hpp"
 
 #include "plan/input_gradient_plan.hpp"
-#include "plan/plan_blocking.hpp"
 
 namespace tconv3d::codegen {
 
 KernelPlan make_bf16_input_gradient_plan(const Problem& problem) {
-  Problem f32 = problem;
-  f32.dtype = DataType::kFloat32;
-  KernelPlan plan = make_input_gradient_plan(f32, Isa::kAvx512);
-  // The geometry and phases stay; the blocking is re-derived for bf16 (the
-  // contraction steps are filter pairs, so the Cin unrolling and the weight
-  // sizes differ). finish_plan appends the W segments: start them afresh.
-  plan.dtype = DataType::kBfloat16;
-  plan.w_segments.clear();
-  finish_plan(plan);
-  return plan;
+  Problem bf16 = problem;
+  bf16.dtype = DataType::kBfloat16;
+  return make_input_gradient_plan(bf16, Isa::kAvx512);  // vdpbf16ps needs AVX-512
 }
 
 }  // namespace tconv3d::codegen

@@ -33,6 +33,7 @@ KernelPlan make_input_gradient_plan(const Problem& problem, Isa isa) {
   KernelPlan plan = plan_skeleton(isa);
   const ConvGeometry& layer = problem.geometry;
   plan.pass = PlanPass::kInputGradient;
+  plan.dtype = problem.dtype;  // bf16: the contraction steps are filter pairs
   ConvGeometry& g = plan.geometry;
   g.batch = layer.batch;
   g.in_channels = layer.out_channels;

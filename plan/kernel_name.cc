@@ -29,6 +29,7 @@ std::string kernel_name(const KernelPlan& plan) {
        << (g.data_format == DataFormat::kChannelsLast ? "cl" : "cf") << "_" << plan.activation.name << "__"
        << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;
   if (plan.w_pack > 1) name << "_p" << plan.w_pack;
+  if (plan.isa == Isa::kAvx512 && plan.lanes == 8) name << "_ymm";
   if (plan.only_group >= 0) name << "_g" << plan.only_group;
   return name.str();
 }

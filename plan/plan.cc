@@ -30,17 +30,44 @@ AxisPhase packed_w_phase(const AxisGeometry& ax) {
   return p;
 }
 
+// The vectors of lane-packed input offset t (of packed) that hold a tap of
+// some phase: lanes r * Cout .. r * Cout + Cout - 1 hold phase r's tap
+// a * dilation = t * stride + r, if there is one.
+bool packed_vector_used(const AxisGeometry& w, int64_t out_channels, int64_t offset, int lanes, int v) {
+  for (int64_t r = 0; r < w.stride; ++r) {
+    const int64_t reach = offset * w.stride + r;
+    if (reach % w.dilation != 0 || reach / w.dilation >= w.kernel) continue;
+    const int64_t lo = r * out_channels, hi = lo + out_channels;  // the phase's lanes
+    if (lo < int64_t(v + 1) * lanes && hi > int64_t(v) * lanes) return true;
+  }
+  return false;
+}
+
 // Whether packing W phases into the lanes saves enough FMAs to pay for the
 // zero weights. Counted per row of stride outputs (one super voxel against
 // one voxel of each phase), so the answer, and with it the packed weight
-// layout, never depends on the input's size.
+// layout, never depends on the input's size. A super voxel of one vector
+// must save a quarter of the FMAs (measured on the 4-filter head); one of
+// several vectors skips its all-zero vectors and packs whenever that costs
+// fewer FMAs than the phases' partly idle vectors (k3s2_op1_odd, 20 filters:
+// 8 ymm FMAs per super voxel against 9, the lanes 94 % used against 83 %).
+// Super voxels stay under 63 lanes (w_pack_lane_mask's bits) and their
+// vectors form one channel group (the packed weights' layout) with a tile of
+// at least two super voxels.
 bool worth_packing(const std::vector<AxisPhase>& phases, const AxisPhase& packed, const AxisGeometry& w,
-                   int64_t out_channels, int lanes) {
-  if (w.stride < 2 || w.stride * out_channels > lanes) return false;
-  int64_t unpacked_fmas = 0;
-  for (const AxisPhase& p : phases) unpacked_fmas += int64_t(p.taps.size());
-  const int64_t packed_fmas = int64_t(packed.taps.size());
-  return 4 * packed_fmas <= 3 * unpacked_fmas;
+                   int64_t out_channels, int lanes, int registers, bool multi_vector) {
+  if (w.stride < 2) return false;
+  int64_t unpacked_taps = 0;
+  for (const AxisPhase& p : phases) unpacked_taps += int64_t(p.taps.size());
+  if (w.stride * out_channels <= lanes) return 4 * int64_t(packed.taps.size()) <= 3 * unpacked_taps;
+  if (!multi_vector || w.stride * out_channels > 62) return false;
+  const int packed_vectors = static_cast<int>((w.stride * out_channels + lanes - 1) / lanes);
+  if (3 * packed_vectors + 1 > registers) return false;
+  int64_t packed_fmas = 0;
+  for (const PhaseTap& t : packed.taps)
+    for (int v = 0; v < packed_vectors; ++v) packed_fmas += packed_vector_used(w, out_channels, t.offset, lanes, v);
+  const int64_t unpacked_fmas = unpacked_taps * ((out_channels + lanes - 1) / lanes);
+  return packed_fmas < unpacked_fmas;
 }
 
 // Splits the voxels of one W phase into tiles: as few as the register tile
@@ -189,8 +216,11 @@ KernelPlan plan_skeleton(Isa isa) {
   return plan;
 }
 
-KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+namespace {
+
+KernelPlan make_plan_with_lanes(const Problem& problem, Isa isa, int lanes, const PlanOptions& options) {
   KernelPlan plan = plan_skeleton(isa);
+  plan.lanes = lanes;
   if (!problem.fused_activation.is_elementwise())
     throw Error("activation", problem.fused_activation.name + " is not elementwise and cannot be fused");
   const ConvGeometry& g = problem.geometry;
@@ -203,13 +233,24 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
   for (int axis = 0; axis < 3; ++axis) plan.phases[axis] = axis_phases(g.axes[axis]);
   if (options.pack_w_phases) {
     AxisPhase packed = packed_w_phase(g.axes[2]);
-    if (worth_packing(plan.phases[2], packed, g.axes[2], g.out_channels, plan.lanes)) {
+    const bool multi_vector = options.pack_w_multi_vector && !plan.bf16();
+    if (worth_packing(plan.phases[2], packed, g.axes[2], g.out_channels, plan.lanes, plan.vector_registers,
+                      multi_vector)) {
       plan.w_pack = static_cast<int>(g.axes[2].stride);
       plan.phases[2] = {std::move(packed)};
     }
   }
   finish_plan(plan);
   return plan;
+}
+
+}  // namespace
+
+KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
+  KernelPlan plan = make_plan_with_lanes(problem, isa, isa == Isa::kAvx512 ? 16 : 8, options);
+  if (isa != Isa::kAvx512 || !options.narrow_avx512 || plan.bf16()) return plan;
+  KernelPlan narrow = make_plan_with_lanes(problem, isa, 8, options);
+  return 8 * w_fma_halves(plan) >= 9 * w_fma_halves(narrow) ? narrow : plan;
 }
 
 void finish_plan(KernelPlan& plan) {
@@ -222,7 +263,9 @@ void finish_plan(KernelPlan& plan) {
   // its scratch (at most 4 AVX-512 registers) besides the weights and broadcasts.
   const bool fused_activation = plan.bf16() && plan.activation.kind != ActivationKind::kLinear;
   const int tile_registers = plan.vector_registers - (fused_activation ? 4 : 0);
-  plan.oc_block = choose_oc_block(tile_registers, plan.oc_vectors);
+  // Lane-packed: the super voxel's vectors are one group (its weights are
+  // packed as one, and each vector's zero weights are known per offset).
+  plan.oc_block = plan.w_pack > 1 ? plan.oc_vectors : choose_oc_block(tile_registers, plan.oc_vectors);
   plan.tile_w = choose_tile_w(tile_registers, plan.oc_vectors, plan.oc_block, max_voxels);
   plan.oc_groups = (plan.oc_vectors + plan.oc_block - 1) / plan.oc_block;
   plan.last_group_vectors = plan.oc_vectors - (plan.oc_groups - 1) * plan.oc_block;
@@ -292,6 +335,11 @@ int64_t KernelPlan::w_pack_lane_mask(int64_t j) const {
   return mask;
 }
 
+bool KernelPlan::w_pack_vector_used(size_t widx, int v) const {
+  if (w_pack == 1) return true;
+  return packed_vector_used(geometry.axes[2], geometry.out_channels, phases[2].front().taps[widx].offset, lanes, v);
+}
+
 int64_t KernelPlan::weights_phase_offset(int rw) const {
   int64_t taps = 0;
   for (int r = 0; r < rw; ++r) taps += w_taps(r);
@@ -341,15 +389,28 @@ std::vector<std::pair<int64_t, int64_t>> valid_taps(const KernelPlan& plan, int 
   return pairs;
 }
 
-Isa automatic_forward_isa(const Problem& problem, Isa widest) {
+int64_t w_fma_halves(const KernelPlan& plan) {
+  int64_t vector_fmas = 0;
+  for (size_t rw = 0; rw < plan.phases[2].size(); ++rw)
+    for (size_t t = 0; t < plan.phases[2][rw].taps.size(); ++t)
+      for (int v = 0; v < plan.oc_vectors; ++v) vector_fmas += plan.w_pack_vector_used(t, v);
+  return vector_fmas * (plan.lanes / 8);
+}
+
+Isa automatic_forward_isa(const Problem& problem, Isa widest, Backend backend) {
   if (widest != Isa::kAvx512 || !problem.fused_activation.is_elementwise()) return widest;
-  KernelPlan wide;
+  KernelPlan wide, narrow;
   try {
-    wide = make_plan(problem, Isa::kAvx512);
+    wide = plan_for_backend(problem, Isa::kAvx512, backend);
+    narrow = plan_for_backend(problem, Isa::kAvx2, backend);
   } catch (const Error&) {
     return widest;  // the generator reports it, for the ISA it was given
   }
-  return 2 * wide.vector_channels() <= int64_t(wide.oc_vectors) * wide.lanes ? Isa::kAvx2 : Isa::kAvx512;
+  // AVX2 only where it saves at least an eighth of the FMA work: AVX-512's
+  // twice the registers make larger tiles (full-lane layers ran 4-12 % faster
+  // with AVX-512 on Zen 4 at the same FMA count). An Xbyak AVX-512 plan has
+  // made that choice itself (ymm vectors), so it never loses to AVX2.
+  return 8 * w_fma_halves(wide) >= 9 * w_fma_halves(narrow) ? Isa::kAvx2 : Isa::kAvx512;
 }
 
 int64_t row_cost(const KernelPlan& plan, int64_t od, int64_t oh) {
@@ -371,7 +432,9 @@ std::string KernelPlan::to_string() const {
     out << "  input gradient: a strided convolution, dx row (n, i_d, i_h) from the dz rows it wrote to;"
            " input = dz, output = dx below, per axis dx voxel i reads dz i*stride + a*dilation - crop_begin\n";
   out << "  isa " << tconv3d::to_string(isa) << ": " << lanes << " fp32 lanes, " << vector_registers
-      << " vector registers\n";
+      << " vector registers"
+      << (isa == Isa::kAvx512 && lanes == 8 ? " (ymm vectors: fewer 256-bit FMAs than zmm for these channels)" : "")
+      << "\n";
   if (bf16())
     out << "  dtype bf16: bf16 input/output/weights, vdpbf16ps over " << contraction_steps()
         << " channel pairs, float32 accumulators, bias and activation (fused before the bf16 store)\n";
@@ -390,8 +453,21 @@ std::string KernelPlan::to_string() const {
       out << "one phase, taps [" << gradient_taps_text(phases[a].front()) << "]"
           << (a == 2 ? ", input step " + std::to_string(w_input_step()) : std::string()) << "\n";
     else if (a == 2 && w_pack > 1)
-      out << "lane-packed: each vector holds " << w_pack << " consecutive voxels (one per phase) x "
-          << g.out_channels << " channels;" << packed_phase_text(phases[a].front()) << "\n";
+    {
+      out << "lane-packed: " << (oc_vectors == 1 ? "each vector holds " : "each super voxel of " +
+                                 std::to_string(oc_vectors) + " vectors holds ")
+          << w_pack << " consecutive voxels (one per phase) x " << g.out_channels << " channels;"
+          << packed_phase_text(phases[a].front());
+      if (oc_vectors > 1) {
+        out << "\n      vectors with weights (the others hold zeros, skipped):";
+        for (size_t t = 0; t < phases[a].front().taps.size(); ++t) {
+          out << " offset " << phases[a].front().taps[t].offset << " [";
+          for (int v = 0; v < oc_vectors; ++v) out << (w_pack_vector_used(t, v) ? "x" : ".");
+          out << "]";
+        }
+      }
+      out << "\n";
+    }
     else
       out << phases[a].size() << " phase(s)" << phases_text(phases[a]) << "\n";
   }
@@ -452,6 +528,7 @@ std::string KernelPlan::cache_key() const {
   key << "/act" << static_cast<int>(activation.kind) << ":" << activation.alpha << ":"
       << (activation.max_value ? *activation.max_value : std::nan("")) << ":" << activation.threshold;
   key << "/t" << tile_w << "x" << oc_block << "u" << cin_unroll << "/g" << only_group << "/p" << w_pack;
+  if (isa == Isa::kAvx512 && lanes == 8) key << "/ymm";  // AVX-512 in 8-lane vectors
   if (pass == PlanPass::kInputGradient) key << "/dx";  // the relation differs; forward keys stay as they were
   if (bf16()) key << "/bf16";
   return key.str();
@@ -479,9 +556,15 @@ std::string KernelPlan::weight_layout_key() const {
 KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend) {
   switch (backend) {
     case Backend::kXbyak:
-    case Backend::kLlvm:
-      // Both emitters implement every plan feature today.
       return make_plan(problem, isa, PlanOptions{});
+    case Backend::kLlvm: {
+      // The IR emitter does not skip a packed offset's zero vectors (it would
+      // compute them, as dead FMAs): it keeps super voxels of one vector.
+      PlanOptions options;
+      options.pack_w_multi_vector = false;
+      options.narrow_avx512 = false;
+      return make_plan(problem, isa, options);
+    }
     default:
       throw Error("backend", to_string(backend) + " runs no generated code and has no kernel plan");
   }

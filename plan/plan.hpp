@@ -68,13 +68,23 @@ struct WSegment {
 // plan_for_backend().
 struct PlanOptions {
   bool pack_w_phases = true;
+  // Lane packing whose super voxel spans several vectors (float32 only; see
+  // KernelPlan::w_pack): the emitter skips the all-zero weight vectors of an
+  // input offset and masks each vector of a partial super voxel on its own.
+  bool pack_w_multi_vector = true;
+  // AVX-512 with 8-lane (ymm) vectors and all 32 registers and opmasks,
+  // where that needs at least 1/8 fewer 256-bit FMAs than zmm vectors
+  // (float32 only; see make_plan).
+  bool narrow_avx512 = true;
   // Only what every emitter implements.
-  static PlanOptions baseline() { return PlanOptions{.pack_w_phases = false}; }
+  static PlanOptions baseline() {
+    return PlanOptions{.pack_w_phases = false, .pack_w_multi_vector = false, .narrow_avx512 = false};
+  }
 };
 
 struct KernelPlan {
   Isa isa = Isa::kAvx2;
-  int lanes = 8;              // fp32 lanes per vector register
+  int lanes = 8;              // fp32 lanes per vector register (AVX-512: 16, or 8 in ymm registers)
   int vector_registers = 16;  // architectural vector registers
 
   // The forward pass: geometry is the layer's, a row kernel reads the input
@@ -117,8 +127,15 @@ struct KernelPlan {
   // tap a with a * dilation = t * stride + r, or zero. Super voxel j covers
   // outputs first_out + j * stride + r; the first and last may reach outside
   // 0..out-1, and their stores mask those lanes (w_pack_lane_mask).
+  // A super voxel may span several vectors (e.g. 2 phases x 20 filters = 5
+  // ymm vectors, against 3 vectors of 8 with 4 idle lanes per phase voxel
+  // unpacked); an input offset then skips the vectors none of its phases
+  // has a tap for (w_pack_vector_used), so the zero weights cost no FMA.
   int w_pack = 1;
-  int64_t w_pack_lane_mask(int64_t j) const;  // bit l: lane l of super voxel j is stored
+  int64_t w_pack_lane_mask(int64_t j) const;  // bit l: lane l of super voxel j is stored (< 63 lanes)
+  // Lane-packed: whether vector v (of oc_vectors) of W tap (input offset)
+  // widx holds a weight of some phase; true for every unpacked plan.
+  bool w_pack_vector_used(size_t widx, int v) const;
   int64_t vector_channels() const { return w_pack * geometry.out_channels; }  // channels the lanes hold
 
   // Output channels: oc_vectors vectors of `lanes`, in groups of oc_block.
@@ -182,7 +199,12 @@ struct KernelPlan {
 std::vector<AxisPhase> axis_phases(const AxisGeometry& axis);
 
 // isa must be kAvx2 or kAvx512 (resolved); the problem's activation must be
-// elementwise. Throws tconv3d::Error for shapes the generated code cannot
+// elementwise. An AVX-512 float32 plan uses 8-lane (ymm) vectors where
+// their plan needs at least 1/8 fewer 256-bit FMAs than 16-lane ones
+// (w_fma_halves; options.narrow_avx512): few filters that leave zmm lanes
+// idle (k3s2_op1_odd: 20 filters x 2 W phases in 5 ymm vectors against 3 zmm
+// with 8 lanes idle; the 4-filter head: 8 lanes). It is AVX2's vector with
+// twice the registers (larger tiles) and opmasks. Throws tconv3d::Error for shapes the generated code cannot
 // address (offsets beyond 32-bit displacements).
 KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options = {});
 
@@ -192,14 +214,27 @@ KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options
 // always get the same kernel. Throws tconv3d::Error for other backends.
 KernelPlan plan_for_backend(const Problem& problem, Isa isa, Backend backend);
 
-// The vector ISA `--isa auto` generates a layer's forward kernel for, given
-// the widest one the CPU runs: AVX2 where the AVX-512 plan would leave at
-// least half of every vector's lanes idle (a 4-filter head: two W phases of
-// 4 channels per vector), else `widest`. A half-empty zmm FMA does no more
-// useful work than a full ymm one on any CPU, and half as much where a zmm
-// FMA issues as two ymm halves (Zen 4: 34 % of peak against 71 % measured);
-// AVX2 keeps the full vector.
-Isa automatic_forward_isa(const Problem& problem, Isa widest);
+// The FMA work of `stride` consecutive outputs along W (one voxel of each W
+// phase, or one lane-packed super voxel; D/H taps and Cin aside, the same
+// for every ISA) in 256-bit FMAs: vector FMAs over the W taps, the vectors a
+// lane-packed offset skips left out, a zmm FMA counted as two. Independent
+// of the input's size, like the packed weight layout it helps choose. Zen 4 issues a zmm FMA as two ymm halves (the FMA peak
+// is the same for both), as do Intel cores with one 512-bit FMA unit.
+int64_t w_fma_halves(const KernelPlan& plan);
+
+// The vector ISA `--isa auto` generates a layer's forward kernel for with a
+// code backend (kXbyak or kLlvm), given the widest one the CPU runs: AVX2
+// where its plan needs at least 1/8 fewer 256-bit FMAs (w_fma_halves) than
+// the backend's AVX-512 plan, else `widest`. That is where AVX-512 leaves
+// lanes idle that AVX2 fills: the 4-filter head (two W phases x 4 filters
+// fill a ymm, half a zmm: 34 % of the FMA peak against 71 % measured on
+// Zen 4). The Xbyak AVX-512 plan switches to ymm vectors itself in that case
+// (make_plan), so with Xbyak this stays AVX-512; the LLVM backend's plans
+// keep zmm vectors and narrow to AVX2 here. On a CPU with two 512-bit FMA
+// units a zmm FMA costs one ymm FMA's issue slot, and a layer between half
+// and 8/9 full would run faster in zmm vectors; force --isa avx512 with the
+// LLVM backend there.
+Isa automatic_forward_isa(const Problem& problem, Isa widest, Backend backend = Backend::kXbyak);
 
 // Cost of one output row (n, od, oh) in FMA vector instructions, used to
 // balance threads: rows differ in how many D/H taps they see.

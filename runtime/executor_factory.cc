@@ -23,9 +23,9 @@ namespace {
 // narrow it per layer (few filters run better in full ymm vectors than in
 // half-empty zmm ones); a forced ISA, on the command line or in TCONV3D_ISA,
 // is kept.
-Isa generated_forward_isa(const Problem& problem, Isa requested, Isa resolved) {
+Isa generated_forward_isa(const Problem& problem, Isa requested, Isa resolved, Backend backend) {
   if (requested != Isa::kAuto || isa_set_by_environment()) return resolved;
-  return codegen::automatic_forward_isa(problem, resolved);
+  return codegen::automatic_forward_isa(problem, resolved, backend);
 }
 
 }  // namespace
@@ -56,7 +56,7 @@ std::unique_ptr<Executor> make_executor(const Problem& problem, WeightStore& wei
       if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
         throw Error("backend", to_string(backend) +
                                    " needs a CPU (and OS) with AVX2+FMA or AVX-512; this one has neither");
-      return make_generated_executor(problem, weights, generated_forward_isa(problem, options.isa, isa), *generator);
+      return make_generated_executor(problem, weights, generated_forward_isa(problem, options.isa, isa, backend), *generator);
     }
   }
   throw Error("backend", "unknown backend");

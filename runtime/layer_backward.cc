@@ -1,6 +1,6 @@
 // Layer::backward: the activation's derivative fused with the bias gradient,
 // then the backend's dx and dK kernels (channels_last; channels_first is
-// transposed around them).
+// transposed around them, dz in the same pass as the derivative and db).
 
 #include <algorithm>
 #include <mutex>
@@ -10,6 +10,7 @@
 #include "core/activation_gradient.hpp"
 #include "core/problem.hpp"
 #include "runtime/backward_factory.hpp"
+#include "runtime/backward_scratch.hpp"
 #include "runtime/executor_factory.hpp"
 #include "runtime/kernels/channel_transpose.hpp"
 #include "runtime/layer_state.hpp"
@@ -75,44 +76,55 @@ void Layer::backward(const float* x, const float* y, const float* dy, float* dx,
     });
   }
   const bool last = g.data_format == DataFormat::kChannelsLast;
+  const bool kernels = dx || dk;
   const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
   const int64_t spatial_out = pre_elems / (g.batch * filters);
-  // Scratch: z, dz in the layer's format, and the channels_last copies of dz, x and dx.
-  check_allocatable(4.0 * (double(pre_elems) * (need_z ? 3 : 2) + double(in_elems) * (last ? 0 : 2)), "backward");
+  // channels_first with an elementwise activation: dz goes straight to
+  // channels_last, in the pass that computes it and sums db.
+  const bool fused = !last && kernels && fuses_channels_last_dz(g, act);
+  const bool linear = act.kind == ActivationKind::kLinear;
+  // Scratch, kept by the layer between calls (runtime/backward_scratch.hpp),
+  // each part on its own cache lines: z; dz in the layer's format (neither
+  // for linear, nor when fused); dz, x and dx in channels_last.
+  auto lines = [](int64_t floats) { return (floats + 15) / 16 * 16; };
+  const int64_t z_floats = need_z ? lines(pre_elems) : 0;
+  const int64_t dz_fmt_floats = !linear && !fused ? lines(pre_elems) : 0;
+  const int64_t dz_last_floats = !last && kernels ? lines(pre_elems) : 0;
+  const int64_t x_last_floats = !last && dk ? lines(in_elems) : 0;
+  const int64_t dx_last_floats = !last && dx ? lines(in_elems) : 0;
+  const int64_t scratch_floats = z_floats + dz_fmt_floats + dz_last_floats + x_last_floats + dx_last_floats;
+  check_allocatable(4.0 * double(scratch_floats), "backward");
+  const BackwardScratch::Lease scratch = s.backward_scratch.acquire(static_cast<size_t>(scratch_floats));
+  float* const z = scratch.data();
+  float* const dz_fmt_buffer = z + z_floats;
+  float* const dz_t = dz_fmt_buffer + dz_fmt_floats;
+  float* const x_t = dz_t + dz_last_floats;
+  float* const dx_t = x_t + x_last_floats;
 
-  std::vector<float> z;
-  if (need_z) {
-    z.resize(static_cast<size_t>(pre_elems));
-    s.preactivation->run(x, z.data(), s.threads);
-  }
-
-  std::vector<float> dz_storage;
-  const float* dz_fmt = preactivation_gradient(g, act, need_z ? z.data() : nullptr, y, dy, db, dz_storage, s.threads);
-  if (!dx && !dk) return;
-
-  // The executors take channels_last.
-  const float* dz_last = dz_fmt;
-  std::vector<float> dz_t, x_t, dx_t;
-  if (!last) {
-    dz_t.resize(static_cast<size_t>(pre_elems));
-    transpose_batched(dz_fmt, dz_t.data(), g.batch, filters, spatial_out, s.threads);
-    dz_last = dz_t.data();
+  if (need_z) s.preactivation->run(x, z, s.threads);
+  const float* dz_last = nullptr;
+  if (fused) {
+    preactivation_gradient_to_channels_last(g, act, need_z ? z : nullptr, y, dy, db, dz_t, s.threads);
+    dz_last = dz_t;
+  } else {
+    const float* dz_fmt = preactivation_gradient(g, act, need_z ? z : nullptr, y, dy, db, dz_fmt_buffer, s.threads);
+    if (!kernels) return;
+    // The executors take channels_last.
+    dz_last = dz_fmt;
+    if (!last) {
+      transpose_batched(dz_fmt, dz_t, g.batch, filters, spatial_out, s.threads);
+      dz_last = dz_t;
+    }
   }
   if (dx) {
-    float* target = dx;
-    if (!last) {
-      dx_t.resize(static_cast<size_t>(in_elems));
-      target = dx_t.data();
-    }
-    s.backward->input_gradient(dz_last, target, s.threads);
-    if (!last) transpose_batched(dx_t.data(), dx, g.batch, spatial_in, g.in_channels, s.threads);
+    s.backward->input_gradient(dz_last, last ? dx : dx_t, s.threads);
+    if (!last) transpose_batched(dx_t, dx, g.batch, spatial_in, g.in_channels, s.threads);
   }
   if (dk) {
     const float* x_last = x;
     if (!last) {
-      x_t.resize(static_cast<size_t>(in_elems));
-      transpose_batched(x, x_t.data(), g.batch, g.in_channels, spatial_in, s.threads);
-      x_last = x_t.data();
+      transpose_batched(x, x_t, g.batch, g.in_channels, spatial_in, s.threads);
+      x_last = x_t;
     }
     s.backward->kernel_gradient(x_last, dz_last, dk, s.threads);
   }
@@ -120,6 +132,7 @@ void Layer::backward(const float* x, const float* y, const float* dy, float* dx,
 
 std::string Layer::backward_kernel_names() const {
   const State& s = *state_;
+  if (s.options.dtype == DataType::kBfloat16) return backward_bf16_kernel_names();
   std::call_once(s.backward_once, [&] {
     s.backward =
         make_backward_executor(make_problem(s.geometry, s.config.use_bias, s.config.activation), *s.weights, s.options);

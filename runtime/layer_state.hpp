@@ -9,6 +9,7 @@
 
 #include "runtime/backward_executor.hpp"
 #include "runtime/bf16_backward_executor.hpp"
+#include "runtime/backward_scratch.hpp"
 #include "runtime/executor.hpp"
 #include "runtime/weight_store.hpp"
 #include "tconv3d/layer.hpp"
@@ -33,6 +34,7 @@ struct Layer::State {
   // a bf16 executor there.
   mutable std::once_flag bf16_backward_once;
   mutable std::unique_ptr<Bf16BackwardExecutor> bf16_backward;
+  mutable BackwardScratch backward_scratch;         // z, dz and channels_last copies, kept between calls
 };
 
 }  // namespace tconv3d

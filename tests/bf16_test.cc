@@ -316,7 +316,12 @@ TEST(Bf16, Float32AndBf16CallsDoNotMix) {
 TEST(Bf16, Float32PlansKeysAndNamesCarryNoDtype) {
   const ConvGeometry g = resolve_geometry(config_of(24, 3, 2), {1, 4, 4, 6, 7});
   Problem p = make_problem(g, true, Activation{});
-  const codegen::KernelPlan f32 = codegen::make_plan(p, Isa::kAvx512);
+  // Without the float32-only plan choices (lane packing over several
+  // vectors, ymm vectors), which bf16 plans never make: the same blocking.
+  codegen::PlanOptions float32_only_off;
+  float32_only_off.pack_w_multi_vector = false;
+  float32_only_off.narrow_avx512 = false;
+  const codegen::KernelPlan f32 = codegen::make_plan(p, Isa::kAvx512, float32_only_off);
   EXPECT_EQ(f32.cache_key().find("bf16"), std::string::npos);
   EXPECT_EQ(f32.weight_layout_key().find("bf16"), std::string::npos);
   EXPECT_EQ(codegen::kernel_name(f32).rfind("tconv3d_f32_", 0), 0u);

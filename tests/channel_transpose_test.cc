@@ -47,5 +47,27 @@ TEST(ChannelTranspose, MatchesScalarForEveryShapeAndAlignment) {
 
 #endif  // TCONV3D_HAVE_XBYAK
 
+TEST(ChannelTranspose, BatchedMatchesScalarAcrossStripsAndSpans) {
+  // transpose_batched's work items: strips of 16 along the short axis,
+  // spans of 1024 along the long one, with partial ones at both ends; either
+  // axis the long one; any thread count.
+  std::mt19937_64 rng(12);
+  const int64_t shapes[][3] = {{2, 37, 2100}, {2, 2100, 37}, {1, 16, 1024}, {3, 5, 7}, {1, 1, 3000}, {1, 4, 4096}};
+  for (const auto& shape : shapes) {
+    const int64_t batch = shape[0], rows = shape[1], cols = shape[2];
+    const std::vector<float> in = testing::random_tensor(batch * rows * cols, rng);
+    for (int threads : {1, 3}) {
+      std::vector<float> out(in.size(), -7.0f);
+      transpose_batched(in.data(), out.data(), batch, rows, cols, threads);
+      for (int64_t n = 0; n < batch; ++n)
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c)
+            ASSERT_EQ(out[(n * cols + c) * rows + r], in[(n * rows + r) * cols + c])
+                << batch << "x" << rows << "x" << cols << ", " << threads << " threads, at " << n << "," << r << ","
+                << c;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tconv3d

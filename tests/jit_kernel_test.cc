@@ -151,6 +151,72 @@ TEST_P(JitKernelTest, LanePackedStridedAndDilated) {
   }
 }
 
+// Lane packing over several vectors (e.g. 2 W phases x 20 filters = 5 ymm
+// vectors): an input offset skips the vectors none of its phases has a tap
+// for, and a super voxel reaching outside the row stores each vector under
+// its own lane mask. Random layers with 2-3 W phases of more filters than
+// one vector holds, W sizes that leave partial super voxels at both ends.
+TEST_P(JitKernelTest, LanePackedSeveralVectors) {
+  std::mt19937_64 rng(91 + static_cast<int>(isa()));
+  auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  const int64_t lanes = target().lanes();
+  int packed = 0;
+  for (int i = 0; i < 100; ++i) {
+    testing::RandomCase c = testing::random_case(rng, /*elementwise_activation_only=*/true);
+    LayerConfig& config = c.config;
+    config.dilation_rate = {1, 1, 1};
+    config.strides[2] = pick(2, 3);
+    config.filters = pick(lanes / config.strides[2] + 1, 62 / config.strides[2]);
+    config.kernel_size[2] = pick(2, 5);
+    if (config.output_padding) {
+      Triple& op = *config.output_padding;
+      op[2] = pick(0, config.strides[2] - 1);
+      for (int a = 0; a < 2; ++a)
+        if (op[a] >= config.strides[a]) op[a] = 0;
+    }
+    c.input_shape[config.data_format == DataFormat::kChannelsLast ? 4 : 1] = pick(1, 9);
+    c.input_shape[config.data_format == DataFormat::kChannelsLast ? 3 : 4] = pick(1, 12);
+    try {
+      resolve_geometry(config, c.input_shape);
+    } catch (const std::exception&) {
+      continue;
+    }
+    const Layer layer = Layer::create_initialized(config, c.input_shape, 1, options());
+    packed += layer.kernel_name().find("_p") != std::string::npos;
+    const double error = testing::compare_with_reference(c, options(1 + i % 2), 9500 + i);
+    ASSERT_LE(error, kTolerance) << "case " << i << ": " << c.describe() << " kernel " << layer.kernel_name();
+  }
+  EXPECT_GE(packed, 25) << "too few random layers took a lane-packed kernel of several vectors";
+}
+
+// The suite's k3s2_op1_odd shape (2 W phases x 20 filters: 5 ymm or 3 zmm
+// vectors per super voxel), with W sizes that do and do not leave partial
+// super voxels (crop at the start, output_padding at the end).
+TEST_P(JitKernelTest, LanePackedTwentyFilters) {
+  int index = 0;
+  for (int64_t w : {1, 2, 5, 11}) {
+    for (int op : {0, 1}) {
+      for (Padding padding : {Padding::kSame, Padding::kValid}) {
+        testing::RandomCase c;
+        c.config.filters = 20;
+        c.config.kernel_size = {3, 3, 3};
+        c.config.strides = {2, 2, 2};
+        c.config.padding = padding;
+        c.config.output_padding = Triple{op, op, op};
+        c.config.activation = parse_activation_name(index % 2 ? "elu" : "linear", Flavor::kKeras3);
+        c.input_shape = {2, 3, 4, w, 24};
+        const Layer layer = Layer::create_initialized(c.config, c.input_shape, 1, options());
+        EXPECT_NE(layer.kernel_name().find("_p2"), std::string::npos) << layer.kernel_name();
+        // AVX-512 takes ymm vectors here (8 ymm FMAs per super voxel against 5 zmm ones).
+        if (isa() == Isa::kAvx512)
+          EXPECT_NE(layer.kernel_name().find("_ymm"), std::string::npos) << layer.kernel_name();
+        const double error = testing::compare_with_reference(c, options(2), 700 + index++);
+        EXPECT_LE(error, kTolerance) << c.describe() << " kernel " << layer.kernel_name();
+      }
+    }
+  }
+}
+
 TEST_P(JitKernelTest, BitwiseIdenticalAcrossThreadCounts) {
   std::mt19937_64 rng(4242);
   for (int i = 0; i < 13; ++i) {

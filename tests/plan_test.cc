@@ -162,8 +162,10 @@ TEST(Plan, FourFilterHeadIsLanePacked) {
   c.kernel_size = {4, 4, 4};
   c.strides = {2, 2, 2};
   c.padding = Padding::kSame;
+  PlanOptions zmm;
+  zmm.narrow_avx512 = false;
   for (Isa isa : {Isa::kAvx2, Isa::kAvx512}) {
-    const KernelPlan plan = make_plan(problem_of(c, {1, 8, 8, 8, 32}), isa);
+    const KernelPlan plan = make_plan(problem_of(c, {1, 8, 8, 8, 32}), isa, zmm);
     EXPECT_EQ(plan.w_pack, 2) << to_string(isa);
     EXPECT_EQ(plan.tail_lanes, isa == Isa::kAvx2 ? 0 : 8);
     EXPECT_NE(plan.to_string().find("lane-packed"), std::string::npos);
@@ -172,6 +174,50 @@ TEST(Plan, FourFilterHeadIsLanePacked) {
   }
   c.filters = 16;  // fills the lanes already
   EXPECT_EQ(make_plan(problem_of(c, {1, 8, 8, 8, 32}), Isa::kAvx2).w_pack, 1);
+}
+
+TEST(Plan, TwentyFiltersPackTwoPhasesIntoSeveralVectors) {
+  // k3s2_op1_odd: 2 W phases x 20 filters = 40 lanes. Input offset 0 holds
+  // taps of both phases, offset 1 only phase 0's (lanes 0..19).
+  LayerConfig c = k3s2_same(20);
+  c.output_padding = Triple{1, 1, 1};
+  const Problem problem = problem_of(c, {2, 7, 9, 11, 24});
+  const KernelPlan avx2 = make_plan(problem, Isa::kAvx2);
+  ASSERT_EQ(avx2.w_pack, 2);
+  EXPECT_EQ(avx2.oc_vectors, 5);
+  EXPECT_EQ(avx2.oc_groups, 1);
+  EXPECT_EQ(avx2.tail_lanes, 0);
+  ASSERT_EQ(avx2.phases[2].front().taps.size(), 2u);
+  for (int v = 0; v < 5; ++v) {
+    EXPECT_TRUE(avx2.w_pack_vector_used(0, v)) << v;
+    EXPECT_EQ(avx2.w_pack_vector_used(1, v), v < 3) << v;  // lanes 0..23 reach phase 0's 0..19
+  }
+  // AVX-512 in ymm vectors: AVX2's plan with 32 registers (a larger tile).
+  const KernelPlan ymm = make_plan(problem, Isa::kAvx512);
+  EXPECT_EQ(ymm.lanes, 8);
+  EXPECT_EQ(ymm.oc_vectors, 5);
+  EXPECT_GT(ymm.tile_w, avx2.tile_w);
+  EXPECT_NE(kernel_name(ymm).find("_ymm"), std::string::npos);
+  EXPECT_NE(ymm.cache_key(), avx2.cache_key());
+  PlanOptions zmm;
+  zmm.narrow_avx512 = false;
+  const KernelPlan avx512 = make_plan(problem, Isa::kAvx512, zmm);
+  ASSERT_EQ(avx512.w_pack, 2);
+  EXPECT_EQ(avx512.oc_vectors, 3);
+  EXPECT_EQ(avx512.tail_lanes, 8);
+  EXPECT_TRUE(avx512.w_pack_vector_used(1, 1));
+  EXPECT_FALSE(avx512.w_pack_vector_used(1, 2));
+  // Not for emitters that decline it (the LLVM backend), nor for more than 62 lanes.
+  PlanOptions single;
+  single.pack_w_multi_vector = false;
+  EXPECT_EQ(make_plan(problem, Isa::kAvx2, single).w_pack, 1);
+  EXPECT_EQ(plan_for_backend(problem, Isa::kAvx2, Backend::kLlvm).w_pack, 1);
+  EXPECT_EQ(plan_for_backend(problem, Isa::kAvx2, Backend::kXbyak).w_pack, 2);
+  EXPECT_EQ(make_plan(problem_of(k3s2_same(32), {1, 4, 4, 4, 8}), Isa::kAvx512).w_pack, 1);
+  // Where packing saves no FMA (every offset uses every vector) the phases stay apart.
+  LayerConfig k4 = k3s2_same(16);
+  k4.kernel_size = {4, 4, 4};
+  EXPECT_EQ(make_plan(problem_of(k4, {1, 4, 4, 4, 8}), Isa::kAvx2).w_pack, 1);
 }
 
 TEST(Plan, BigChannelLayersGetEnoughAccumulators) {
@@ -202,7 +248,8 @@ TEST(Plan, StrideLargerThanKernelLeavesPhasesWithoutTaps) {
   c.filters = 3;
   c.kernel_size = {1, 2, 2};
   c.strides = {3, 3, 3};
-  const KernelPlan plan = make_plan(problem_of(c, {1, 2, 2, 2, 4}), Isa::kAvx2);
+  // Unpacked W phases (with lane packing, 3 phases x 3 filters share one vector).
+  const KernelPlan plan = make_plan(problem_of(c, {1, 2, 2, 2, 4}), Isa::kAvx2, PlanOptions::baseline());
   int empty = 0;
   for (const AxisPhase& p : plan.phases[2]) empty += p.taps.empty();
   EXPECT_EQ(empty, 1);

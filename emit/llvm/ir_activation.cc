@@ -138,7 +138,7 @@ llvm::Value* emit_activation(IrSupport& ir, const Activation& act, llvm::Value* 
     case ActivationKind::kRelu: {
       llvm::Value* t = m.c(act.threshold);
       llvm::Value* below = alpha == 0.0 ? m.c(0.0) : m.mul(m.c(alpha), m.sub(x, t));  // +0, as max(x, 0) gives
-      llvm::Value* y = m.select(m.ge(x, t), x, below);
+      llvm::Value* y = m.select(m.lt(x, t), below, x);  // NaN is not below t: it passes through
       return act.max_value ? m.min(y, m.c(*act.max_value)) : y;
     }
     case ActivationKind::kLeakyRelu: return m.select(m.ge(x, m.c(0.0)), x, m.mul(m.c(alpha), x));

@@ -25,4 +25,16 @@ struct Avx512Traits {
   static constexpr bool kHasOpmask = true;
 };
 
+// AVX-512 (VL) with 8-lane ymm vectors: AVX2's lanes, AVX-512's 32
+// registers and opmasks (plans for few filters, see make_plan). Registers
+// 16-31 take EVEX encodings; the activation emitter's AVX2 code (vblendvps
+// has no EVEX form) gets registers 0-15 only.
+struct Avx512YmmTraits {
+  using Vmm = Xbyak::Ymm;
+  static constexpr Isa kIsa = Isa::kAvx512;
+  static constexpr int kLanes = 8;
+  static constexpr int kRegisters = 32;
+  static constexpr bool kHasOpmask = true;
+};
+
 }  // namespace tconv3d::x64

@@ -34,7 +34,7 @@ const Xbyak::Reg64 callee_saved[] = {rbx, rbp, r12, r13, r14, r15};
 
 const Xbyak::Opmask tail_opmask = k4;  // k1-k3 belong to the activation emitter
 const Xbyak::Opmask row_opmask = k5;
-const Xbyak::Opmask partial_opmasks[2] = {k6, k7};
+const Xbyak::Opmask store_opmask = k6;  // a partial super voxel's vector
 
 }  // namespace
 
@@ -51,31 +51,25 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
     throw Error("plan", "register tile " + std::to_string(plan.tile_w) + "x" + std::to_string(plan.oc_block) +
                             " does not fit the " + std::to_string(Traits::kRegisters) + " vector registers of " +
                             to_string(Traits::kIsa));
+  if constexpr (Traits::kHasOpmask && std::is_same_v<Vmm, Xbyak::Ymm>) {
+    if (plan.activation_row_pass)
+      wide_activation_ = std::make_unique<ActivationEmitter<Xbyak::Zmm>>(*this, plan.activation);
+  }
   if (plan.w_pack > 1) {
     const int64_t all = (int64_t(1) << plan.vector_channels()) - 1;
+    const uint32_t lane_all = (uint32_t(1) << plan.lanes) - 1;
     const int64_t count = plan.phases[2].front().count;
     for (int64_t j : {int64_t(0), count - 1}) {
       const int64_t mask = j >= 0 ? plan.w_pack_lane_mask(j) : all;
-      if (mask != all && std::find(partial_masks_.begin(), partial_masks_.end(), mask) == partial_masks_.end())
-        partial_masks_.push_back(mask);
+      if (mask == all) continue;
+      for (int v = 0; v < plan.oc_vectors; ++v) {
+        const uint32_t bits = static_cast<uint32_t>(mask >> (v * plan.lanes)) & lane_all;
+        if (bits != 0 && bits != lane_all &&
+            std::find(store_masks_.begin(), store_masks_.end(), bits) == store_masks_.end())
+          store_masks_.push_back(bits);
+      }
     }
-  }
-}
-
-template <typename Traits>
-int TConvEmitter<Traits>::partial_mask_of(int64_t j) const {
-  if (partial_masks_.empty()) return -1;
-  const auto found = std::find(partial_masks_.begin(), partial_masks_.end(), plan_.w_pack_lane_mask(j));
-  return found == partial_masks_.end() ? -1 : static_cast<int>(found - partial_masks_.begin());
-}
-
-template <typename Traits>
-void TConvEmitter<Traits>::load_partial_masks() {
-  if constexpr (Traits::kHasOpmask) {
-    for (size_t i = 0; i < partial_masks_.size(); ++i) {
-      mov(eax, static_cast<uint32_t>(partial_masks_[i]));
-      kmovw(partial_opmasks[i], eax);
-    }
+    if (store_masks_.size() > kMaxStoreMasks) throw Error("plan", "too many partial super voxel masks");
   }
 }
 
@@ -95,7 +89,6 @@ CompiledCode TConvEmitter<Traits>::generate() {
       kmovw(tail_opmask, eax);
     }
   }
-  load_partial_masks();
   mov(reg_input, ptr[reg_args + off::kInput]);
   for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) emit_w_phase(rw);
   if (plan_.activation_row_pass) emit_activation_pass();
@@ -254,56 +247,130 @@ void TConvEmitter<Traits>::emit_row_tap_loop(int rw, const TapMask& valid, int w
 }
 
 template <typename Traits>
+bool TConvEmitter<Traits>::shares_broadcasts(int rw, int vectors) const {
+  // One vector per voxel makes a broadcast per FMA, and the loads (not the
+  // FMAs) the limit; an input voxel that several W taps read (at
+  // neighbouring tile voxels) is then broadcast once for all of them, with
+  // every tap's weights held in registers (the 4-filter head: 12 broadcasts
+  // for 22 FMAs instead of 22, 71 -> 75 % of the FMA peak on Zen 4).
+  const int taps = static_cast<int>(plan_.w_taps(rw));
+  return vectors == 1 && taps >= 2 && plan_.tile_w * plan_.oc_block + taps * vectors + 1 <= Traits::kRegisters;
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, int width, int vectors, int u) {
+  const codegen::AxisPhase& phase = plan_.phases[2][rw];
+  const int taps = static_cast<int>(phase.taps.size());
+  const int64_t in_step = plan_.w_input_step();
+  const int first_weight = plan_.tile_w * plan_.oc_block;
+  auto tap_weight = [&](int t, int v) { return Vmm(first_weight + t * vectors + v); };
+  const int first_broadcast = first_weight + taps * vectors;
+  const int broadcasts = std::min(2, Traits::kRegisters - first_broadcast);
+  // (input voxel offset within the tile, tap, tile voxel) in input order.
+  struct Use {
+    int64_t at;
+    int t, p;
+  };
+  std::vector<Use> uses;
+  std::vector<std::vector<int>> used(static_cast<size_t>(taps));
+  for (int t = 0; t < taps; ++t) {
+    for (int v = 0; v < vectors; ++v)
+      if (plan_.w_pack_vector_used(static_cast<size_t>(t), v)) used[static_cast<size_t>(t)].push_back(v);
+    bool any = false;
+    for (int p = 0; p < width; ++p) {
+      if (!valid[static_cast<size_t>(t)][static_cast<size_t>(p)] || used[static_cast<size_t>(t)].empty()) continue;
+      uses.push_back({p * in_step - phase.taps[static_cast<size_t>(t)].offset, t, p});
+      any = true;
+    }
+    if (any)
+      for (int v : used[static_cast<size_t>(t)])
+        vmovups(tap_weight(t, v), ptr[reg_w + 4 * (((int64_t(u) * taps + t) * vectors + v) * plan_.lanes)]);
+  }
+  std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.at < b.at; });
+  for (size_t i = 0; i < uses.size();) {
+    const Vmm b(first_broadcast + broadcast_turn_++ % broadcasts);
+    vbroadcastss(b, ptr[reg_in + uses[i].at * input_voxel_bytes() + 4 * u]);
+    const int64_t at = uses[i].at;
+    for (; i < uses.size() && uses[i].at == at; ++i)
+      for (int v : used[static_cast<size_t>(uses[i].t)])
+        vfmadd231ps(accumulator(uses[i].p, v, vectors), tap_weight(uses[i].t, v), b);
+  }
+}
+
+template <typename Traits>
 void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps) {
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   const int64_t taps = static_cast<int64_t>(phase.taps.size());
   const int64_t in_step = plan_.w_input_step();
+  if (shares_broadcasts(rw, vectors)) {
+    for (int u = 0; u < steps; ++u) emit_shared_cin_step(rw, valid, width, vectors, u);
+    return;
+  }
   for (int u = 0; u < steps; ++u) {
     for (int64_t t = 0; t < taps; ++t) {
       const auto& use = valid[static_cast<size_t>(t)];
       if (std::find(use.begin(), use.end(), true) == use.end()) continue;
+      // Lane-packed: the vectors no phase has this offset's tap for hold zeros.
+      std::vector<int> used;
       for (int v = 0; v < vectors; ++v)
-        vmovups(weight(v), ptr[reg_w + 4 * (((u * taps + t) * vectors + v) * plan_.lanes)]);
+        if (plan_.w_pack_vector_used(static_cast<size_t>(t), v)) used.push_back(v);
+      if (used.empty()) continue;
+      for (int v : used) vmovups(weight(v), ptr[reg_w + 4 * (((u * taps + t) * vectors + v) * plan_.lanes)]);
       for (int p = 0; p < width; ++p) {
         if (!use[static_cast<size_t>(p)]) continue;
         const Vmm b = broadcast(broadcast_turn_++);
         vbroadcastss(b, ptr[reg_in + (p * in_step - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() +
                                4 * u]);
-        for (int v = 0; v < vectors; ++v) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
+        for (int v : used) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
       }
     }
   }
 }
 
 template <typename Traits>
+void TConvEmitter<Traits>::store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits) {
+  if constexpr (Traits::kHasOpmask) {
+    mov(eax, bits);
+    kmovw(store_opmask, eax);
+    vmovups(dst | store_opmask, x);
+  } else {
+    const auto found = std::find(store_masks_.begin(), store_masks_.end(), bits);
+    if (found == store_masks_.end()) throw Error("plan", "a partial super voxel mask was not collected");
+    const Vmm mask = broadcast(0);  // free once the tile is reduced; weight(0) may hold the tail mask
+    vmovups(mask, ptr[rip + store_mask_labels_[found - store_masks_.begin()]]);
+    vmaskmovps(dst, mask, x);
+  }
+}
+
+template <typename Traits>
 void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64_t first) {
   const int64_t pitch = plan_.w_output_step() * output_voxel_bytes();
+  const uint32_t lane_all = (uint32_t(1) << plan_.lanes) - 1;
+  const int64_t voxel_all = plan_.w_pack > 1 ? (int64_t(1) << plan_.vector_channels()) - 1 : 0;
   if constexpr (!Traits::kHasOpmask) {
     if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
   }
   for (int p = 0; p < width; ++p) {
-    // A lane-packed super voxel reaching outside the row (one vector).
-    const int which = first < 0 ? -1 : partial_mask_of(first + p);
-    if (which >= 0) {
-      if constexpr (Traits::kHasOpmask) {
-        vmovups(ptr[reg_out + p * pitch] | partial_opmasks[which], accumulator(p, 0, vectors));
-      } else {
-        vmovups(weight(0), ptr[rip + partial_mask_labels_[which]]);
-        vmaskmovps(ptr[reg_out + p * pitch], weight(0), accumulator(p, 0, vectors));
-        if (masked) vmovups(weight(0), ptr[rip + tail_mask_]);
-      }
-      continue;
-    }
+    // A lane-packed super voxel reaching outside the row stores only its
+    // inside lanes, vector by vector (its lanes past the channels are 0 bits).
+    const int64_t stored = first >= 0 && plan_.w_pack > 1 ? plan_.w_pack_lane_mask(first + p) : voxel_all;
     for (int v = 0; v < vectors; ++v) {
       const Xbyak::Address dst = ptr[reg_out + p * pitch + 4 * v * plan_.lanes];
-      if (masked && v == vectors - 1) {
+      const Vmm acc = accumulator(p, v, vectors);
+      if (stored != voxel_all) {
+        const uint32_t bits = static_cast<uint32_t>(stored >> (v * plan_.lanes)) & lane_all;
+        if (bits == lane_all)
+          vmovups(dst, acc);
+        else if (bits)
+          store_lanes(dst, acc, bits);
+      } else if (masked && v == vectors - 1) {
         if constexpr (Traits::kHasOpmask) {
-          vmovups(ptr[reg_out + p * pitch + 4 * v * plan_.lanes] | tail_opmask, accumulator(p, v, vectors));
+          vmovups(dst | tail_opmask, acc);
         } else {
-          vmaskmovps(dst, weight(0), accumulator(p, v, vectors));
+          vmaskmovps(dst, weight(0), acc);
         }
       } else {
-        vmovups(dst, accumulator(p, v, vectors));
+        vmovups(dst, acc);
       }
     }
   }
@@ -319,7 +386,7 @@ void TConvEmitter<Traits>::emit_group_activation_pass() {
   const Vmm x(0);
   const Vmm mask(Traits::kRegisters - 1);
   std::vector<Vmm> scratch;
-  for (int i = 1; i < Traits::kRegisters - 1; ++i) scratch.emplace_back(i);
+  for (int i = 1; i < activation_registers() - 1; ++i) scratch.emplace_back(i);
   mov(rax, ptr[reg_args + off::kOutput]);
   if (g) add(rax, static_cast<uint32_t>(4 * g * plan_.oc_block * plan_.lanes));
   Xbyak::Label next_voxel;
@@ -355,23 +422,37 @@ void TConvEmitter<Traits>::emit_activation_pass() {
     emit_group_activation_pass();
     return;
   }
+  if constexpr (Traits::kHasOpmask && std::is_same_v<Vmm, Xbyak::Ymm>) {
+    // AVX-512 in ymm vectors: the row is contiguous, so the pass runs in zmm
+    // vectors. The activation's long dependency chains then keep half as
+    // many operations waiting in the FP scheduler per element (a zmm
+    // operation is one, issued as two halves on Zen 4).
+    emit_row_pass(*wide_activation_, 16, 32);
+  } else {
+    emit_row_pass(activation_, plan_.lanes, activation_registers());
+  }
+}
+
+template <typename Traits>
+template <typename RowVmm>
+void TConvEmitter<Traits>::emit_row_pass(ActivationEmitter<RowVmm>& act, int lanes, int registers) {
   // The row is finished and L1-hot: load, activate, store, every register free.
   const int64_t total = plan_.geometry.axes[2].out * plan_.geometry.out_channels;
-  const int64_t full = total / plan_.lanes;
-  const int rest = static_cast<int>(total % plan_.lanes);
-  const Vmm x(0);
-  const Vmm mask(Traits::kRegisters - 1);
-  std::vector<Vmm> scratch;
-  for (int i = 1; i < Traits::kRegisters - 1; ++i) scratch.emplace_back(i);
+  const int64_t full = total / lanes;
+  const int rest = static_cast<int>(total % lanes);
+  const RowVmm x(0);
+  const RowVmm mask(registers - 1);
+  std::vector<RowVmm> scratch;
+  for (int i = 1; i < registers - 1; ++i) scratch.emplace_back(i);
   mov(rax, ptr[reg_args + off::kOutput]);
   if (full > 0) {
     Xbyak::Label next;
     mov(reg_ci, full);
     L(next);
     vmovups(x, ptr[rax]);
-    activate(x, scratch);
+    act.emit(x, scratch);
     vmovups(ptr[rax], x);
-    add(rax, 4 * plan_.lanes);
+    add(rax, 4 * lanes);
     dec(reg_ci);
     jnz(next, T_NEAR);
   }
@@ -380,12 +461,12 @@ void TConvEmitter<Traits>::emit_activation_pass() {
       mov(edx, (1u << rest) - 1);
       kmovw(row_opmask, edx);
       vmovups(x | row_opmask | T_z, ptr[rax]);
-      activate(x, scratch);
+      act.emit(x, scratch);
       vmovups(ptr[rax] | row_opmask, x);
     } else {
       vmovups(mask, ptr[rip + row_mask_]);
       vmaskmovps(x, mask, ptr[rax]);
-      activate(x, scratch);
+      act.emit(x, scratch);
       vmaskmovps(ptr[rax], mask, x);
     }
   }
@@ -401,12 +482,13 @@ void TConvEmitter<Traits>::emit_constants() {
     for (int i = 0; i < plan_.lanes; ++i) dd(i < plan_.tail_lanes ? 0xFFFFFFFFu : 0u);
     L(row_mask_);
     for (int i = 0; i < plan_.lanes; ++i) dd(i < rest ? 0xFFFFFFFFu : 0u);
-    for (size_t m = 0; m < partial_masks_.size(); ++m) {
-      L(partial_mask_labels_[m]);
-      for (int i = 0; i < plan_.lanes; ++i) dd((partial_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
+    for (size_t m = 0; m < store_masks_.size(); ++m) {
+      L(store_mask_labels_[m]);
+      for (int i = 0; i < plan_.lanes; ++i) dd((store_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
     }
   }
   activation_.emit_constants();
+  if (wide_activation_) wide_activation_->emit_constants();
 }
 
 template <typename Traits>
@@ -416,10 +498,13 @@ void TConvEmitter<Traits>::activate(const Vmm& x, const std::vector<Vmm>& scratc
 
 template class TConvEmitter<Avx2Traits>;
 template class TConvEmitter<Avx512Traits>;
+template class TConvEmitter<Avx512YmmTraits>;
 
 CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan) {
   if (plan.bf16()) return emit_bf16_kernel(plan);
   try {
+    if (plan.isa == Isa::kAvx512 && plan.lanes == Avx512YmmTraits::kLanes)
+      return TConvEmitter<Avx512YmmTraits>(plan).generate();
     if (plan.isa == Isa::kAvx512) return TConvEmitter<Avx512Traits>(plan).generate();
     if (plan.isa == Isa::kAvx2) return TConvEmitter<Avx2Traits>(plan).generate();
   } catch (const Xbyak::Error& e) {

@@ -8,6 +8,8 @@
 // copied into W^X memory by runtime/exec_memory.hpp.
 #pragma once
 
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include <xbyak/xbyak.h>
@@ -41,14 +43,23 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_tile(int rw, const TapMask& valid, int width, int vectors, bool masked, int64_t first);
   void emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors);
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
+  bool shares_broadcasts(int rw, int vectors) const;
+  void emit_shared_cin_step(int rw, const TapMask& valid, int width, int vectors, int u);
   void store_tile(int width, int vectors, bool masked, int64_t first);
-  void load_partial_masks();
-  int partial_mask_of(int64_t j) const;  // index into partial_masks_ of voxel j's lanes; -1: all stored
+  // Stores the lanes `bits` of x (a partial vector of a lane-packed super voxel).
+  void store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits);
   void emit_activation_pass();
+  template <typename RowVmm>
+  void emit_row_pass(ActivationEmitter<RowVmm>& act, int lanes, int registers);
   void emit_group_activation_pass();
   void emit_constants();
   void activate(const Vmm& x, const std::vector<Vmm>& scratch);
 
+  // Registers the activation code may use: its ymm code is AVX2's (VEX
+  // only), so registers 0-15 even where AVX-512 gives 32.
+  static constexpr int activation_registers() {
+    return std::is_same_v<Vmm, Xbyak::Ymm> ? 16 : Traits::kRegisters;
+  }
   Vmm accumulator(int p, int v, int vectors) const { return Vmm(p * vectors + v); }
   Vmm weight(int v) const { return Vmm(plan_.tile_w * plan_.oc_block + v); }
   Vmm broadcast(int i) const;
@@ -59,12 +70,16 @@ class TConvEmitter : public Xbyak::CodeGenerator {
 
   const codegen::KernelPlan& plan_;
   ActivationEmitter<Vmm> activation_;
+  // AVX-512 in ymm vectors: the row pass's activation, in zmm vectors.
+  std::unique_ptr<ActivationEmitter<Xbyak::Zmm>> wide_activation_;
   Xbyak::Label tail_mask_;  // AVX2: lanes of the last output vector
   Xbyak::Label row_mask_;   // AVX2: lanes of the activation pass's last vector
-  // Lane-packed W: the lane masks of super voxels that reach outside the row
-  // (at most the first and the last), each with its AVX2 constant.
-  std::vector<int64_t> partial_masks_;
-  Xbyak::Label partial_mask_labels_[2];
+  // Lane-packed W: the super voxels that reach outside the row (at most the
+  // first and the last) store each vector under its own lane mask; AVX2
+  // reads them as constants (at most 2 super voxels x 8 vectors).
+  static constexpr int kMaxStoreMasks = 16;
+  std::vector<uint32_t> store_masks_;
+  Xbyak::Label store_mask_labels_[kMaxStoreMasks];
   int broadcast_turn_ = 0;
 };
 

@@ -75,7 +75,7 @@ class TCONV3D_API Layer {
   // linear. Regularizer terms are not included (Keras adds their gradients
   // itself). Results do not depend on the thread count. Thread-safe.
   void backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const;
-  // What backward() runs, for reports ("dx kernel + dK kernel").
+  // What backward() (or, on a bf16 layer, backward_bf16()) runs, for reports ("dx kernel + dK kernel").
   std::string backward_kernel_names() const;
   // A bf16 layer's backward pass (Keras mixed_bfloat16): x, y, dy and dx in
   // bf16 (raw bits, the layer's data format), dk and db float32 (the float32

@@ -15,7 +15,7 @@
 namespace tconv3d {
 namespace {
 
-// As GeneratedKernelGradient: pieces per thread when several share the work.
+// As GeneratedKernelGradient: pieces per thread when several share the work, at least.
 constexpr int kPiecesPerThread = 3;
 
 // A 32-bit bf16 pair: `first` in the low half (vdpbf16ps's even element).
@@ -44,38 +44,60 @@ Bf16KernelGradient::Bf16KernelGradient(const Problem& problem) {
 }
 
 // The float32 GeneratedKernelGradient's split (same cost model, same plan
-// fields), so each piece is computed whole, in one order, by one thread.
+// fields; keep the two in step), so each piece is computed whole, in one
+// order, by one thread.
 std::vector<Bf16KernelGradient::Piece> Bf16KernelGradient::pieces(int threads) const {
   const int tiles = plan_.tiles, blocks = plan_.ci_blocks;
   const double per_pair = double(plan_.fmas_per_pair(0, tiles, 0, blocks));
   std::vector<double> costs;
   double total = 0;
   for (const auto& pairs : pairs_) {
+    // A (kd, kh) without pairs still writes its zeros: count it as one pair.
     costs.push_back(std::max<double>(1.0, double(pairs.size() / 2)) * std::max(1.0, per_pair));
     total += costs.back();
   }
-  const double target = threads <= 1 ? total : total / (double(threads) * kPiecesPerThread);
-  std::vector<Piece> out;
-  for (size_t dh = 0; dh < pairs_.size(); ++dh) {
-    const int wanted =
-        static_cast<int>(std::clamp<double>(std::round(costs[dh] / target), 1.0, double(tiles) * blocks));
-    const int tile_parts = std::min(wanted, tiles);
-    const int block_parts = std::min(blocks, (wanted + tile_parts - 1) / tile_parts);
-    for (int t = 0; t < tile_parts; ++t)
-      for (int b = 0; b < block_parts; ++b) {
-        Piece p;
-        p.dh = static_cast<int>(dh);
-        p.tile_begin = static_cast<int>(int64_t(tiles) * t / tile_parts);
-        p.tile_end = static_cast<int>(int64_t(tiles) * (t + 1) / tile_parts);
-        p.block_begin = static_cast<int>(int64_t(blocks) * b / block_parts);
-        p.block_end = static_cast<int>(int64_t(blocks) * (b + 1) / block_parts);
-        p.cost = std::max<double>(1.0, double(pairs_[dh].size() / 2)) *
-                 double(plan_.fmas_per_pair(p.tile_begin, p.tile_end, p.block_begin, p.block_end));
-        out.push_back(p);
-      }
+  auto split = [&](double target) {
+    std::vector<Piece> out;
+    for (size_t dh = 0; dh < pairs_.size(); ++dh) {
+      const int wanted =
+          static_cast<int>(std::clamp<double>(std::round(costs[dh] / target), 1.0, double(tiles) * blocks));
+      // Tiles first (a piece keeps all ci blocks); ci blocks only when there are too few tiles.
+      const int tile_parts = std::min(wanted, tiles);
+      const int block_parts = std::min(blocks, (wanted + tile_parts - 1) / tile_parts);
+      for (int t = 0; t < tile_parts; ++t)
+        for (int b = 0; b < block_parts; ++b) {
+          Piece p;
+          p.dh = static_cast<int>(dh);
+          p.tile_begin = static_cast<int>(int64_t(tiles) * t / tile_parts);
+          p.tile_end = static_cast<int>(int64_t(tiles) * (t + 1) / tile_parts);
+          p.block_begin = static_cast<int>(int64_t(blocks) * b / block_parts);
+          p.block_end = static_cast<int>(int64_t(blocks) * (b + 1) / block_parts);
+          p.cost = std::max<double>(1.0, double(pairs_[dh].size() / 2)) *
+                   double(plan_.fmas_per_pair(p.tile_begin, p.tile_end, p.block_begin, p.block_end));
+          out.push_back(p);
+        }
+    }
+    // Largest first, handed out dynamically: which thread takes a piece never
+    // changes what the piece computes.
+    std::stable_sort(out.begin(), out.end(), [](const Piece& a, const Piece& b) { return a.cost > b.cost; });
+    return out;
+  };
+  if (threads <= 1) return split(total);
+  // Several pieces-per-thread counts; the split whose largest-first schedule
+  // ends first wins (within 1 %: the one with fewer pieces).
+  std::vector<Piece> best;
+  double best_end = 0;
+  for (int per_thread : {kPiecesPerThread, 4, 5, 6, 8}) {
+    std::vector<Piece> candidate = split(total / (double(threads) * per_thread));
+    std::vector<double> load(static_cast<size_t>(threads), 0.0);
+    for (const Piece& p : candidate) *std::min_element(load.begin(), load.end()) += p.cost;
+    const double end = *std::max_element(load.begin(), load.end());
+    if (best.empty() || end < best_end * 0.99) {
+      best = std::move(candidate);
+      best_end = end;
+    }
   }
-  std::stable_sort(out.begin(), out.end(), [](const Piece& a, const Piece& b) { return a.cost > b.cost; });
-  return out;
+  return best;
 }
 
 // x pairs: xp[row, j, ci] = (x[row, 2j, ci], x[row, 2j+1, ci], 0 past the row).

@@ -122,15 +122,27 @@ void transpose_block(const float* src, int64_t ss, float* dst, int64_t ds, int64
 }
 
 void transpose_batched(const float* in, float* out, int64_t batch, int64_t rows, int64_t cols, int threads) {
-  constexpr int64_t kBlock = 32;
+  // Work items: strips of kStrip rows (or columns) of the short axis, kSpan
+  // long along the long one, the strips of one span in a row: a strip reads
+  // (or writes) only kStrip far-apart lines at a time, which the prefetchers
+  // follow, and a span's strips complete whole lines on the other side.
+  // Measured on Zen 4 (1 thread, cold caches), against 32 x 32 blocks:
+  // 64 x 32768 1.7-2.0 -> 1.0-1.1 ms, 4096 x 128 and 128 x 4096 0.30-0.34 ->
+  // 0.21-0.24 ms (a memcpy of the same bytes: 0.6-0.7 and 0.16-0.19 ms).
+  constexpr int64_t kStrip = 16, kSpan = 1024;
   const bool avx = cpu_features().avx2_fma || cpu_features().avx512;
+  const bool wide = rows <= cols;  // the columns are the long axis
+  const int64_t strips = ((wide ? rows : cols) + kStrip - 1) / kStrip;
+  const int64_t spans = ((wide ? cols : rows) + kSpan - 1) / kSpan;
 #pragma omp parallel for collapse(3) schedule(static) num_threads(threads)
   for (int64_t n = 0; n < batch; ++n)
-    for (int64_t r0 = 0; r0 < rows; r0 += kBlock)
-      for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+    for (int64_t span = 0; span < spans; ++span)
+      for (int64_t strip = 0; strip < strips; ++strip) {
+        const int64_t r0 = wide ? strip * kStrip : span * kSpan, c0 = wide ? span * kSpan : strip * kStrip;
+        const int64_t block_rows = std::min(wide ? kStrip : kSpan, rows - r0);
+        const int64_t block_cols = std::min(wide ? kSpan : kStrip, cols - c0);
         const float* src = in + n * rows * cols + r0 * cols + c0;
         float* dst = out + n * rows * cols + c0 * rows + r0;
-        const int64_t block_rows = std::min(kBlock, rows - r0), block_cols = std::min(kBlock, cols - c0);
         if (avx) {
           transpose_block(src, cols, dst, rows, block_rows, block_cols, false);
           continue;

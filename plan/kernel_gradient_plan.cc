@@ -83,20 +83,27 @@ void check_displacement(double bytes, const char* what) {
 
 }  // namespace
 
-KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
+KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa, DataType dtype) {
   if (isa != Isa::kAvx2 && isa != Isa::kAvx512)
     throw Error("isa", "the kernel-gradient plan needs a resolved ISA (avx2 or avx512), got " + to_string(isa));
+  if (dtype == DataType::kBfloat16 && isa != Isa::kAvx512)
+    throw Error("isa", "the bf16 kernel-gradient plan is AVX-512 code (vdpbf16ps), got " + to_string(isa));
   const ConvGeometry& g = problem.geometry;
   validate_geometry(g);
   KernelGradientPlan plan;
   plan.isa = isa;
+  plan.dtype = dtype;
   plan.lanes = isa == Isa::kAvx512 ? 16 : 8;
   plan.vector_registers = isa == Isa::kAvx512 ? 32 : 16;
   plan.geometry = g;
   const AxisGeometry& w = g.axes[2];
   const int64_t ci = g.in_channels, co = g.out_channels;
+  // (bf16: 4 bytes per channel of a voxel pair; the dz pair rows are stride longer)
   check_displacement(4.0 * double(w.in) * double(ci), "an input row");
-  check_displacement(4.0 * double(w.out + w.kernel * w.dilation + w.crop_begin) * double(co), "an output row");
+  check_displacement(
+      4.0 * double(w.out + w.kernel * w.dilation + w.crop_begin + (dtype == DataType::kBfloat16 ? w.stride : 0)) *
+          double(co),
+      "an output row");
   check_displacement(4.0 * double(w.kernel) * double(co) * double(ci), "a (kd, kh) block of the kernel");
 
   // The cheapest register tile by the cost model; ties go to the larger tile
@@ -185,7 +192,8 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
   // Measured on Zen 4, % of the FMA peak: AVX2 6x2 tiles on unet_up_k2s2 61
   // with L2-sized calls, 75 with L1-sized; on k3s1_same 70 / 90; AVX-512
   // 13x2 tiles on gan_k4s2_same 94 with L2-sized calls, 86 with L1-sized.
-  const int64_t pair_bytes = 4 * (w.in * ci + w.out * co);
+  const int64_t steps = plan.w_steps();
+  const int64_t pair_bytes = plan.x_row_bytes() + plan.dz_row_bytes();
   const double step_bytes = 4.0 * plan.ci_vectors * plan.lanes + 64.0;
   const double step_lane_fmas = double(plan.rows) * plan.ci_vectors * plan.lanes;
   if (step_bytes / step_lane_fmas < 0.8) {
@@ -193,20 +201,27 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
   } else {
     int max_kw = 1;
     for (const RowTileClass& c : plan.classes) max_kw = std::max(max_kw, c.kw_count);
-    const int64_t l1_pair_bytes = 4 * w.in * ci + 64 * w.in * max_kw;
-    plan.pairs_per_call = std::max<int64_t>({1, (16 + w.in - 1) / w.in, (int64_t(12) << 10) / l1_pair_bytes});
+    const int64_t l1_pair_bytes = 4 * steps * ci + 64 * steps * max_kw;
+    plan.pairs_per_call = std::max<int64_t>({1, (16 + steps - 1) / steps, (int64_t(12) << 10) / l1_pair_bytes});
   }
 
-  // Per class, the runs of input voxels with the same valid kw taps.
+  // Per class, the runs of W steps (input voxels, or bf16 voxel pairs) with
+  // the same valid kw taps.
+  const int64_t voxels_per_step = plan.bf16() ? 2 : 1;
   for (const RowTileClass& c : plan.classes) {
     std::vector<KgWSegment> segments;
-    for (int64_t iw = 0; iw < w.in; ++iw) {
+    for (int64_t iw = 0; iw < steps; ++iw) {
       std::vector<bool> valid(static_cast<size_t>(c.kw_count));
       bool any = false;
       for (int k = 0; k < c.kw_count; ++k) {
-        const int64_t ow = iw * w.stride + (c.kw_first + k) * w.dilation - w.crop_begin;
-        valid[static_cast<size_t>(k)] = ow >= 0 && ow < w.out;
-        any = any || valid[static_cast<size_t>(k)];
+        bool v = false;
+        for (int64_t u = 0; u < voxels_per_step; ++u) {
+          const int64_t voxel = iw * voxels_per_step + u;
+          const int64_t ow = voxel * w.stride + (c.kw_first + k) * w.dilation - w.crop_begin;
+          v = v || (voxel < w.in && ow >= 0 && ow < w.out);
+        }
+        valid[static_cast<size_t>(k)] = v;
+        any = any || v;
       }
       if (!any) continue;
       if (!segments.empty() && segments.back().first + segments.back().count == iw && segments.back().kw_valid == valid)
@@ -217,6 +232,22 @@ KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa) {
     plan.w_segments.push_back(std::move(segments));
   }
   return plan;
+}
+
+int64_t KernelGradientPlan::w_steps() const {
+  const int64_t in = geometry.axes[2].in;
+  return bf16() ? (in + 1) / 2 : in;
+}
+
+int64_t KernelGradientPlan::x_row_bytes() const { return 4 * w_steps() * geometry.in_channels; }
+
+int64_t KernelGradientPlan::dz_row_bytes() const {
+  const AxisGeometry& w = geometry.axes[2];
+  return 4 * (w.out + (bf16() ? w.stride : 0)) * geometry.out_channels;
+}
+
+int64_t KernelGradientPlan::dz_row_origin() const {
+  return bf16() ? 4 * geometry.axes[2].stride * geometry.out_channels : 0;
 }
 
 int64_t KernelGradientPlan::fmas_per_pair(int tile_begin, int tile_end, int block_begin, int block_end) const {
@@ -242,7 +273,8 @@ std::string KernelGradientPlan::to_string() const {
   const ConvGeometry& g = geometry;
   const AxisGeometry& w = g.axes[2];
   std::ostringstream out;
-  out << "kernel gradient (dK), " << tconv3d::to_string(isa) << ", " << lanes << " lanes, " << vector_registers
+  out << "kernel gradient (dK), " << (bf16() ? "bf16 voxel pairs (vdpbf16ps), " : "") << tconv3d::to_string(isa)
+      << ", " << lanes << " lanes, " << vector_registers
       << " registers\n  channels " << g.in_channels << " in, " << g.out_channels << " out; W in " << w.in << " out "
       << w.out << " kernel " << w.kernel << " stride " << w.stride << " dilation " << w.dilation << " crop "
       << w.crop_begin << "\n  tile: up to " << rows << " rows x " << ci_vectors << " ci vectors; " << ci_blocks
@@ -269,13 +301,26 @@ std::string KernelGradientPlan::cache_key() const {
   const ConvGeometry& g = geometry;
   const AxisGeometry& w = g.axes[2];
   std::ostringstream key;
-  key << "xbyak-dk/" << tconv3d::to_string(isa) << "/ci" << g.in_channels << "/co" << g.out_channels << "/w" << w.in
-      << "k" << w.kernel << "s" << w.stride << "d" << w.dilation << "c" << w.crop_begin << "o" << w.out << "/r" << rows
-      << "v" << ci_vectors << "u" << w_unroll;
+  key << (bf16() ? "xbyak-dk-bf16/" : "xbyak-dk/") << tconv3d::to_string(isa) << "/ci" << g.in_channels << "/co"
+      << g.out_channels << "/w" << w.in << "k" << w.kernel << "s" << w.stride << "d" << w.dilation << "c"
+      << w.crop_begin << "o" << w.out << "/r" << rows << "v" << ci_vectors << "u" << w_unroll;
   for (const RowTileClass& c : classes)
     key << "/" << c.first_tile << "," << c.count << "," << c.kw_first << "," << c.kw_count << "," << c.co_first << ","
         << c.co_count;
   return key.str();
+}
+
+std::vector<int64_t> kernel_gradient_row_pairs(const KernelGradientPlan& plan, int64_t kd, int64_t kh) {
+  std::vector<int64_t> pairs = kernel_gradient_row_pairs(plan.geometry, kd, kh);
+  if (!plan.bf16()) return pairs;
+  // Same rows, counted in the pair arrays' row sizes.
+  const ConvGeometry& g = plan.geometry;
+  const int64_t x_row = 4 * g.axes[2].in * g.in_channels, dz_row = 4 * g.axes[2].out * g.out_channels;
+  for (size_t k = 0; k < pairs.size(); k += 2) {
+    pairs[k] = pairs[k] / x_row * plan.x_row_bytes();
+    pairs[k + 1] = pairs[k + 1] / dz_row * plan.dz_row_bytes() + plan.dz_row_origin();
+  }
+  return pairs;
 }
 
 std::vector<int64_t> kernel_gradient_row_pairs(const ConvGeometry& g, int64_t kd, int64_t kh) {

@@ -19,6 +19,18 @@
 // voxel iw of tap kw reads dz at ow = iw*stride + kw*dilation - crop_begin),
 // and stores them back. A dK element's terms are therefore summed in one
 // fixed order (pairs in order, then iw) whichever calls cover it.
+//
+// The bf16 variant (dtype kBfloat16, AVX-512 with AVX512_BF16): the same
+// tiles, blocks, calls and pairs, but a W step is a PAIR of input voxels
+// (iw = 2j, 2j+1), the reduction pair of vdpbf16ps. The kernel reads repacked
+// copies the runtime makes per call (see runtime/kernels/bf16_kernel_gradient.hpp):
+//   x pairs:  xp[row, j, ci]  = (x[row, 2j, ci], x[row, 2j+1, ci] or 0 past W)
+//   dz pairs: dzp[row, ow, co] = (dz[row, ow, co], dz[row, ow + stride, co]),
+//             ow in [-stride, out), a value outside [0, out) read as 0
+// so voxel pair j at tap kw reads the dz pair at ow = 2j*stride + kw*dilation
+// - crop_begin, one 32-bit broadcast, against 16 ci lanes of x pairs: each
+// float32 lane adds x[2j]*dz[ow] + x[2j+1]*dz[ow+stride]. A W segment then
+// counts voxel pairs, and a tap is valid for a pair when it is for either voxel.
 #pragma once
 
 #include <cstddef>
@@ -33,8 +45,8 @@ namespace tconv3d::codegen {
 
 // The one argument of a generated dK kernel: void kernel(const KernelGradientArgs*).
 struct KernelGradientArgs {
-  const float* x;        // the whole channels_last input
-  const float* dz;       // the whole channels_last output gradient
+  const float* x;        // the whole channels_last input (bf16: the x pairs, read as 32-bit pairs)
+  const float* dz;       // the whole channels_last output gradient (bf16: the dz pairs)
   const int64_t* pairs;  // pair_count pairs: (x row byte offset, dz row byte offset)
   int64_t pair_count;
   float* dk;           // dK block of this (kd, kh): &dK[kd, kh, 0, 0, 0]
@@ -83,9 +95,19 @@ struct KgWSegment {
 
 struct KernelGradientPlan {
   Isa isa = Isa::kAvx2;
+  DataType dtype = DataType::kFloat32;  // kBfloat16: W steps are voxel pairs (see above)
   int lanes = 8;
   int vector_registers = 16;
   ConvGeometry geometry;
+
+  bool bf16() const { return dtype == DataType::kBfloat16; }
+  // W steps of an x row: input voxels, or voxel pairs for bf16.
+  int64_t w_steps() const;
+  // Bytes of one row of the x and dz arrays the kernel reads (bf16: the
+  // repacked pair rows), and where in a dz row its voxel ow = 0 starts.
+  int64_t x_row_bytes() const;
+  int64_t dz_row_bytes() const;
+  int64_t dz_row_origin() const;
 
   int rows = 0;                // most tile rows (broadcast dz values)
   int ci_vectors = 0;          // vectors of a full ci block
@@ -111,13 +133,19 @@ struct KernelGradientPlan {
   std::string cache_key() const;
 };
 
-// isa must be kAvx2 or kAvx512. Throws tconv3d::Error for shapes the
-// generated code cannot address (offsets beyond 32-bit displacements).
-KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa);
+// isa must be kAvx2 or kAvx512; dtype kFloat32, or kBfloat16 with kAvx512
+// (problem.dtype is not read: the float32 kernel also serves widened bf16).
+// Throws tconv3d::Error for shapes the generated code cannot address
+// (offsets beyond 32-bit displacements).
+KernelGradientPlan make_kernel_gradient_plan(const Problem& problem, Isa isa,
+                                             DataType dtype = DataType::kFloat32);
 
 // The (x row, dz row) pairs of one (D tap, H tap): byte offsets of the row
 // (n, id, ih, 0, 0) in x and (n, od, oh, 0, 0) in dz, for every n, id, ih
 // whose od and oh fall inside the output, in (n, id, ih) order.
 std::vector<int64_t> kernel_gradient_row_pairs(const ConvGeometry& geometry, int64_t kd, int64_t kh);
+// The same pairs as offsets into the arrays the plan's kernel reads (bf16:
+// the repacked pair rows, at their voxel ow = 0 for dz).
+std::vector<int64_t> kernel_gradient_row_pairs(const KernelGradientPlan& plan, int64_t kd, int64_t kh);
 
 }  // namespace tconv3d::codegen

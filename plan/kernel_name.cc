@@ -38,8 +38,9 @@ std::string kernel_gradient_name(const KernelGradientPlan& plan) {
   const ConvGeometry& g = plan.geometry;
   const auto& [d, h, w] = g.axes;
   std::ostringstream name;
-  name << "tconv3d_dk_f32_k" << d.kernel << "x" << h.kernel << "x" << w.kernel << "_s" << d.stride << "x"
-       << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c"
+  name << (plan.bf16() ? "tconv3d_dk_bf16_k" : "tconv3d_dk_f32_k") << d.kernel << "x" << h.kernel << "x" << w.kernel
+       << "_s" << d.stride << "x" << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x"
+       << w.dilation << "_c"
        << g.in_channels << "to" << g.out_channels << "_w" << w.in << "to" << w.out << "c" << w.crop_begin << "__"
        << to_string(plan.isa) << "_" << plan.rows << "x" << plan.ci_vectors;
   return name.str();

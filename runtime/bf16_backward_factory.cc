@@ -2,18 +2,17 @@
 //
 // Xbyak: dx by the bf16 row kernel (emit/x64/bf16_emitter.*, vdpbf16ps over
 // filter pairs, float32 accumulation, one bf16 rounding at the store) of the
-// bf16 input-gradient plan, run by the shared row executor; dK by the float32
-// dK kernel on x and dz widened to float32 (exact: every bf16 value is a
-// float32, and a product of two bf16 values is exact in float32, so the sums
-// are those a bf16 dot product with float32 accumulation makes, in another
-// order).
+// bf16 input-gradient plan, run by the shared row executor; dK by the bf16
+// variant of the dK kernel (runtime/kernels/bf16_kernel_gradient.hpp:
+// vdpbf16ps over voxel pairs of x and dz repacked per call, float32
+// accumulation). It replaced the float32 dK kernel on x and dz widened to
+// float32, which moved twice the bytes and ran at half vdpbf16ps's rate.
 // Reference: both products by the float32 reference loops (double
 // accumulation) on widened data over the bf16-rounded kernel.
 #include <omp.h>
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "core/cpu_features.hpp"
@@ -22,7 +21,7 @@
 #include "runtime/bf16_backward_executor.hpp"
 #include "runtime/kernel_cache.hpp"
 #include "runtime/kernels/generated_executor.hpp"
-#include "runtime/kernels/generated_kernel_gradient.hpp"
+#include "runtime/kernels/bf16_kernel_gradient.hpp"
 #include "runtime/kernels/reference_backward.hpp"
 #include "runtime/kernels/row_executor.hpp"
 #include "tconv3d/bfloat16.hpp"
@@ -87,50 +86,18 @@ std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore&
 class GeneratedBf16Backward final : public Bf16BackwardExecutor {
  public:
   GeneratedBf16Backward(const Problem& problem, WeightStore& weights)
-      : geometry_(problem.geometry), dx_(make_bf16_dx_rows(problem, weights)), dk_(f32(problem), Backend::kXbyak,
-                                                                                   Isa::kAvx512) {}
+      : dx_(make_bf16_dx_rows(problem, weights)), dk_(problem) {}
 
   void input_gradient(const uint16_t* dz, uint16_t* dx, int threads) const override { dx_->run_bf16(dz, dx, threads); }
   void kernel_gradient(const uint16_t* x, const uint16_t* dz, float* dk, int threads) const override {
-    threads = threads > 0 ? threads : omp_get_max_threads();
-    const size_t x_count = static_cast<size_t>(geometry_.input_elements());
-    const size_t dz_count = static_cast<size_t>(geometry_.output_elements());
-    // The widened copies are kept between calls (fresh pages cost a fault
-    // each); a concurrent caller that finds them taken uses its own.
-    std::unique_lock<std::mutex> lock(scratch_mutex_, std::try_to_lock);
-    std::unique_ptr<float[]> own_x, own_dz;
-    float* x_f = nullptr;
-    float* dz_f = nullptr;
-    if (lock.owns_lock()) {
-      if (!x_scratch_) {
-        x_scratch_.reset(new float[x_count]);
-        dz_scratch_.reset(new float[dz_count]);
-      }
-      x_f = x_scratch_.get();
-      dz_f = dz_scratch_.get();
-    } else {
-      own_x.reset(new float[x_count]);
-      own_dz.reset(new float[dz_count]);
-      x_f = own_x.get();
-      dz_f = own_dz.get();
-    }
-    widen(x, x_f, int64_t(x_count), threads);
-    widen(dz, dz_f, int64_t(dz_count), threads);
-    dk_.run(x_f, dz_f, dk, threads);
+    dk_.run(x, dz, dk, threads);
   }
   std::string input_gradient_kernel_name() const override { return dx_->kernel_name(); }
-  std::string kernel_gradient_kernel_name() const override { return "bf16_widened_" + dk_.kernel_name(); }
+  std::string kernel_gradient_kernel_name() const override { return dk_.kernel_name(); }
 
  private:
-  mutable std::mutex scratch_mutex_;  // guards the two below
-  mutable std::unique_ptr<float[]> x_scratch_, dz_scratch_;
-  static Problem f32(Problem p) {
-    p.dtype = DataType::kFloat32;
-    return p;
-  }
-  ConvGeometry geometry_;
   std::unique_ptr<Executor> dx_;
-  GeneratedKernelGradient dk_;
+  Bf16KernelGradient dk_;
 };
 
 }  // namespace

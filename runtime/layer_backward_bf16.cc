@@ -120,9 +120,13 @@ void Layer::backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* 
   const int64_t spatial_in = in_elems / (g.batch * g.in_channels);
   const int64_t spatial_out = pre_elems / (g.batch * filters);
   // Scratch (bytes): z and dz in bf16, the channels_last copies of dz, x and
-  // dx, and dK's float32 copies of x and dz.
+  // dx, and dK's voxel-pair copies of x (W rounded up to even) and dz (each
+  // value twice, rows stride longer): see runtime/kernels/bf16_kernel_gradient.hpp.
+  const AxisGeometry& wa = g.axes[2];
+  const double dk_scratch = 2.0 * double(in_elems) * double(wa.in + 1) / double(wa.in) +
+                            4.0 * double(pre_elems) * double(wa.out + wa.stride) / double(wa.out);
   check_allocatable(2.0 * double(pre_elems) * (need_z ? 1 : 0) + 2.0 * double(pre_elems) * (last ? 1 : 2) +
-                        2.0 * double(in_elems) * (last ? 0 : 2) + (dk ? 4.0 * double(in_elems + pre_elems) : 0.0),
+                        2.0 * double(in_elems) * (last ? 0 : 2) + (dk ? dk_scratch : 0.0),
                     "backward");
 
   std::vector<uint16_t> z;

@@ -20,11 +20,15 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <random>
 
 #include "core/activation.hpp"
 #include "core/activation_gradient.hpp"
 #include "core/cpu_features.hpp"
+#include "core/problem.hpp"
+#include "plan/kernel_gradient_plan.hpp"
+#include "plan/kernel_name.hpp"
 #include "runtime/kernels/reference_contributions.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
@@ -274,9 +278,10 @@ TEST(Bf16Backward, RandomLayersMatchTheBf16Reference) {
     const Data d = make_data(c, 300 + uint64_t(i));
     const Layer layer = make_layer(c, d, c.config.activation, 1);
     ASSERT_NO_FATAL_FAILURE(expect_matches(c, run(layer, d), reference(c, d), &worst));
-    // dx runs the vdpbf16ps row kernel.
+    // dx runs the vdpbf16ps row kernel, dK the vdpbf16ps voxel-pair kernel.
     const std::string kernels = layer.backward_bf16_kernel_names();
     EXPECT_EQ(kernels.rfind("tconv3d_dx_bf16_", 0), 0u) << kernels;
+    EXPECT_NE(kernels.find(" + tconv3d_dk_bf16_"), std::string::npos) << kernels;
     EXPECT_EQ(layer.backward_kernel_names(), kernels);  // the generic name reports what a bf16 layer runs
   }
   EXPECT_GT(channels_first, 10);
@@ -351,6 +356,91 @@ TEST(Bf16Backward, ThreadCountsGiveIdenticalBits) {
     double worst = 0;
     ASSERT_NO_FATAL_FAILURE(expect_matches(c, one, reference(c, d), &worst));
   }
+}
+
+// The dK kernel reduces voxel pairs along W (vdpbf16ps): odd W extents
+// (the last pair's partner is zero), taps valid for one voxel of a pair only
+// (borders, strides, dilation, output_padding), channel counts off 16/32,
+// a single voxel, kw-merged tiles (few filters), batch > 1, channels_first;
+// each against the reference and bitwise identical over thread counts.
+TEST(Bf16Backward, KernelGradientVoxelPairs) {
+  REQUIRE_BF16();
+  struct Shape {
+    int64_t w, ci, co;
+    Triple kernel, strides, dilation;
+    Padding padding;
+    std::optional<Triple> output_padding;
+    DataFormat format;
+    int64_t batch, d, h;
+  };
+  const DataFormat cl = DataFormat::kChannelsLast, cf = DataFormat::kChannelsFirst;
+  const Shape shapes[] = {
+      {5, 17, 5, {2, 2, 3}, {1, 2, 2}, {1, 1, 1}, Padding::kValid, std::nullopt, cl, 3, 2, 3},
+      {7, 33, 31, {1, 3, 3}, {1, 1, 3}, {1, 1, 1}, Padding::kSame, std::nullopt, cf, 2, 3, 2},
+      {1, 1, 3, {2, 1, 4}, {2, 1, 2}, {1, 1, 1}, Padding::kValid, std::nullopt, cl, 1, 2, 2},
+      {9, 48, 20, {2, 2, 3}, {1, 1, 1}, {1, 2, 3}, Padding::kSame, std::nullopt, cf, 2, 2, 3},
+      {6, 40, 64, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, Padding::kSame, Triple{1, 0, 1}, cl, 2, 2, 2},
+      {3, 250, 2, {1, 1, 5}, {1, 1, 1}, {1, 1, 2}, Padding::kValid, std::nullopt, cl, 2, 1, 2},
+      {5, 9, 1, {1, 2, 2}, {1, 1, 3}, {1, 1, 1}, Padding::kValid, std::nullopt, cf, 3, 2, 2},
+      {11, 31, 33, {2, 2, 4}, {2, 2, 3}, {1, 1, 1}, Padding::kSame, std::nullopt, cl, 2, 2, 2},
+  };
+  int k = 0;
+  for (const Shape& sh : shapes) {
+    RandomCase c;
+    c.config.filters = sh.co;
+    c.config.kernel_size = sh.kernel;
+    c.config.strides = sh.strides;
+    c.config.dilation_rate = sh.dilation;
+    c.config.padding = sh.padding;
+    c.config.output_padding = sh.output_padding;
+    c.config.data_format = sh.format;
+    c.config.activation = parse_activation_name(k % 2 ? "relu" : "linear", Flavor::kKeras3);
+    c.input_shape = sh.format == cl ? std::vector<int64_t>{sh.batch, sh.d, sh.h, sh.w, sh.ci}
+                                    : std::vector<int64_t>{sh.batch, sh.ci, sh.d, sh.h, sh.w};
+    const Data d = make_data(c, 4000 + uint64_t(k++));
+    const Layer layer = make_layer(c, d, c.config.activation, 1);
+    const std::string kernels = layer.backward_bf16_kernel_names();
+    EXPECT_NE(kernels.find(" + tconv3d_dk_bf16_"), std::string::npos) << kernels;
+    const Grads one = run(layer, d);
+    double worst = 0;
+    ASSERT_NO_FATAL_FAILURE(expect_matches(c, one, reference(c, d), &worst));
+    for (int threads : {2, 3, 7}) {
+      const Grads many = run(make_layer(c, d, c.config.activation, threads), d);
+      EXPECT_TRUE(same_bits(many.dk, one.dk)) << c.describe() << " threads " << threads;
+    }
+  }
+}
+
+// The bf16 variant of the kernel-gradient plan: W steps are voxel pairs,
+// its own kernel-cache key and name, AVX-512 only.
+TEST(Bf16Backward, KernelGradientPlanVariant) {
+  RandomCase c;
+  c.config.filters = 5;
+  c.config.kernel_size = {2, 2, 3};
+  c.config.strides = {1, 1, 2};
+  c.input_shape = {1, 2, 2, 7, 17};
+  Problem problem;
+  problem.geometry = resolve_geometry(c.config, c.input_shape);
+  const codegen::KernelGradientPlan f32 = codegen::make_kernel_gradient_plan(problem, Isa::kAvx512);
+  const codegen::KernelGradientPlan bf16 =
+      codegen::make_kernel_gradient_plan(problem, Isa::kAvx512, DataType::kBfloat16);
+  EXPECT_FALSE(f32.bf16());
+  EXPECT_TRUE(bf16.bf16());
+  EXPECT_EQ(f32.w_steps(), 7);
+  EXPECT_EQ(bf16.w_steps(), 4);  // (0,1) (2,3) (4,5) (6,zero partner)
+  EXPECT_NE(f32.cache_key(), bf16.cache_key());
+  EXPECT_EQ(codegen::kernel_gradient_name(bf16).rfind("tconv3d_dk_bf16_", 0), 0u);
+  EXPECT_EQ(codegen::kernel_gradient_name(f32).rfind("tconv3d_dk_f32_", 0), 0u);
+  // W out = 15: a dz pair row is stride voxels longer, its voxel 0 after them.
+  EXPECT_EQ(bf16.dz_row_bytes(), 4 * (15 + 2) * 5);
+  EXPECT_EQ(bf16.dz_row_origin(), 4 * 2 * 5);
+  EXPECT_EQ(bf16.x_row_bytes(), 4 * 4 * 17);
+  for (const auto& segments : bf16.w_segments) {
+    int64_t steps = 0;
+    for (const auto& s : segments) steps += s.count;
+    EXPECT_EQ(steps, 4);  // every pair has a valid tap here
+  }
+  EXPECT_THROW(codegen::make_kernel_gradient_plan(problem, Isa::kAvx2, DataType::kBfloat16), Error);
 }
 
 TEST(Bf16Backward, WideLayersSplitChannelGroups) {

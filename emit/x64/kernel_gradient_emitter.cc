@@ -46,6 +46,8 @@ class KernelGradientEmitter : public Xbyak::CodeGenerator {
     if (plan.isa != Traits::kIsa || plan.lanes != Traits::kLanes || plan.vector_registers != Traits::kRegisters)
       throw Error("isa",
                   "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) + " emitter");
+    if (plan.bf16() && Traits::kIsa != Isa::kAvx512)
+      throw Error("isa", "the bf16 kernel-gradient kernel is AVX-512 code (vdpbf16ps)");
     const int needed = plan.rows * plan.ci_vectors + plan.ci_vectors + 1;
     if (plan.rows < 1 || plan.ci_vectors < 1 || needed > Traits::kRegisters)
       throw Error("plan", "register tile " + std::to_string(plan.rows) + "x" + std::to_string(plan.ci_vectors) +
@@ -217,8 +219,9 @@ class KernelGradientEmitter : public Xbyak::CodeGenerator {
 
   // W voxels [first, first + count): straight-line for a single voxel, else
   // a loop of w_unroll voxels per iteration and straight-line remainder.
+  // (bf16: W steps are voxel pairs, two voxels' strides apart in dz.)
   void emit_segment(const RowTileClass& c, const KgWSegment& s, int vectors, bool masked) {
-    const int64_t dz_step = plan_.geometry.axes[2].stride * co_bytes();
+    const int64_t dz_step = (plan_.bf16() ? 2 : 1) * plan_.geometry.axes[2].stride * co_bytes();
     if (s.count == 1) {
       emit_step(c, s, reg_x, s.first * ci_bytes(), reg_dz, s.first * dz_step, vectors, masked);
       return;
@@ -261,10 +264,18 @@ class KernelGradientEmitter : public Xbyak::CodeGenerator {
         const int r = kk * c.co_count + col;
         const int64_t at = dz_offset + tap + 4 * col;
         if (Traits::kHasOpmask && vectors == 1) {
-          vfmadd231ps(accumulator(r, 0), x_vector(0), ptr_b[dz + at]);  // one use: no register needed
+          if (plan_.bf16())
+            vdpbf16ps(accumulator(r, 0), x_vector(0), ptr_b[dz + at]);
+          else
+            vfmadd231ps(accumulator(r, 0), x_vector(0), ptr_b[dz + at]);  // one use: no register needed
         } else {
-          vbroadcastss(scratch(), ptr[dz + at]);
-          for (int v = 0; v < vectors; ++v) vfmadd231ps(accumulator(r, v), x_vector(v), scratch());
+          vbroadcastss(scratch(), ptr[dz + at]);  // bf16: the dz pair, as one 32-bit value
+          for (int v = 0; v < vectors; ++v) {
+            if (plan_.bf16())
+              vdpbf16ps(accumulator(r, v), x_vector(v), scratch());
+            else
+              vfmadd231ps(accumulator(r, v), x_vector(v), scratch());
+          }
         }
       }
     }

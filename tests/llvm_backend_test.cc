@@ -223,6 +223,20 @@ TEST(LlvmObjectCache, KernelGradientKernelsAreCachedToo) {
   fs::remove_all(dir);
 }
 
+// The voxel-pair bf16 dK plan is Xbyak's alone: LLVM refuses it rather than
+// emitting float32 code for bf16 data.
+TEST(LlvmKernelGradient, RefusesTheBf16Plan) {
+  Problem problem;
+  LayerConfig config;
+  config.filters = 16;
+  config.kernel_size = {2, 2, 2};
+  config.strides = {2, 2, 2};
+  problem.geometry = resolve_geometry(config, {1, 3, 4, 5, 16});
+  const codegen::KernelGradientPlan plan =
+      codegen::make_kernel_gradient_plan(problem, Isa::kAvx512, DataType::kBfloat16);
+  EXPECT_THROW(llvm_backend::compile_kernel_gradient_kernel(plan), Error);
+}
+
 TEST(LlvmObjectCache, CorruptOrTruncatedEntriesAreIgnoredAndRebuilt) {
   SKIP_WITHOUT_AVX2();
   const fs::path dir = fresh_dir("corrupt");

@@ -100,6 +100,8 @@ std::string llvm_kernel_gradient_key(const codegen::KernelGradientPlan& plan) {
 }
 
 CompiledCode compile_kernel_gradient_kernel(const codegen::KernelGradientPlan& plan) {
+  // ir_kernel_gradient emits float32 FMAs; a voxel-pair bf16 plan would be read as float32.
+  if (plan.bf16()) throw Error("backend", "the LLVM backend has no bf16 kernel-gradient kernel; use xbyak");
   return compile_cached(llvm_kernel_gradient_key(plan), codegen::kernel_gradient_name(plan) + "__llvm", plan.isa,
                         [&plan](llvm::Module& module) { emit_kernel_gradient_kernel(module, plan, kEntry); });
 }

@@ -5,9 +5,8 @@
 //
 //   dK[a, co, ci] = sum over n, i of x[n, i, ci] * dz[n, o, co]   (float32 accumulation)
 //
-// Threads split dK as the float32 GeneratedKernelGradient does (pieces of
-// (kd, kh) x row tiles x ci blocks, each computed whole by one thread over
-// every row pair in order), so the result is bitwise identical for any
+// Threads split dK as the float32 GeneratedKernelGradient does
+// (kernel_gradient_pieces.hpp), so the result is bitwise identical for any
 // thread count. The sums differ from the float32 kernel on widened data
 // only in order (two terms per vdpbf16ps) and in vdpbf16ps's handling of
 // denormals (flushed to zero). Non-finite inputs: a pair's zero partner (odd
@@ -50,20 +49,13 @@ class Bf16KernelGradient {
   void compute(const uint32_t* xp, const uint32_t* dzp, float* dk, int threads) const;
 
  private:
-  struct Piece {
-    int dh = 0;  // kd * kernel_h + kh
-    int tile_begin = 0, tile_end = 0, block_begin = 0, block_end = 0;
-    double cost = 0;
-  };
-  std::vector<Piece> pieces(int threads) const;
-
   codegen::KernelGradientPlan plan_;
   std::string name_;
   std::shared_ptr<const ExecutableCode> code_;
   codegen::KernelGradientFunction kernel_ = nullptr;
   std::vector<std::vector<int64_t>> pairs_;  // per (kd, kh), offsets into the pair arrays
-  int64_t x_rows_ = 0, dz_rows_ = 0;          // rows of the pair arrays
-  mutable std::mutex scratch_mutex_;          // guards the two below
+  int64_t x_rows_ = 0, dz_rows_ = 0;         // rows of the pair arrays
+  mutable std::mutex scratch_mutex_;         // guards the two below
   mutable std::unique_ptr<uint32_t[]> x_scratch_, dz_scratch_;
 };
 

@@ -2,11 +2,8 @@
 // (plan/kernel_gradient_plan.hpp), its kernel from the kernel cache, and the
 // per-(kd, kh) lists of (x row, dz row) pairs, run on a number of threads.
 //
-// Threads split dK, never a sum: the work items are (kd, kh) pairs, cut by
-// row tiles and ci blocks into pieces of about equal cost, and each piece is
-// computed whole by the one thread that takes it, over every pair in order.
-// Every dK element therefore sums its terms in the same order for any thread
-// count, and the result is bitwise identical.
+// Threads split dK, never a sum (kernel_gradient_pieces.hpp), so the result
+// is bitwise identical for any thread count.
 //
 // Backend::kXbyak or kLlvm: both emit the kernel from the same plan, and for
 // the same plan give bitwise the same dK.
@@ -39,12 +36,6 @@ class GeneratedKernelGradient {
   const codegen::KernelGradientPlan& plan() const { return plan_; }
 
  private:
-  struct Piece {
-    int dh = 0;  // kd * kernel_h + kh
-    int tile_begin = 0, tile_end = 0, block_begin = 0, block_end = 0;
-    double cost = 0;
-  };
-  std::vector<Piece> pieces(int threads) const;
   void prefetch_rows(const float* x, const float* dz, const int64_t* pairs, int64_t count) const;
 
   codegen::KernelGradientPlan plan_;

@@ -9,6 +9,7 @@
 
 #include "core/activation_gradient.hpp"
 #include "core/problem.hpp"
+#include "runtime/backward_arguments.hpp"
 #include "runtime/backward_factory.hpp"
 #include "runtime/backward_scratch.hpp"
 #include "runtime/executor_factory.hpp"
@@ -21,16 +22,6 @@
 
 namespace tconv3d {
 
-namespace {
-
-bool overlap(const void* a, int64_t a_floats, const void* b, int64_t b_floats) {
-  if (!a || !b) return false;
-  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
-  return a0 < b0 + uintptr_t(b_floats) * sizeof(float) && b0 < a0 + uintptr_t(a_floats) * sizeof(float);
-}
-
-}  // namespace
-
 void Layer::backward(const float* x, const float* y, const float* dy, float* dx, float* dk, float* db) const {
   const State& s = *state_;
   if (s.options.dtype != DataType::kFloat32)
@@ -38,33 +29,9 @@ void Layer::backward(const float* x, const float* y, const float* dy, float* dx,
   const ConvGeometry& g = s.geometry;
   const Activation& act = s.config.activation;
   const bool need_z = needs_preactivation(act);
-  if (!dy) throw Error("dy", "no output gradient given (null)");
-  if (!dx && !dk && !db) return;
-  if (!x && dk) throw Error("x", "the kernel gradient needs the input, but none was given (null)");
-  if (!x && need_z) {
-    throw Error("x", "the " + act.name +
-                         " activation's derivative needs the pre-activation output, which is recomputed from the "
-                         "input, but none was given (null)");
-  }
-  if (!y && needs_output(act)) {
-    throw Error("y", "the " + act.name +
-                         " activation's derivative is computed from the forward output, but none was given (null)");
-  }
-  if (db && !s.config.use_bias) throw Error("db", "the layer has no bias, so there is no bias gradient to write");
-  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements(), out_elems = output_elements();
-  const int64_t k_elems = g.kernel_elements(), filters = g.out_channels;
-  const std::pair<const float*, int64_t> inputs[] = {{x, in_elems}, {y, out_elems}, {dy, out_elems}};
-  const std::tuple<float*, int64_t, const char*> outputs[] = {
-      {dx, in_elems, "dx"}, {dk, k_elems, "dk"}, {db, filters, "db"}};
-  for (int i = 0; i < 3; ++i) {
-    const auto& [out, count, name] = outputs[i];
-    for (const auto& [in, in_count] : inputs)
-      if (overlap(out, count, in, in_count)) throw Error(name, "overlaps an input array (x, y or dy)");
-    for (int j = i + 1; j < 3; ++j) {
-      const auto& [other, other_count, other_name] = outputs[j];
-      if (overlap(out, count, other, other_count)) throw Error(name, std::string("overlaps ") + other_name);
-    }
-  }
+  if (!check_backward_arguments(g, act, s.config.use_bias, output_elements(), 4, x, y, dy, dx, dk, db)) return;
+  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements();
+  const int64_t filters = g.out_channels;
 
   const LayerOptions& options = s.options;
   std::call_once(s.backward_once, [&] {

@@ -11,7 +11,6 @@
 //        from it with float32 accumulation.
 // channels_first is transposed (16-bit tiles) around the channels_last kernels.
 
-
 #include <algorithm>
 #include <mutex>
 #include <tuple>
@@ -19,6 +18,7 @@
 
 #include "core/activation_gradient.hpp"
 #include "core/problem.hpp"
+#include "runtime/backward_arguments.hpp"
 #include "runtime/bf16_backward_executor.hpp"
 #include "runtime/executor_factory.hpp"
 #include "runtime/kernels/bf16_transpose.hpp"
@@ -32,15 +32,8 @@ namespace tconv3d {
 
 namespace {
 
-bool overlap(const void* a, int64_t a_bytes, const void* b, int64_t b_bytes) {
-  if (!a || !b) return false;
-  const auto a0 = reinterpret_cast<uintptr_t>(a), b0 = reinterpret_cast<uintptr_t>(b);
-  return a0 < b0 + uintptr_t(b_bytes) && b0 < a0 + uintptr_t(a_bytes);
-}
-
 // [batch][rows][cols] -> [batch][cols][rows], 16-bit, in 64 x 64 tiles shared among threads.
-void transpose_batched_u16(const uint16_t* in, uint16_t* out, int64_t batch, int64_t rows, int64_t cols,
-                           int threads) {
+void transpose_batched_u16(const uint16_t* in, uint16_t* out, int64_t batch, int64_t rows, int64_t cols, int threads) {
   constexpr int64_t kTile = 64;
   const int64_t row_tiles = (rows + kTile - 1) / kTile, col_tiles = (cols + kTile - 1) / kTile;
   const int64_t items = batch * row_tiles * col_tiles;
@@ -72,39 +65,15 @@ void Layer::backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* 
                           float* db) const {
   const State& s = *state_;
   if (s.options.dtype != DataType::kBfloat16)
-    throw Error("dtype", "backward_bf16 on a float32 layer: use backward, or create the layer with "
-                         "LayerOptions::dtype = bf16");
+    throw Error("dtype",
+                "backward_bf16 on a float32 layer: use backward, or create the layer with "
+                "LayerOptions::dtype = bf16");
   const ConvGeometry& g = s.geometry;
   const Activation& act = s.config.activation;
   const bool need_z = needs_preactivation(act);
-  if (!dy) throw Error("dy", "no output gradient given (null)");
-  if (!dx && !dk && !db) return;
-  if (!x && dk) throw Error("x", "the kernel gradient needs the input, but none was given (null)");
-  if (!x && need_z) {
-    throw Error("x", "the " + act.name +
-                         " activation's derivative needs the pre-activation output, which is recomputed from the "
-                         "input, but none was given (null)");
-  }
-  if (!y && needs_output(act)) {
-    throw Error("y", "the " + act.name +
-                         " activation's derivative is computed from the forward output, but none was given (null)");
-  }
-  if (db && !s.config.use_bias) throw Error("db", "the layer has no bias, so there is no bias gradient to write");
-  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements(), out_elems = output_elements();
-  const int64_t k_elems = g.kernel_elements(), filters = g.out_channels;
-  // Byte sizes: x, y, dy, dx are bf16 (2 bytes), dk and db float32.
-  const std::pair<const void*, int64_t> inputs[] = {{x, 2 * in_elems}, {y, 2 * out_elems}, {dy, 2 * out_elems}};
-  const std::tuple<void*, int64_t, const char*> outputs[] = {
-      {dx, 2 * in_elems, "dx"}, {dk, 4 * k_elems, "dk"}, {db, 4 * filters, "db"}};
-  for (int i = 0; i < 3; ++i) {
-    const auto& [out, bytes, name] = outputs[i];
-    for (const auto& [in, in_bytes] : inputs)
-      if (overlap(out, bytes, in, in_bytes)) throw Error(name, "overlaps an input array (x, y or dy)");
-    for (int j = i + 1; j < 3; ++j) {
-      const auto& [other, other_bytes, other_name] = outputs[j];
-      if (overlap(out, bytes, other, other_bytes)) throw Error(name, std::string("overlaps ") + other_name);
-    }
-  }
+  if (!check_backward_arguments(g, act, s.config.use_bias, output_elements(), 2, x, y, dy, dx, dk, db)) return;
+  const int64_t in_elems = g.input_elements(), pre_elems = g.output_elements();
+  const int64_t filters = g.out_channels;
 
   // Build (and so validate: CPU, backend) the executors before any work.
   const Bf16BackwardExecutor* kernels = (dx || dk) ? &bf16_backward_of(s) : nullptr;
@@ -135,8 +104,8 @@ void Layer::backward_bf16(const uint16_t* x, const uint16_t* y, const uint16_t* 
     s.preactivation->run_bf16(x, z.data(), threads);
   }
   std::vector<uint16_t> dz_storage;
-  const uint16_t* dz_fmt = preactivation_gradient_bf16(g, act, need_z ? z.data() : nullptr, y, dy, db, dz_storage,
-                                                       threads);
+  const uint16_t* dz_fmt =
+      preactivation_gradient_bf16(g, act, need_z ? z.data() : nullptr, y, dy, db, dz_storage, threads);
   if (!dx && !dk) return;
 
   // The kernels take channels_last.

@@ -218,8 +218,18 @@ class Bf16RowKernelEmitter {
           const int64_t offset = phase.taps[static_cast<size_t>(t)].offset;
           llvm::Value* x = broadcast_pair(half_at(in, (p * in_step - offset) * cin() + 2 * u), half);
           for (int v = 0; v < vectors; ++v) {
+            // Lane-packed: the input pair kept out of the lanes of another
+            // phase's padding weights of 0 (0 * NaN or 0 * Inf: a NaN Keras
+            // does not make); zero dwords add nothing.
+            const uint32_t bits = plan_.w_pack_input_lanes(static_cast<size_t>(t), v) & 0xFFFFu;
+            llvm::Value* xv = x;
+            if (bits != 0xFFFFu) {
+              std::vector<llvm::Constant*> keep;
+              for (int i = 0; i < kLanes; ++i) keep.push_back(b.getInt1((bits >> i) & 1));
+              xv = b.CreateSelect(llvm::ConstantVector::get(keep), x, llvm::Constant::getNullValue(x->getType()));
+            }
             llvm::Value*& s = sums[static_cast<size_t>(p * vectors + v)];
-            s = dot(s, weight[static_cast<size_t>(v)], x);
+            s = dot(s, weight[static_cast<size_t>(v)], xv);
           }
         }
         // One W tap's block ends here, as in the float32 kernel (ir_kernel.cc):

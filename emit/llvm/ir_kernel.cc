@@ -175,6 +175,17 @@ class RowKernelEmitter {
     store_tile(width, gr, acc, out, first);
   }
 
+  // x with the lanes that hold no weight of W tap t's vector v set to 0
+  // (KernelPlan::w_pack_input_lanes); x itself where every lane has one.
+  llvm::Value* input_lanes(llvm::Value* x, size_t t, int v) {
+    const uint32_t all = (uint32_t(1) << plan_.lanes) - 1;
+    const uint32_t bits = plan_.w_pack_input_lanes(t, v) & all;
+    if (bits == all) return x;
+    std::vector<llvm::Constant*> keep;
+    for (int i = 0; i < plan_.lanes; ++i) keep.push_back(builder_.getInt1((bits >> i) & 1));
+    return builder_.CreateSelect(llvm::ConstantVector::get(keep), x, ir_.splat(0.0f));
+  }
+
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps,
                       const std::vector<llvm::AllocaInst*>& acc, llvm::Value* in, llvm::Value* w) {
     auto& b = builder_;
@@ -195,8 +206,12 @@ class RowKernelEmitter {
           llvm::Value* x =
               ir_.splat(ir_.load_scalar(input_at(in, ir_.i64c((p * in_step() - offset) * cin() + u))));
           for (int v = 0; v < vectors; ++v) {
+            // Lane-packed: no FMA for a vector no phase has a weight in, and
+            // the input kept out of the lanes of another phase's padding
+            // weight of 0 (0 * NaN or 0 * Inf: a NaN Keras does not make).
+            if (!plan_.w_pack_vector_used(static_cast<size_t>(t), v)) continue;
             llvm::Value*& s = sums[static_cast<size_t>(p * vectors + v)];
-            s = ir_.fma(weight[v], x, s);
+            s = ir_.fma(weight[v], input_lanes(x, static_cast<size_t>(t), v), s);
           }
         }
         // One W tap's block ends here, as in the Xbyak kernel. Without the pin,

@@ -133,21 +133,31 @@ void TConvEmitter<Traits>::emit_lane_fmas(const Vmm& b, const Xbyak::Address& sr
       }
     }
   } else {
-    // No opmasks: the unmasked FMAs first, then b ANDed with each pattern in
-    // place (broadcast again for every pattern after the first).
+    // No opmasks: the unmasked FMAs first, then b with each pattern's lanes
+    // only (broadcast again for every pattern after the first). The two
+    // halves of a ymm (two W phases of 4 channels, the common case) cost no
+    // load: a VEX xmm move zeroes the upper half (renamed, not executed, on
+    // Zen 4), vperm2f128 the lower; other patterns AND with a lane mask.
     for (const LaneFma& f : fmas)
       if (f.bits == lane_all) vfmadd231ps(f.acc, f.w, b);
     std::vector<uint32_t> patterns;
     for (const LaneFma& f : fmas)
       if (f.bits != lane_all && std::find(patterns.begin(), patterns.end(), f.bits) == patterns.end())
         patterns.push_back(f.bits);
+    const uint32_t low = (uint32_t(1) << (plan_.lanes / 2)) - 1, high = lane_all & ~low;
     for (size_t k = 0; k < patterns.size(); ++k) {
       if (k) vbroadcastss(b, src);
-      const size_t i = index_of(patterns[k]);
-      if (i == 0 && input_mask_register_ >= 0)
-        vandps(b, b, Vmm(input_mask_register_));
-      else
-        vandps(b, b, ptr[rip + input_mask_labels_[i]]);
+      if (patterns[k] == low) {
+        vmovaps(Xbyak::Xmm(b.getIdx()), Xbyak::Xmm(b.getIdx()));
+      } else if (patterns[k] == high) {
+        vperm2f128(Xbyak::Ymm(b.getIdx()), Xbyak::Ymm(b.getIdx()), Xbyak::Ymm(b.getIdx()), 0x08);
+      } else {
+        const size_t i = index_of(patterns[k]);
+        if (i == 0 && input_mask_register_ >= 0)
+          vandps(b, b, Vmm(input_mask_register_));
+        else
+          vandps(b, b, ptr[rip + input_mask_labels_[i]]);
+      }
       for (const LaneFma& f : fmas)
         if (f.bits == patterns[k]) vfmadd231ps(f.acc, f.w, b);
     }

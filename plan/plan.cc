@@ -340,6 +340,22 @@ bool KernelPlan::w_pack_vector_used(size_t widx, int v) const {
   return packed_vector_used(geometry.axes[2], geometry.out_channels, phases[2].front().taps[widx].offset, lanes, v);
 }
 
+uint32_t KernelPlan::w_pack_input_lanes(size_t widx, int v) const {
+  const uint32_t all = lanes >= 32 ? ~uint32_t(0) : (uint32_t(1) << lanes) - 1;
+  if (w_pack == 1) return all;
+  const AxisGeometry& w = geometry.axes[2];
+  const int64_t cout = geometry.out_channels;
+  uint32_t bits = 0;
+  for (int l = 0; l < lanes; ++l) {
+    const int64_t channel = int64_t(v) * lanes + l;
+    const int64_t r = channel / cout;
+    const int64_t reach = phases[2].front().taps[widx].offset * w.stride + r;
+    const bool weight = r < w_pack && reach >= 0 && reach % w.dilation == 0 && reach / w.dilation < w.kernel;
+    if (channel >= vector_channels() || weight) bits |= uint32_t(1) << l;
+  }
+  return bits;
+}
+
 int64_t KernelPlan::weights_phase_offset(int rw) const {
   int64_t taps = 0;
   for (int r = 0; r < rw; ++r) taps += w_taps(r);

@@ -136,6 +136,12 @@ struct KernelPlan {
   // Lane-packed: whether vector v (of oc_vectors) of W tap (input offset)
   // widx holds a weight of some phase; true for every unpacked plan.
   bool w_pack_vector_used(size_t widx, int v) const;
+  // Lane-packed: the lanes of vector v of W tap widx that must see the input
+  // (bit l: lane l holds a weight of some phase, or lies past the channels and
+  // is never stored); all lanes for an unpacked plan. A lane left out holds a
+  // padding weight of 0, and 0 * NaN or 0 * Inf would put a NaN into an output
+  // Keras computes finite, so the emitters mask the input out of those lanes.
+  uint32_t w_pack_input_lanes(size_t widx, int v) const;
   int64_t vector_channels() const { return w_pack * geometry.out_channels; }  // channels the lanes hold
 
   // Output channels: oc_vectors vectors of `lanes`, in groups of oc_block.

@@ -1,9 +1,11 @@
 #include "emit/llvm/ir_bf16_kernel.hpp"
 
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/IntrinsicsX86.h>
 
 #include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "emit/llvm/ir_activation.hpp"
@@ -39,6 +41,7 @@ class Bf16RowKernelEmitter {
   }
 
   llvm::Function* emit(const std::string& name) {
+    opmasks_.clear();
     llvm::LLVMContext& ctx = module_.getContext();
     llvm::StructType* args_type = kernel_args_type(ctx);
     auto* type = llvm::FunctionType::get(builder_.getVoidTy(), {llvm::PointerType::getUnqual(args_type)}, false);
@@ -218,8 +221,14 @@ class Bf16RowKernelEmitter {
           const int64_t offset = phase.taps[static_cast<size_t>(t)].offset;
           llvm::Value* x = broadcast_pair(half_at(in, (p * in_step - offset) * cin() + 2 * u), half);
           for (int v = 0; v < vectors; ++v) {
+            // Lane-packed: the lanes of another phase's padding weights of
+            // 0 keep their sum (0 * NaN or 0 * Inf: a NaN Keras does not
+            // make), a merge-masked vdpbf16ps under an opaque opmask (a
+            // constant one would become a blend after it).
+            const uint32_t bits = plan_.w_pack_input_lanes(static_cast<size_t>(t), v) & 0xFFFFu;
             llvm::Value*& s = sums[static_cast<size_t>(p * vectors + v)];
-            s = dot(s, weight[static_cast<size_t>(v)], x);
+            llvm::Value* sum = dot(s, weight[static_cast<size_t>(v)], x);
+            s = bits == 0xFFFFu ? sum : b.CreateSelect(opmask(bits), sum, s);
           }
         }
         // One W tap's block ends here, as in the float32 kernel (ir_kernel.cc):
@@ -228,6 +237,21 @@ class Bf16RowKernelEmitter {
       }
     }
     for (size_t i = 0; i < acc.size(); ++i) b.CreateStore(sums[i], acc[i]);
+  }
+
+  // The lane mask `bits` as a <16 x i1> LLVM cannot see through, made once
+  // at the function's entry (as in ir_kernel.cc).
+  llvm::Value* opmask(uint32_t bits) {
+    for (const auto& [known, mask] : opmasks_)
+      if (known == bits) return mask;
+    llvm::BasicBlock& entry = builder_.GetInsertBlock()->getParent()->getEntryBlock();
+    llvm::IRBuilder<> at(&entry, entry.getFirstInsertionPt());
+    auto* type = llvm::FunctionType::get(at.getInt32Ty(), {at.getInt32Ty()}, false);
+    llvm::Value* word = at.CreateCall(llvm::InlineAsm::get(type, "", "=r,0", false), {at.getInt32(bits)});
+    llvm::Value* mask = at.CreateBitCast(at.CreateTrunc(word, at.getInt16Ty()),
+                                         llvm::FixedVectorType::get(at.getInt1Ty(), kLanes));
+    opmasks_.emplace_back(bits, mask);
+    return mask;
   }
 
   void masked_store_halves(llvm::Value* value, llvm::Value* half_ptr, uint64_t lanes) {
@@ -269,6 +293,7 @@ class Bf16RowKernelEmitter {
   const KernelPlan& plan_;
   int max_cin_unroll_;
   llvm::IRBuilder<> builder_;
+  std::vector<std::pair<uint32_t, llvm::Value*>> opmasks_;  // opmask(): the opaque masks, by bits
   IrSupport ir_;
   llvm::Type* i16_ = nullptr;
   llvm::Type* i32_ = nullptr;

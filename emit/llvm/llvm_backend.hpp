@@ -19,7 +19,7 @@ namespace tconv3d::llvm_backend {
 
 // Bumped whenever the IR emitters change what they generate, so stale
 // TCONV3D_CACHE_DIR entries are never used.
-inline constexpr int kIrEmitterVersion = 3;  // 3: relu gives +0 below zero
+inline constexpr int kIrEmitterVersion = 4;  // 3: relu gives +0 below zero; 4: lane-packed NaN/Inf exact
 // The same for the kernel-gradient (dK) emitter (ir_kernel_gradient.hpp).
 inline constexpr int kIrKernelGradientVersion = 1;
 

@@ -1,6 +1,7 @@
 #include "emit/x64/bf16_emitter.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include <xbyak/xbyak.h>
@@ -41,6 +42,10 @@ constexpr int kRegisters = 32;
 const Xbyak::Opmask tail_opmask = k4;  // k1-k3 belong to the activation emitter
 const Xbyak::Opmask even_words = k5;   // 0x5555...: the low bf16 of every dword
 const Xbyak::Opmask partial_opmasks[2] = {k6, k7};
+// Lane-packed input lane patterns during the row tap loops (the activation
+// uses k1-k3 only in store_tile; reloaded at each tap loop's start).
+const Xbyak::Opmask input_opmasks[] = {k1, k2};
+const Xbyak::Opmask spare_input_opmask = k3;  // patterns past the resident ones, read from constants
 
 using TapMask = codegen::KernelPlan::WTapMask;
 
@@ -62,6 +67,17 @@ class Bf16Emitter : public Xbyak::CodeGenerator {
         if (mask != all && std::find(partial_masks_.begin(), partial_masks_.end(), mask) == partial_masks_.end())
           partial_masks_.push_back(mask);
       }
+      // The lanes of each tap's vector that hold a weight of some phase: the
+      // others hold a padding weight of 0, which must never meet a NaN or
+      // Inf input (0 * Inf: a NaN Keras does not make), so their dot
+      // products are merge-masked away.
+      for (size_t t = 0; t < plan.phases[2].front().taps.size(); ++t)
+        for (int v = 0; v < plan.oc_vectors; ++v) {
+          const uint32_t bits = input_lanes(static_cast<int>(t), v);
+          if (bits != 0xFFFFu && std::find(input_masks_.begin(), input_masks_.end(), bits) == input_masks_.end())
+            input_masks_.push_back(bits);
+        }
+      if (input_masks_.size() > kMaxInputMasks) throw Error("plan", "too many lane-packed input lane patterns");
     }
   }
 
@@ -85,6 +101,13 @@ class Bf16Emitter : public Xbyak::CodeGenerator {
     vzeroupper();
     ret();
     activation_.emit_constants();
+    if (!input_masks_.empty()) {
+      align(4);
+      for (size_t m = 0; m < input_masks_.size(); ++m) {
+        L(input_mask_labels_[m]);
+        dd(input_masks_[m]);  // kmovw reads the low 16 bits
+      }
+    }
     ready(Xbyak::CodeArray::PROTECT_RW);
     CompiledCode code;
     code.bytes.assign(getCode(), getCode() + getSize());
@@ -98,6 +121,25 @@ class Bf16Emitter : public Xbyak::CodeGenerator {
   Zmm broadcast(int i) const {
     const int first = plan_.tile_w * plan_.oc_block + plan_.oc_block;
     return Zmm(first + i % std::min(2, kRegisters - first));
+  }
+  uint32_t input_lanes(int t, int v) const {
+    return plan_.w_pack_input_lanes(static_cast<size_t>(t), v) & 0xFFFFu;
+  }
+  // acc += dot(w, b) in the lanes `bits` (the others keep their sum).
+  void dot_lanes(const Zmm& acc, const Zmm& w, const Zmm& b, uint32_t bits) {
+    if (bits == 0xFFFFu) {
+      vdpbf16ps(acc, w, b);
+      return;
+    }
+    const auto found = std::find(input_masks_.begin(), input_masks_.end(), bits);
+    if (found == input_masks_.end()) throw Error("plan", "a lane-packed input lane pattern was not collected");
+    const size_t i = static_cast<size_t>(found - input_masks_.begin());
+    if (i < std::size(input_opmasks)) {
+      vdpbf16ps(acc | input_opmasks[i], w, b);
+    } else {
+      kmovw(spare_input_opmask, ptr[rip + input_mask_labels_[i]]);
+      vdpbf16ps(acc | spare_input_opmask, w, b);
+    }
   }
   int64_t input_voxel_bytes() const { return 2 * plan_.geometry.in_channels; }
   int64_t output_voxel_bytes() const { return 2 * plan_.geometry.out_channels; }
@@ -194,6 +236,10 @@ class Bf16Emitter : public Xbyak::CodeGenerator {
     const int unroll = plan_.cin_unroll;
     const int64_t w_step_bytes = 4 * plan_.w_taps(rw) * vectors * kLanes;  // per pair
     Xbyak::Label next_tap, done;
+    for (size_t i = 0; i < input_masks_.size() && i < std::size(input_opmasks); ++i) {
+      mov(eax, input_masks_[i]);
+      kmovw(input_opmasks[i], eax);
+    }
     mov(reg_tap_ptr, ptr[reg_args + off::kRowTaps]);
     mov(reg_tap_count, ptr[reg_args + off::kRowTapCount]);
     lea(rax, ptr[reg_input + reg_tile_in]);
@@ -252,7 +298,8 @@ class Bf16Emitter : public Xbyak::CodeGenerator {
           vpbroadcastw(b | even_words | T_z, at);  // the last channel, the other half 0 (never 0 * Inf)
         else
           vpbroadcastd(b, at);
-        for (int v = 0; v < vectors; ++v) vdpbf16ps(accumulator(p, v, vectors), weight(v), b);
+        for (int v = 0; v < vectors; ++v)
+          dot_lanes(accumulator(p, v, vectors), weight(v), b, input_lanes(static_cast<int>(t), v));
       }
     }
   }
@@ -289,6 +336,9 @@ class Bf16Emitter : public Xbyak::CodeGenerator {
   const codegen::KernelPlan& plan_;
   ActivationEmitter<Zmm> activation_;
   std::vector<int64_t> partial_masks_;
+  static constexpr size_t kMaxInputMasks = 64;
+  std::vector<uint32_t> input_masks_;  // lane-packed input lane patterns (input_lanes), not all lanes
+  Xbyak::Label input_mask_labels_[kMaxInputMasks];
   int broadcast_turn_ = 0;
 };
 

@@ -35,6 +35,10 @@ const Xbyak::Reg64 callee_saved[] = {rbx, rbp, r12, r13, r14, r15};
 const Xbyak::Opmask tail_opmask = k4;  // k1-k3 belong to the activation emitter
 const Xbyak::Opmask row_opmask = k5;
 const Xbyak::Opmask store_opmask = k6;  // a partial super voxel's vector
+// Lane-packed input lane patterns during the row tap loops (the activation's
+// k1-k3 and store_opmask are used only after them; reloaded per tap loop).
+const Xbyak::Opmask input_opmasks[] = {k1, k2, k3, k5, k6};
+const Xbyak::Opmask spare_input_opmask = k7;  // patterns past the resident ones
 
 }  // namespace
 
@@ -70,6 +74,93 @@ TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
       }
     }
     if (store_masks_.size() > kMaxStoreMasks) throw Error("plan", "too many partial super voxel masks");
+    for (size_t t = 0; t < plan.phases[2].front().taps.size(); ++t)
+      for (int v = 0; v < plan.oc_vectors; ++v) {
+        const uint32_t bits = plan.w_pack_input_lanes(t, v) & lane_all;
+        if (plan.w_pack_vector_used(t, v) && bits != lane_all &&
+            std::find(input_masks_.begin(), input_masks_.end(), bits) == input_masks_.end())
+          input_masks_.push_back(bits);
+      }
+    if (input_masks_.size() > kMaxInputMasks) throw Error("plan", "too many lane-packed input lane patterns");
+    if constexpr (!Traits::kHasOpmask) {
+      // The registers past the tile's (and the shared broadcasts' tap weights).
+      int used = plan.tile_w * plan.oc_block + plan.oc_block + 2;
+      for (const codegen::AxisPhase& phase : plan.phases[2])
+        used = std::max(used, plan.tile_w * plan.oc_block + static_cast<int>(phase.taps.size()) * plan.oc_block + 2);
+      if (!input_masks_.empty() && used < Traits::kRegisters) input_mask_register_ = Traits::kRegisters - 1;
+    }
+  }
+}
+
+template <typename Traits>
+uint32_t TConvEmitter<Traits>::input_lanes(int t, int v) const {
+  return plan_.w_pack_input_lanes(static_cast<size_t>(t), v) & ((uint32_t(1) << plan_.lanes) - 1);
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::load_input_masks() {
+  if constexpr (Traits::kHasOpmask) {
+    for (size_t i = 0; i < input_masks_.size() && i < kResidentInputMasks; ++i) {
+      mov(eax, input_masks_[i]);
+      kmovw(input_opmasks[i], eax);
+    }
+  } else {
+    if (input_mask_register_ >= 0) vmovups(Vmm(input_mask_register_), ptr[rip + input_mask_labels_[0]]);
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::emit_lane_fmas(const Vmm& b, const Xbyak::Address& src, const std::vector<LaneFma>& fmas) {
+  const uint32_t lane_all = (uint32_t(1) << plan_.lanes) - 1;
+  auto index_of = [&](uint32_t bits) {
+    const auto found = std::find(input_masks_.begin(), input_masks_.end(), bits);
+    if (found == input_masks_.end()) throw Error("plan", "a lane-packed input lane pattern was not collected");
+    return static_cast<size_t>(found - input_masks_.begin());
+  };
+  if constexpr (Traits::kHasOpmask) {
+    // Merge masking: the lanes left out keep their sum (no extra operation).
+    for (const LaneFma& f : fmas) {
+      if (f.bits == lane_all) {
+        vfmadd231ps(f.acc, f.w, b);
+        continue;
+      }
+      const size_t i = index_of(f.bits);
+      if (i < kResidentInputMasks) {
+        vfmadd231ps(f.acc | input_opmasks[i], f.w, b);
+      } else {
+        kmovw(spare_input_opmask, ptr[rip + input_mask_labels_[i]]);
+        vfmadd231ps(f.acc | spare_input_opmask, f.w, b);
+      }
+    }
+  } else {
+    // No opmasks: the unmasked FMAs first, then b with each pattern's lanes
+    // only (broadcast again for every pattern after the first). The two
+    // halves of a ymm (two W phases of 4 channels, the common case) cost no
+    // load: a VEX xmm move zeroes the upper half (renamed, not executed, on
+    // Zen 4), vperm2f128 the lower; other patterns AND with a lane mask.
+    for (const LaneFma& f : fmas)
+      if (f.bits == lane_all) vfmadd231ps(f.acc, f.w, b);
+    std::vector<uint32_t> patterns;
+    for (const LaneFma& f : fmas)
+      if (f.bits != lane_all && std::find(patterns.begin(), patterns.end(), f.bits) == patterns.end())
+        patterns.push_back(f.bits);
+    const uint32_t low = (uint32_t(1) << (plan_.lanes / 2)) - 1, high = lane_all & ~low;
+    for (size_t k = 0; k < patterns.size(); ++k) {
+      if (k) vbroadcastss(b, src);
+      if (patterns[k] == low) {
+        vmovaps(Xbyak::Xmm(b.getIdx()), Xbyak::Xmm(b.getIdx()));
+      } else if (patterns[k] == high) {
+        vperm2f128(Xbyak::Ymm(b.getIdx()), Xbyak::Ymm(b.getIdx()), Xbyak::Ymm(b.getIdx()), 0x08);
+      } else {
+        const size_t i = index_of(patterns[k]);
+        if (i == 0 && input_mask_register_ >= 0)
+          vandps(b, b, Vmm(input_mask_register_));
+        else
+          vandps(b, b, ptr[rip + input_mask_labels_[i]]);
+      }
+      for (const LaneFma& f : fmas)
+        if (f.bits == patterns[k]) vfmadd231ps(f.acc, f.w, b);
+    }
   }
 }
 
@@ -211,6 +302,7 @@ void TConvEmitter<Traits>::emit_row_tap_loop(int rw, const TapMask& valid, int w
   const int unroll = plan_.cin_unroll;
   const int64_t w_step_bytes = 4 * plan_.w_taps(rw) * vectors * plan_.lanes;  // per Cin step
   Xbyak::Label next_tap, done;
+  load_input_masks();
   mov(reg_tap_ptr, ptr[reg_args + off::kRowTaps]);
   mov(reg_tap_count, ptr[reg_args + off::kRowTapCount]);
   lea(rax, ptr[reg_input + reg_tile_in]);
@@ -289,11 +381,14 @@ void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, in
   std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.at < b.at; });
   for (size_t i = 0; i < uses.size();) {
     const Vmm b(first_broadcast + broadcast_turn_++ % broadcasts);
-    vbroadcastss(b, ptr[reg_in + uses[i].at * input_voxel_bytes() + 4 * u]);
+    const Xbyak::Address src = ptr[reg_in + uses[i].at * input_voxel_bytes() + 4 * u];
+    vbroadcastss(b, src);
     const int64_t at = uses[i].at;
+    std::vector<LaneFma> fmas;
     for (; i < uses.size() && uses[i].at == at; ++i)
       for (int v : used[static_cast<size_t>(uses[i].t)])
-        vfmadd231ps(accumulator(uses[i].p, v, vectors), tap_weight(uses[i].t, v), b);
+        fmas.push_back({accumulator(uses[i].p, v, vectors), tap_weight(uses[i].t, v), input_lanes(uses[i].t, v)});
+    emit_lane_fmas(b, src, fmas);
   }
 }
 
@@ -319,9 +414,13 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
       for (int p = 0; p < width; ++p) {
         if (!use[static_cast<size_t>(p)]) continue;
         const Vmm b = broadcast(broadcast_turn_++);
-        vbroadcastss(b, ptr[reg_in + (p * in_step - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() +
-                               4 * u]);
-        for (int v : used) vfmadd231ps(accumulator(p, v, vectors), weight(v), b);
+        const Xbyak::Address src =
+            ptr[reg_in + (p * in_step - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() + 4 * u];
+        vbroadcastss(b, src);
+        std::vector<LaneFma> fmas;
+        for (int v : used)
+          fmas.push_back({accumulator(p, v, vectors), weight(v), input_lanes(static_cast<int>(t), v)});
+        emit_lane_fmas(b, src, fmas);
       }
     }
   }
@@ -485,6 +584,17 @@ void TConvEmitter<Traits>::emit_constants() {
     for (size_t m = 0; m < store_masks_.size(); ++m) {
       L(store_mask_labels_[m]);
       for (int i = 0; i < plan_.lanes; ++i) dd((store_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
+    }
+  }
+  if (!input_masks_.empty()) {
+    align(32);
+    for (size_t m = 0; m < input_masks_.size(); ++m) {
+      L(input_mask_labels_[m]);
+      if constexpr (Traits::kHasOpmask) {
+        dd(input_masks_[m]);  // kmovw reads the low 16 bits
+      } else {
+        for (int i = 0; i < plan_.lanes; ++i) dd((input_masks_[m] >> i) & 1 ? 0xFFFFFFFFu : 0u);
+      }
     }
   }
   activation_.emit_constants();

@@ -45,6 +45,19 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   void emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps);
   bool shares_broadcasts(int rw, int vectors) const;
   void emit_shared_cin_step(int rw, const TapMask& valid, int width, int vectors, int u);
+  // Lane-packed W: the lanes of W tap t's vector v that see the input (all
+  // lanes but those holding another phase's padding weight of 0).
+  uint32_t input_lanes(int t, int v) const;
+  // One input broadcast into (accumulator, weight) pairs, each FMA under its
+  // input lanes: a NaN or Inf input never meets a padding weight of 0, so it
+  // reaches exactly the outputs Keras gives it. src: where b came from (AVX2
+  // broadcasts it again for a second lane pattern).
+  struct LaneFma {
+    Vmm acc, w;
+    uint32_t bits;
+  };
+  void emit_lane_fmas(const Vmm& b, const Xbyak::Address& src, const std::vector<LaneFma>& fmas);
+  void load_input_masks();
   void store_tile(int width, int vectors, bool masked, int64_t first);
   // Stores the lanes `bits` of x (a partial vector of a lane-packed super voxel).
   void store_lanes(const Xbyak::Address& dst, const Vmm& x, uint32_t bits);
@@ -80,6 +93,16 @@ class TConvEmitter : public Xbyak::CodeGenerator {
   static constexpr int kMaxStoreMasks = 16;
   std::vector<uint32_t> store_masks_;
   Xbyak::Label store_mask_labels_[kMaxStoreMasks];
+  // Lane-packed W: the partial input lane patterns (input_lanes) of the
+  // plan. AVX-512 holds the first kResidentInputMasks in opmasks through
+  // each row tap loop and reads the rest from constants; AVX2 ANDs the
+  // broadcast with the pattern, the first one held in a spare vector
+  // register where the tile leaves one (input_mask_register_), else read.
+  static constexpr int kMaxInputMasks = 64;
+  static constexpr int kResidentInputMasks = 5;
+  std::vector<uint32_t> input_masks_;
+  Xbyak::Label input_mask_labels_[kMaxInputMasks];
+  int input_mask_register_ = -1;
   int broadcast_turn_ = 0;
 };
 

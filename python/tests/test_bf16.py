@@ -412,23 +412,22 @@ def _nan_inf_outputs():
 def test_nan_and_inf_propagate():
     got, expected, float32 = _nan_inf_outputs()
     assert np.isnan(expected).any() and np.isposinf(expected).any() and np.isneginf(expected).any()
-    # Every NaN and Inf Keras computes, tconv3d computes (an Inf may meet a zero-padded tap: NaN).
-    assert np.all(np.isnan(got)[np.isnan(expected)])
-    assert np.all((np.isposinf(got) | np.isnan(got))[np.isposinf(expected)])
-    assert np.all((np.isneginf(got) | np.isnan(got))[np.isneginf(expected)])
-    # bf16 propagates exactly as tconv3d's float32 kernels do.
+    # bf16 propagates exactly as tconv3d's float32 kernels do (and both as
+    # Keras: test_nan_and_inf_positions_equal_keras).
     for check in (np.isnan, np.isposinf, np.isneginf):
         np.testing.assert_array_equal(check(got), check(float32))
-    finite = np.isfinite(got) & np.isfinite(expected)
+    # Every output Keras computes finite is finite and close.
+    finite = np.isfinite(expected)
+    assert np.all(np.isfinite(got)[finite])
     scale = float(np.abs(expected[finite]).max())
     assert np.abs(got[finite] - expected[finite]).max() <= forward_tolerance(81) * scale
 
 
 @requires_backend("jax")
 @needs_bf16
-@pytest.mark.xfail(strict=True, reason="tconv3d's generated kernels (float32 too) multiply the input with zero-padded "
-                   "kernel taps, so a NaN or Inf input also makes NaN in some outputs Keras computes finite")
 def test_nan_and_inf_positions_equal_keras():
+    # Lane-packed kernels keep an input out of the lanes of another W phase's
+    # zero-padded taps, so 0 * NaN or 0 * Inf never makes an extra NaN.
     got, expected, _ = _nan_inf_outputs()
     for check in (np.isnan, np.isposinf, np.isneginf):
         np.testing.assert_array_equal(check(got), check(expected))

@@ -1,6 +1,7 @@
 #include "runtime/preactivation_gradient.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "core/activation_gradient.hpp"
@@ -31,13 +32,32 @@ bool axis_activation(const Activation& act) {
 // activation per value, several times slower: 3.2 ms of a 12 ms backward on
 // head_k4s2_f4's sigmoid); each computes exactly what
 // activation_gradient_rows() does, dy * activation_derivative_from_output(y).
-inline __attribute__((always_inline)) void elementwise_dz_body(const Activation& act, const float* z,
-                                                               const float* y, const float* dy, float* dz,
-                                                               int64_t count) {
+// Plain relu: dz = dy * (y > 0 ? 1 : 0), eight values at a time in GCC
+// vectors. Written as a loop, GCC keeps dy where y > 0 and multiplies by
+// zero elsewhere, a branch per value that it does not vectorize: 5.1 ms for
+// k3s2_same's 1 M values, a branch mispredicted on every other random sign.
+inline __attribute__((always_inline)) void relu_dz(const float* y, const float* dy, float* dz, int64_t count) {
+  typedef float Floats __attribute__((vector_size(32)));
+  typedef int32_t Ints __attribute__((vector_size(32)));
+  const Floats zero = {}, one = zero + 1.0f;
+  int64_t i = 0;
+  for (; i + 8 <= count; i += 8) {
+    Floats yv, dyv;
+    std::memcpy(&yv, y + i, sizeof yv);
+    std::memcpy(&dyv, dy + i, sizeof dyv);
+    const Floats derivative = reinterpret_cast<Floats>(reinterpret_cast<Ints>(one) & (yv > zero));
+    const Floats out = dyv * derivative;
+    std::memcpy(dz + i, &out, sizeof out);
+  }
+  for (; i < count; ++i) dz[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+}
+
+// The arrays never overlap (dz is the layer's scratch).
+inline __attribute__((always_inline)) void elementwise_dz_body(const Activation& act, const float* __restrict z,
+                                                               const float* __restrict y, const float* __restrict dy,
+                                                               float* __restrict dz, int64_t count) {
   switch (act.kind) {
-    case ActivationKind::kLinear:
-      std::copy(dy, dy + count, dz);
-      return;
+    case ActivationKind::kLinear: std::copy(dy, dy + count, dz); return;
     case ActivationKind::kSigmoid:
       for (int64_t i = 0; i < count; ++i) dz[i] = dy[i] * (y[i] * (1.0f - y[i]));
       return;
@@ -46,7 +66,7 @@ inline __attribute__((always_inline)) void elementwise_dz_body(const Activation&
       return;
     case ActivationKind::kRelu:
       if (needs_preactivation(act)) break;  // a slope, threshold or clip
-      for (int64_t i = 0; i < count; ++i) dz[i] = dy[i] * (y[i] > 0.0f ? 1.0f : 0.0f);
+      relu_dz(y, dy, dz, count);
       return;
     default: break;
   }
@@ -70,8 +90,8 @@ inline __attribute__((always_inline)) double sum_floats_body(const float* v, int
 // order. Row by row, in memory order: going channel group by channel group
 // instead read every row a line at a time, 2.0 ms for unet_up_k2s2's 8 MB
 // from cold caches. acc: 2 * channels doubles of scratch.
-inline __attribute__((always_inline)) void sum_rows_body(const float* v, int64_t rows, int64_t channels,
-                                                         double* sums, double* acc) {
+inline __attribute__((always_inline)) void sum_rows_body(const float* v, int64_t rows, int64_t channels, double* sums,
+                                                         double* acc) {
   double* even = acc;
   double* odd = acc + channels;
   std::fill(acc, acc + 2 * channels, 0.0);
@@ -91,21 +111,20 @@ inline __attribute__((always_inline)) void sum_rows_body(const float* v, int64_t
 // operations per value: every sum keeps its order, and without FMA no
 // product is fused, so the results are bitwise the same), picked at run time.
 __attribute__((target("avx2"))) void elementwise_dz_avx2(const Activation& act, const float* z, const float* y,
-                                                          const float* dy, float* dz, int64_t count) {
+                                                         const float* dy, float* dz, int64_t count) {
   elementwise_dz_body(act, z, y, dy, dz, count);
 }
 __attribute__((target("avx2"))) double sum_floats_avx2(const float* v, int64_t count) {
   return sum_floats_body(v, count);
 }
 __attribute__((target("avx2"))) void sum_rows_avx2(const float* v, int64_t rows, int64_t channels, double* sums,
-                                                     double* acc) {
+                                                   double* acc) {
   sum_rows_body(v, rows, channels, sums, acc);
 }
 
 bool has_avx2() { return cpu_features().avx2_fma || cpu_features().avx512; }
 
-void elementwise_dz(const Activation& act, const float* z, const float* y, const float* dy, float* dz,
-                    int64_t count) {
+void elementwise_dz(const Activation& act, const float* z, const float* y, const float* dy, float* dz, int64_t count) {
   if (has_avx2()) return elementwise_dz_avx2(act, z, y, dy, dz, count);
   elementwise_dz_body(act, z, y, dy, dz, count);
 }
@@ -188,7 +207,8 @@ const float* preactivation_gradient(const ConvGeometry& g, const Activation& act
       const float* z_rows = z ? z + row0 * length : nullptr;
       const float* y_rows = y ? y + row0 * out_length : nullptr;
       if (axis)
-        activation_gradient_rows(act, z_rows, y_rows, dy + row0 * out_length, dz_rows_out + row0 * length, rows, length);
+        activation_gradient_rows(act, z_rows, y_rows, dy + row0 * out_length, dz_rows_out + row0 * length, rows,
+                                 length);
       else
         elementwise_dz(act, z_rows, y_rows, dy + row0 * length, dz_rows_out + row0 * length, rows * length);
     }
@@ -219,8 +239,7 @@ bool fuses_channels_last_dz(const ConvGeometry& g, const Activation& act) {
 }
 
 void preactivation_gradient_to_channels_last(const ConvGeometry& g, const Activation& act, const float* z,
-                                             const float* y, const float* dy, float* db, float* dz_last,
-                                             int threads) {
+                                             const float* y, const float* dy, float* db, float* dz_last, int threads) {
   const bool linear = act.kind == ActivationKind::kLinear;
   const int64_t channels = g.out_channels, pre_elems = g.output_elements();
   if (pre_elems == 0) {
@@ -230,8 +249,7 @@ void preactivation_gradient_to_channels_last(const ConvGeometry& g, const Activa
   const int64_t spatial = pre_elems / (g.batch * channels);
   // Work items: (n, run of `span` voxels), every channel; a fixed span, so
   // db's partial sums do not depend on the thread count.
-  const int64_t span =
-      std::min(spatial, std::clamp<int64_t>(kFusedBlockFloats / channels / 16 * 16, 16, kFusedRun));
+  const int64_t span = std::min(spatial, std::clamp<int64_t>(kFusedBlockFloats / channels / 16 * 16, 16, kFusedRun));
   const int64_t runs = (spatial + span - 1) / span, items = g.batch * runs;
   const bool avx = cpu_features().avx2_fma || cpu_features().avx512;
   std::vector<double> partial(db ? static_cast<size_t>(items * channels) : 0);

@@ -159,6 +159,14 @@ void sum_rows(const float* v, int64_t rows, int64_t channels, double* sums) {
 
 }  // namespace
 
+void preactivation_gradient_rows(const Activation& act, const float* z, const float* y, const float* dy, float* dz,
+                                 int64_t rows, int64_t length) {
+  if (axis_activation(act))
+    activation_gradient_rows(act, z, y, dy, dz, rows, length);
+  else
+    elementwise_dz(act, z, y, dy, dz, rows * length);
+}
+
 const float* preactivation_gradient(const ConvGeometry& g, const Activation& act, const float* z, const float* y,
                                     const float* dy, float* db, std::vector<float>& dz_storage, int threads) {
   if (act.kind != ActivationKind::kLinear) dz_storage.resize(static_cast<size_t>(g.output_elements()));
@@ -185,7 +193,6 @@ const float* preactivation_gradient(const ConvGeometry& g, const Activation& act
   const Shape5 pre = g.output_shape();
   const int64_t length = pre[4];
   const int64_t out_length = act.kind == ActivationKind::kGlu ? length / 2 : length;
-  const bool axis = axis_activation(act);
   const int64_t plane_rows = spatial_out / length;
   const int64_t chunk_rows = last ? kBiasChunkRows : std::clamp<int64_t>(kPlaneChunkValues / length, 1, plane_rows);
   const int64_t plane_chunks = last ? 0 : (plane_rows + chunk_rows - 1) / chunk_rows;
@@ -206,11 +213,8 @@ const float* preactivation_gradient(const ConvGeometry& g, const Activation& act
     if (dz_rows_out) {
       const float* z_rows = z ? z + row0 * length : nullptr;
       const float* y_rows = y ? y + row0 * out_length : nullptr;
-      if (axis)
-        activation_gradient_rows(act, z_rows, y_rows, dy + row0 * out_length, dz_rows_out + row0 * length, rows,
-                                 length);
-      else
-        elementwise_dz(act, z_rows, y_rows, dy + row0 * length, dz_rows_out + row0 * length, rows * length);
+      preactivation_gradient_rows(act, z_rows, y_rows, dy + row0 * out_length, dz_rows_out + row0 * length, rows,
+                                  length);
     }
     if (!db) continue;
     const float* done = dz_fmt + row0 * length;

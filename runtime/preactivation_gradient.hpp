@@ -34,7 +34,6 @@ bool fuses_channels_last_dz(const ConvGeometry& g, const Activation& act);
 // computed, summed into db and transposed while in the cache, instead of a
 // dz pass and then a transpose pass. db as above: the same for any `threads`.
 void preactivation_gradient_to_channels_last(const ConvGeometry& g, const Activation& act, const float* z,
-                                             const float* y, const float* dy, float* db, float* dz_last,
-                                             int threads);
+                                             const float* y, const float* dy, float* db, float* dz_last, int threads);
 
 }  // namespace tconv3d

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/activation_gradient.hpp"
+#include "runtime/preactivation_gradient.hpp"
 #include "tconv3d/bfloat16.hpp"
 
 namespace tconv3d {
@@ -54,8 +55,8 @@ const uint16_t* preactivation_gradient_bf16(const ConvGeometry& g, const Activat
       if (!linear) {
         if (!zf.empty()) widen(z + first, zf.data(), count);
         if (!yf.empty()) widen(y + first, yf.data(), count);
-        activation_gradient_rows(act, zf.empty() ? nullptr : zf.data(), yf.empty() ? nullptr : yf.data(),
-                                 dyf.data(), dzf.data(), rows, length);
+        activation_gradient_rows(act, zf.empty() ? nullptr : zf.data(), yf.empty() ? nullptr : yf.data(), dyf.data(),
+                                 dzf.data(), rows, length);
         uint16_t* out = dz_storage.data() + first;
         for (int64_t k = 0; k < count; ++k) out[k] = float_to_bf16(dzf[k]);
         done = dzf.data();

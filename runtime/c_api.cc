@@ -174,6 +174,25 @@ void copy_shape(const tconv3d::Shape5& from, int64_t* to) {
   for (int i = 0; i < 5; ++i) to[i] = from[i];
 }
 
+// The forward of either dtype: NULLs and an output that overlaps the input
+// are errors, then `run` computes.
+template <typename T, typename Run>
+tconv3d_status checked_forward(const tconv3d_layer* layer, const T* input, T* output, char* error, size_t error_size,
+                               Run run) {
+  return guarded(error, error_size, [&] {
+    if (!layer) throw Error("layer", "is NULL");
+    if (!input) throw Error("input", "is NULL");
+    if (!output) throw Error("output", "is NULL");
+    const auto in_begin = reinterpret_cast<uintptr_t>(input);
+    const auto out_begin = reinterpret_cast<uintptr_t>(output);
+    const uintptr_t in_end = in_begin + uintptr_t(layer->layer.geometry().input_elements()) * sizeof(T);
+    const uintptr_t out_end = out_begin + uintptr_t(layer->layer.output_elements()) * sizeof(T);
+    if (in_begin < out_end && out_begin < in_end) throw Error("output", "overlaps the input");
+    run(layer->layer);
+    return TCONV3D_OK;
+  });
+}
+
 }  // namespace
 
 extern "C" {
@@ -272,18 +291,8 @@ tconv3d_status tconv3d_layer_output_elements(const tconv3d_layer* layer, int64_t
 
 tconv3d_status tconv3d_layer_forward(const tconv3d_layer* layer, const float* input, float* output,
                                      char* error, size_t error_size) {
-  return guarded(error, error_size, [&] {
-    if (!layer) throw Error("layer", "is NULL");
-    if (!input) throw Error("input", "is NULL");
-    if (!output) throw Error("output", "is NULL");
-    const auto in_begin = reinterpret_cast<uintptr_t>(input);
-    const auto out_begin = reinterpret_cast<uintptr_t>(output);
-    const uintptr_t in_end = in_begin + uintptr_t(layer->layer.geometry().input_elements()) * sizeof(float);
-    const uintptr_t out_end = out_begin + uintptr_t(layer->layer.output_elements()) * sizeof(float);
-    if (in_begin < out_end && out_begin < in_end) throw Error("output", "overlaps the input");
-    layer->layer.forward(input, output);
-    return TCONV3D_OK;
-  });
+  return checked_forward(layer, input, output, error, error_size,
+                         [&](const tconv3d::Layer& l) { l.forward(input, output); });
 }
 
 tconv3d_status tconv3d_layer_backward(const tconv3d_layer* layer, const float* x, const float* y, const float* dy,
@@ -297,18 +306,8 @@ tconv3d_status tconv3d_layer_backward(const tconv3d_layer* layer, const float* x
 
 tconv3d_status tconv3d_layer_forward_bf16(const tconv3d_layer* layer, const uint16_t* input, uint16_t* output,
                                           char* error, size_t error_size) {
-  return guarded(error, error_size, [&] {
-    if (!layer) throw Error("layer", "is NULL");
-    if (!input) throw Error("input", "is NULL");
-    if (!output) throw Error("output", "is NULL");
-    const auto in_begin = reinterpret_cast<uintptr_t>(input);
-    const auto out_begin = reinterpret_cast<uintptr_t>(output);
-    const uintptr_t in_end = in_begin + uintptr_t(layer->layer.geometry().input_elements()) * sizeof(uint16_t);
-    const uintptr_t out_end = out_begin + uintptr_t(layer->layer.output_elements()) * sizeof(uint16_t);
-    if (in_begin < out_end && out_begin < in_end) throw Error("output", "overlaps the input");
-    layer->layer.forward_bf16(input, output);
-    return TCONV3D_OK;
-  });
+  return checked_forward(layer, input, output, error, error_size,
+                         [&](const tconv3d::Layer& l) { l.forward_bf16(input, output); });
 }
 
 tconv3d_status tconv3d_layer_backward_bf16(const tconv3d_layer* layer, const uint16_t* x, const uint16_t* y,

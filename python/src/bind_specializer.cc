@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include <nanobind/stl/optional.h>
@@ -124,34 +125,7 @@ class Specializer {
       const InArray& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InArray>& y,
       const InArray& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
     require_dtype(DataType::kFloat32, "backward");
-    const std::vector<int64_t> input_shape = shape_of(x);
-    const ConstTensor k{kernel.data(), shape_of(kernel)};
-    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
-    std::shared_ptr<const Layer> layer;
-    {
-      nb::gil_scoped_release release;
-      layer = cache_->get(input_shape, k, b, /*compare_weights=*/true);
-    }
-    const Shape5 out = layer->output_shape();
-    const std::vector<int64_t> out_shape(out.begin(), out.end());
-    if (shape_of(dy) != out_shape) {
-      throw Error("dy", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
-                            shape_to_string(shape_of(dy)));
-    }
-    if (y && shape_of(*y) != out_shape) {
-      throw Error("y", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
-                           shape_to_string(shape_of(*y)));
-    }
-    std::optional<OutArray> dx, dk, db;
-    if (want_dx) dx = new_array(input_shape);
-    if (want_dkernel) dk = new_array(k.shape);
-    if (want_dbias && bias) db = new_array(b.shape);
-    {
-      nb::gil_scoped_release release;
-      layer->backward(x.data(), y ? y->data() : nullptr, dy.data(), dx ? dx->data() : nullptr,
-                      dk ? dk->data() : nullptr, db ? db->data() : nullptr);
-    }
-    return {std::move(dx), std::move(dk), std::move(db)};
+    return gradients<float, OutArray>(x, kernel, bias, y, dy, want_dx, want_dkernel, want_dbias);
   }
 
   // The bf16 layer's gradients: x, y and dy bf16 bits (y as for backward),
@@ -160,35 +134,7 @@ class Specializer {
       const InBits& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InBits>& y,
       const InBits& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
     require_dtype(DataType::kBfloat16, "backward_bf16");
-    const std::vector<int64_t> input_shape = shape_of(x);
-    const ConstTensor k{kernel.data(), shape_of(kernel)};
-    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
-    std::shared_ptr<const Layer> layer;
-    {
-      nb::gil_scoped_release release;
-      layer = cache_->get(input_shape, k, b, /*compare_weights=*/true);
-    }
-    const Shape5 out = layer->output_shape();
-    const std::vector<int64_t> out_shape(out.begin(), out.end());
-    if (shape_of(dy) != out_shape) {
-      throw Error("dy", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
-                            shape_to_string(shape_of(dy)));
-    }
-    if (y && shape_of(*y) != out_shape) {
-      throw Error("y", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
-                           shape_to_string(shape_of(*y)));
-    }
-    std::optional<OutBits> dx;
-    std::optional<OutArray> dk, db;
-    if (want_dx) dx = new_array<uint16_t>(input_shape);
-    if (want_dkernel) dk = new_array(k.shape);
-    if (want_dbias && bias) db = new_array(b.shape);
-    {
-      nb::gil_scoped_release release;
-      layer->backward_bf16(x.data(), y ? y->data() : nullptr, dy.data(), dx ? dx->data() : nullptr,
-                           dk ? dk->data() : nullptr, db ? db->data() : nullptr);
-    }
-    return {std::move(dx), std::move(dk), std::move(db)};
+    return gradients<uint16_t, OutBits>(x, kernel, bias, y, dy, want_dx, want_dkernel, want_dbias);
   }
 
   // (kernel_name, backend, isa, threads) of the most recent specialization.
@@ -207,6 +153,49 @@ class Specializer {
   std::string dtype() const { return cache_->options().dtype == DataType::kBfloat16 ? "bfloat16" : "float32"; }
 
  private:
+  // backward and backward_bf16: x, y, dy and dx of element type T (float, or
+  // bf16 bits), the kernel's and bias's gradients float32.
+  template <typename T, typename OutValues, typename InValues>
+  std::tuple<std::optional<OutValues>, std::optional<OutArray>, std::optional<OutArray>> gradients(
+      const InValues& x, const InArray& kernel, const std::optional<InArray>& bias, const std::optional<InValues>& y,
+      const InValues& dy, bool want_dx, bool want_dkernel, bool want_dbias) {
+    const std::vector<int64_t> input_shape = shape_of(x);
+    const ConstTensor k{kernel.data(), shape_of(kernel)};
+    const ConstTensor b = bias ? ConstTensor{bias->data(), shape_of(*bias)} : ConstTensor{};
+    std::shared_ptr<const Layer> layer;
+    {
+      nb::gil_scoped_release release;
+      layer = cache_->get(input_shape, k, b, /*compare_weights=*/true);
+    }
+    const Shape5 out = layer->output_shape();
+    const std::vector<int64_t> out_shape(out.begin(), out.end());
+    if (shape_of(dy) != out_shape) {
+      throw Error("dy", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                            shape_to_string(shape_of(dy)));
+    }
+    if (y && shape_of(*y) != out_shape) {
+      throw Error("y", "expected the output's shape " + shape_to_string(out_shape) + ", got " +
+                           shape_to_string(shape_of(*y)));
+    }
+    std::optional<OutValues> dx;
+    std::optional<OutArray> dk, db;
+    if (want_dx) dx = new_array<T>(input_shape);
+    if (want_dkernel) dk = new_array(k.shape);
+    if (want_dbias && bias) db = new_array(b.shape);
+    {
+      nb::gil_scoped_release release;
+      const T* y_data = y ? y->data() : nullptr;
+      T* dx_data = dx ? dx->data() : nullptr;
+      float* dk_data = dk ? dk->data() : nullptr;
+      float* db_data = db ? db->data() : nullptr;
+      if constexpr (std::is_same_v<T, float>)
+        layer->backward(x.data(), y_data, dy.data(), dx_data, dk_data, db_data);
+      else
+        layer->backward_bf16(x.data(), y_data, dy.data(), dx_data, dk_data, db_data);
+    }
+    return {std::move(dx), std::move(dk), std::move(db)};
+  }
+
   // Checked before any layer is built, so the message names the call, not a kernel.
   void require_dtype(DataType wanted, const char* call) const {
     if (cache_->options().dtype == wanted) return;

@@ -96,6 +96,40 @@ TCONV3D_INLINE void map_dz(const In* x, const In* dy, float* dz_float, uint16_t*
   }
 }
 
+// tf.keras 2.x relu with a threshold or clip (and maybe a slope), from z:
+// detail::relu_general_derivative's operations in vectors, in its order
+// (its per-layer branches taken per vector: the same way for every value).
+template <class Run>
+TCONV3D_INLINE bool relu_general(const Activation& act, const Run& run) {
+  const Floats zero = {}, one = zero + 1.0f, half = zero + 0.5f, six = zero + 6.0f;
+  const Floats slope = zero + static_cast<float>(act.alpha), threshold = zero + static_cast<float>(act.threshold);
+  const Floats max_value = zero + static_cast<float>(act.max_value.value_or(0.0));
+  const bool thresholded = act.threshold != 0.0, sloped = act.alpha != 0.0;
+  const bool relu6 = !thresholded && act.max_value && *act.max_value == 6.0;
+  const bool clip = act.max_value.has_value() && !relu6;
+  return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE {
+    Floats positive, positive_value;
+    if (thresholded) {
+      positive = pick(v > threshold, one, zero);
+      positive_value = pick(v > threshold, v, zero);
+    } else if (relu6) {
+      positive = pick((v > zero) & (v < six), one, zero);
+      positive_value = v;
+    } else {
+      positive = pick(v > zero, one, zero);
+      positive_value = pick(v > zero, v, zero);
+    }
+    if (clip) {  // positive *= max_grad(pv, 0) * min_grad(lower, max)
+      const Floats lower = pick(positive_value > zero, positive_value, zero);
+      const Floats above = pick(positive_value > zero, one, pick(positive_value == zero, half, zero));
+      const Floats below = pick(lower < max_value, one, pick(lower == max_value, half, zero));
+      positive = positive * (above * below);
+    }
+    const Floats negative = sloped ? pick(threshold - v > zero, slope, zero) : zero;
+    return g * (positive + negative);
+  });
+}
+
 // The activations with loops of their own: each computes, in vectors, the
 // very operations of activation_derivative_from_output (from y) or of
 // activation_derivative (from z, where needs_preactivation), in the same
@@ -123,7 +157,7 @@ TCONV3D_INLINE bool dz_body(const Activation& act, const In* z, const In* y, con
         return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v > zero, one, zero); });
       if (act.alpha != 0.0 && !act.max_value && act.threshold == 0.0)  // a slope alone: leaky
         return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v >= zero, one, alpha); });
-      return false;  // a threshold or clip
+      return relu_general(act, run);
     case ActivationKind::kLeakyRelu:  // from y or (slope <= 0) z: the same test
       return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v >= zero, one, alpha); });
     case ActivationKind::kRelu6: {

@@ -99,6 +99,10 @@ std::vector<Activation> elementwise_activations() {
   out.push_back(make(ActivationKind::kRelu, 0.0, 2.5));
   out.push_back(make(ActivationKind::kRelu, 0.1, 2.5, 0.5));
   out.push_back(make(ActivationKind::kRelu, 0.0, {}, 0.5));
+  out.push_back(make(ActivationKind::kRelu, 0.2, 6.0));
+  out.push_back(make(ActivationKind::kRelu, 0.2, {}, -0.5));
+  out.push_back(make(ActivationKind::kRelu, 0.0, 6.0, 2.0));
+  out.push_back(make(ActivationKind::kRelu, 0.0, 1.0, -1.0));
   return out;
 }
 
@@ -120,11 +124,12 @@ TEST(DzLoops, CommonActivationsHaveLoops) {
         make(ActivationKind::kTanh), make(ActivationKind::kSigmoid), make(ActivationKind::kHardSigmoid),
         make(ActivationKind::kHardSigmoidTfKeras2), make(ActivationKind::kSparseSigmoid),
         make(ActivationKind::kHardSilu), make(ActivationKind::kHardTanh), make(ActivationKind::kExponential),
-        make(ActivationKind::kLinear)})
+        make(ActivationKind::kLinear), make(ActivationKind::kRelu, 0.0, 2.5), make(ActivationKind::kRelu, 0.0, 6.0),
+        make(ActivationKind::kRelu, 0.1, 2.5, 0.5)})
     EXPECT_TRUE(has_dz_loop(a)) << describe(a);
-  // Those needing exp, erf or tanh per value (and a clipped relu) take the general path.
+  // Those needing exp, erf, tanh or sqrt per value take the general path.
   for (const Activation& a : {make(ActivationKind::kGelu), make(ActivationKind::kSilu),
-                              make(ActivationKind::kElu, -0.5), make(ActivationKind::kRelu, 0.0, 2.5)})
+                              make(ActivationKind::kSoftplus), make(ActivationKind::kElu, -0.5)})
     EXPECT_FALSE(has_dz_loop(a)) << describe(a);
 }
 

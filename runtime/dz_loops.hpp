@@ -2,9 +2,9 @@
 // (preactivation_gradient.*) and the bf16 pass (preactivation_gradient_bf16.*):
 // dz = dy * act'(.) per elementwise activation, bf16 <-> float32 conversion,
 // and the double sums of the bias gradient. Each is vectorized (GCC vectors)
-// and compiled for the generic x86-64 target, AVX2 and AVX-512, with the same
-// operations per value on every one: the results are bitwise the same
-// whichever runs, and bitwise what the scalar definitions compute
+// and compiled for the generic x86-64 target and AVX2 (the bf16 ones for
+// AVX-512 too), with the same operations per value on every one: the results
+// are bitwise the same whichever runs, and bitwise what the scalar definitions compute
 // (activation_gradient_rows, float_to_bf16). Callers pick the instruction set
 // once per pass with dz_isa().
 #pragma once

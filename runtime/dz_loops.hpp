@@ -31,9 +31,11 @@ bool has_dz_loop(const Activation& act);
 void elementwise_dz(DzIsa isa, const Activation& act, const float* z, const float* y, const float* dy, float* dz,
                     int64_t count);
 
-// The same from bf16 inputs (a linear activation included: dz = dy): each
-// input widened to float32, then elementwise_dz; dz_bf16 gets dz rounded by
-// float_to_bf16, and dz_float (when not null) the float32 dz itself.
+// The same from bf16 inputs (a linear activation included: dz = dy): bitwise
+// each input widened to float32, then elementwise_dz; dz_bf16 gets dz rounded
+// by float_to_bf16, and dz_float (when not null) the float32 dz itself. The
+// activations without a loop of their own look act' up in a table of all
+// 65536 bf16 inputs, computed once per process by the general path's function.
 void elementwise_dz_bf16(DzIsa isa, const Activation& act, const uint16_t* z, const uint16_t* y,
                          const uint16_t* dy, float* dz_float, uint16_t* dz_bf16, int64_t count);
 

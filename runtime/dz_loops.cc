@@ -385,28 +385,45 @@ void run_dz_table(DzIsa isa, const uint16_t* x, const uint16_t* dy, const float*
 // a value, against a lookup's 1 or 2). Built once per activation (and
 // parameters) in the process, 256 KB each; past kMaxTables, none (nullptr).
 constexpr size_t kMaxTables = 32;
+struct TableKey {
+  ActivationKind kind;
+  double alpha, threshold;
+  std::optional<double> max_value;
+  bool matches(const Activation& act) const {
+    return kind == act.kind && alpha == act.alpha && threshold == act.threshold && max_value == act.max_value;
+  }
+};
+
 const float* derivative_table(const Activation& act) {
+  // Each thread remembers the last table it was given (the pass asks once
+  // per block): no lock after the first block. Tables are never freed.
+  thread_local TableKey last_key{};
+  thread_local const float* last = nullptr;
+  if (last && last_key.matches(act)) return last;
   struct Entry {
-    ActivationKind kind;
-    double alpha, threshold;
-    std::optional<double> max_value;
+    TableKey key;
     std::unique_ptr<float[]> table;
   };
   static std::mutex mutex;
   static std::vector<Entry> entries;
   std::lock_guard<std::mutex> lock(mutex);
+  const float* found = nullptr;
   for (const Entry& e : entries)
-    if (e.kind == act.kind && e.alpha == act.alpha && e.threshold == act.threshold && e.max_value == act.max_value)
-      return e.table.get();
-  if (entries.size() >= kMaxTables) return nullptr;
-  std::unique_ptr<float[]> table(new float[65536]);
-  const bool from_z = needs_preactivation(act);
-  for (uint32_t b = 0; b < 65536; ++b) {
-    const float x = bf16_to_float(static_cast<uint16_t>(b));
-    table[b] = from_z ? activation_derivative(act, x) : activation_derivative_from_output(act, x);
+    if (e.key.matches(act)) found = e.table.get();
+  if (!found) {
+    if (entries.size() >= kMaxTables) return nullptr;
+    std::unique_ptr<float[]> table(new float[65536]);
+    const bool from_z = needs_preactivation(act);
+    for (uint32_t b = 0; b < 65536; ++b) {
+      const float x = bf16_to_float(static_cast<uint16_t>(b));
+      table[b] = from_z ? activation_derivative(act, x) : activation_derivative_from_output(act, x);
+    }
+    found = table.get();
+    entries.push_back(Entry{TableKey{act.kind, act.alpha, act.threshold, act.max_value}, std::move(table)});
   }
-  entries.push_back(Entry{act.kind, act.alpha, act.threshold, act.max_value, std::move(table)});
-  return entries.back().table.get();
+  last_key = TableKey{act.kind, act.alpha, act.threshold, act.max_value};
+  last = found;
+  return found;
 }
 
 void sum_rows_run(DzIsa isa, const float* v, int64_t rows, int64_t channels, double* sums, double* acc) {

@@ -1,7 +1,8 @@
 // The first step of every backward pass: the gradient with respect to the
 // pre-activation output, dz = dy * act'(z), fused with the bias gradient
 // db = sum of dz over batch and space (each block of dz is summed while it is
-// in the cache). Shared by the float32 and bf16 backward passes.
+// in the cache). The float32 backward's; the bf16 backward's pass
+// (preactivation_gradient_bf16.hpp) runs the same loops (dz_loops.hpp).
 #pragma once
 
 #include <vector>

@@ -3,8 +3,7 @@
 #include <algorithm>
 
 #include "core/activation_gradient.hpp"
-#include "runtime/preactivation_gradient.hpp"
-#include "tconv3d/bfloat16.hpp"
+#include "runtime/dz_loops.hpp"
 
 namespace tconv3d {
 
@@ -13,10 +12,6 @@ namespace {
 // Rows of the last axis per block: a fixed size, so db's partial sums, and
 // their order, do not depend on the thread count.
 constexpr int64_t kBlockRows = 256;
-
-void widen(const uint16_t* in, float* out, int64_t count) {
-  for (int64_t k = 0; k < count; ++k) out[k] = bf16_to_float(in[k]);
-}
 
 }  // namespace
 
@@ -40,37 +35,29 @@ const uint16_t* preactivation_gradient_bf16(const ConvGeometry& g, const Activat
   const int64_t planes = total_rows / plane_rows, blocks = planes * blocks_per_plane;
   // channels_last: a partial sum per (block, filter); channels_first: per block.
   std::vector<double> partial(db ? static_cast<size_t>(last ? blocks * filters : blocks) : 0, 0.0);
+  const DzIsa isa = dz_isa();
+  const uint16_t* z_in = needs_preactivation(act) ? z : nullptr;
+  const uint16_t* y_in = needs_output(act) ? y : nullptr;
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<float> zf, yf, dyf(static_cast<size_t>(kBlockRows * length)), dzf(dyf.size());
-    if (z) zf.resize(dyf.size());
-    if (y && needs_output(act)) yf.resize(dyf.size());
+    // The block's float32 dz (dy for a linear activation), summed into db
+    // while it is in the cache.
+    std::vector<float> dzf(db ? static_cast<size_t>(kBlockRows * length) : 0);
 #pragma omp for schedule(dynamic, 4)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t plane = b / blocks_per_plane, in_plane = (b % blocks_per_plane) * kBlockRows;
       const int64_t row0 = plane * plane_rows + in_plane, rows = std::min(kBlockRows, plane_rows - in_plane);
       const int64_t first = row0 * length, count = rows * length;
-      widen(dy + first, dyf.data(), count);
-      const float* done = dyf.data();
-      if (!linear) {
-        if (!zf.empty()) widen(z + first, zf.data(), count);
-        if (!yf.empty()) widen(y + first, yf.data(), count);
-        activation_gradient_rows(act, zf.empty() ? nullptr : zf.data(), yf.empty() ? nullptr : yf.data(), dyf.data(),
-                                 dzf.data(), rows, length);
-        uint16_t* out = dz_storage.data() + first;
-        for (int64_t k = 0; k < count; ++k) out[k] = float_to_bf16(dzf[k]);
-        done = dzf.data();
-      }
+      if (linear)
+        widen_bf16(isa, dy + first, dzf.data(), count);
+      else
+        elementwise_dz_bf16(isa, act, z_in ? z_in + first : nullptr, y_in ? y_in + first : nullptr, dy + first,
+                            db ? dzf.data() : nullptr, dz_storage.data() + first, count);
       if (!db) continue;
-      if (last) {
-        double* sums = partial.data() + b * filters;
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t c = 0; c < filters; ++c) sums[c] += double(done[r * filters + c]);
-      } else {
-        double sum = 0.0;
-        for (int64_t k = 0; k < count; ++k) sum += double(done[k]);
-        partial[b] = sum;
-      }
+      if (last)
+        sum_rows(isa, dzf.data(), rows, filters, partial.data() + b * filters);
+      else
+        partial[b] = sum_floats(isa, dzf.data(), count);
     }
   }
   if (db) {

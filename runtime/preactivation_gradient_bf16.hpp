@@ -1,9 +1,10 @@
 // The bf16 backward's first step: dz = dy * act'(z) from bf16 dy (and y or
-// z), computed in float32 a block of rows at a time (the core's
-// activation_gradient_rows, as the float32 pass), fused with the bias
-// gradient db = float32 dz summed in double, and written out rounded to
-// bf16, what dx and dK are computed from. No tensor-sized float32 copy is
-// made: each block is widened into a small per-thread buffer.
+// z), computed in float32 by the float32 pass's loops (runtime/dz_loops.hpp:
+// bf16 widened in registers, bitwise what activation_gradient_rows computes
+// on the widened values), fused with the bias gradient db = float32 dz summed
+// in double, and written out rounded to bf16 (float_to_bf16), what dx and dK
+// are computed from. No tensor-sized float32 copy is made: a block of rows at
+// a time goes through a small per-thread float32 buffer, for db.
 #pragma once
 
 #include <cstdint>

@@ -163,16 +163,22 @@ class RowExecutor final : public Executor {
     threads = static_cast<int>(std::min<int64_t>(threads, items));
     const int64_t in_item = g.input_elements() / g.batch;
     const int64_t out_row = g.axes[2].out * g.out_channels;
+    // Items [begin, end): (kernel k, batch item n, row j in run order),
+    // counted up without a division per row.
     auto run_items = [&](codegen::KernelArgs& args, int64_t begin, int64_t end) {
+      if (begin >= end) return;
+      int64_t k = begin / rows, n = begin % rows / per_item, j = begin % per_item;
       for (int64_t item = begin; item < end; ++item) {
-        const codegen::KernelFunction kernel = kernels_[static_cast<size_t>(item / rows)];
-        const int64_t r = item % rows;
-        const int64_t n = r / per_item, dh = order_[static_cast<size_t>(r % per_item)];
+        const int64_t dh = order_[static_cast<size_t>(j)];
         args.input = reinterpret_cast<const float*>(input + n * in_item);
         args.row_taps = rows_.pairs_of(dh);
         args.row_tap_count = rows_.taps_of(dh);
         args.output = reinterpret_cast<float*>(output + (n * per_item + dh) * out_row);
-        kernel(&args);
+        kernels_[static_cast<size_t>(k)](&args);
+        if (++j == per_item) {
+          j = 0;
+          if (++n == g.batch) n = 0, ++k;
+        }
       }
     };
     codegen::KernelArgs args{};

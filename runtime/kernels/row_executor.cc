@@ -205,7 +205,9 @@ class RowExecutor final : public Executor {
   // (kernel, n, od), channel groups outermost, D rows in phase order. A block
   // is computed into a scratch slab and transposed in one go, so each
   // channel's destination is one long run (whole cache lines, streamed when
-  // large) instead of one short, line-straddling run per row.
+  // large) instead of one short, line-straddling run per row. The blocks go
+  // to whichever thread is free: here the owned runs of run_rows measured 1 %
+  // slower (unet_up_k2s2_cf, 2 threads, 2.72 -> 2.76 ms).
   template <typename T>
   void run_blocks_channels_first(const T* input, T* output, int threads) const {
     const ConvGeometry& g = plan_.geometry;

@@ -50,7 +50,8 @@ std::vector<int64_t> equal_cost_chunks(const std::vector<int64_t>& cost, int64_t
 
 WorkSplit split_work(const std::vector<int64_t>& cost, int64_t items, int parts) {
   if (parts < 1 || parts > items)
-    throw Error("parts", "must be in [1, " + std::to_string(items) + "] (the item count), got " + std::to_string(parts));
+    throw Error("parts",
+                "must be in [1, " + std::to_string(items) + "] (the item count), got " + std::to_string(parts));
   const std::vector<int64_t> runs = equal_cost_chunks(cost, items, parts);
   const int64_t rows = static_cast<int64_t>(cost.size());
   auto cost_of = [&](int64_t i) { return rows ? cost[static_cast<size_t>(i % rows)] : int64_t(0); };

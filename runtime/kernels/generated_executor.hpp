@@ -1,7 +1,7 @@
 // The executor of a code-generating backend (Xbyak or LLVM): the backend's
 // plan (plan_for_backend), its row kernels from the kernel cache, and the
 // layer's weights packed for the plan, run by the shared row executor
-// (rows split among threads in chunks of equal tap cost, results bitwise
+// (each thread owns a run of rows of equal tap cost, results bitwise
 // identical for any number of threads).
 #pragma once
 

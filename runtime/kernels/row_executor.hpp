@@ -7,9 +7,10 @@
 // transpose. A backend only supplies the compiled code of the plan's row
 // kernel(s).
 //
-// Threads take contiguous chunks of rows of equal tap cost; every row is
-// computed by the same code in the same order whatever the thread count, so
-// results are bitwise identical for any number of threads.
+// Each thread owns a contiguous run of rows of equal tap cost and helps the
+// others at the end (work_split.hpp); every row is computed by the same code
+// in the same order whatever the thread count, so results are bitwise
+// identical for any number of threads.
 #pragma once
 
 #include <functional>

@@ -1,12 +1,14 @@
 // The bf16 backward executors.
 //
-// Xbyak and LLVM (the same plans, bitwise the same results): dx by the bf16 row kernel (emit/x64/bf16_emitter.*, vdpbf16ps over
-// filter pairs, float32 accumulation, one bf16 rounding at the store) of the
-// bf16 input-gradient plan, run by the shared row executor (LLVM:
-// emit/llvm/ir_bf16_kernel), dK by the bf16 variant of the dK kernel (runtime/kernels/bf16_kernel_gradient.hpp:
-// vdpbf16ps over voxel pairs of x and dz repacked per call, float32
-// accumulation; LLVM: emit/llvm/ir_kernel_gradient). It replaced the float32 dK kernel on x and dz widened to
-// float32, which moved twice the bytes and ran at half vdpbf16ps's rate.
+// Xbyak and LLVM (the same plans, bitwise the same results): dx by the bf16
+// row kernel (emit/x64/bf16_emitter.*, LLVM: emit/llvm/ir_bf16_kernel;
+// vdpbf16ps over filter pairs, float32 accumulation, one bf16 rounding at the
+// store) of the bf16 input-gradient plan, run by the shared row executor; dK
+// by the bf16 variant of the dK kernel (runtime/kernels/bf16_kernel_gradient.hpp,
+// LLVM: emit/llvm/ir_kernel_gradient; vdpbf16ps over voxel pairs of x and dz
+// repacked per call, float32 accumulation). It replaced the float32 dK kernel
+// on x and dz widened to float32, which moved twice the bytes and ran at half
+// vdpbf16ps's rate.
 // Reference: both products by the float32 reference loops (double
 // accumulation) on widened data over the bf16-rounded kernel.
 #include <omp.h>
@@ -75,7 +77,8 @@ class ReferenceBf16Backward final : public Bf16BackwardExecutor {
 std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore& weights, Backend backend) {
   const codegen::CodeBackend* generator = code_backend(backend);
   if (!generator)
-    throw Error("backend", "the bf16 backward on " + to_string(backend) + " needs that backend, which this build lacks");
+    throw Error("backend",
+                "the bf16 backward on " + to_string(backend) + " needs that backend, which this build lacks");
   codegen::KernelPlan plan = codegen::make_bf16_input_gradient_plan(problem);
   const std::string name = codegen::kernel_name(plan) + generator->kernel_name_suffix;
   return make_row_executor(std::move(plan), weights, backend, name, [generator](const codegen::KernelPlan& p) {

@@ -105,7 +105,7 @@ class Bf16RowKernelEmitter {
     gr.out = half_at(args_.output, b.CreateAdd(channel0, ir_.i64c(phase.first_out * cout())));
     gr.bias = ir_.at(args_.bias, channel0);
     gr.weights = pair_at(args_.weights, b.CreateAdd(ir_.i64c(plan_.weights_phase_offset(rw)),
-                                               b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
+                                                      b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
     gr.vectors = vectors;
     gr.masked = masked;
     const int64_t out_step = plan_.w_output_step(), in_step = plan_.w_input_step();

@@ -69,7 +69,7 @@ class RowKernelEmitter {
     gr.out = ir_.at_any(args_.output, b.CreateAdd(channel0, ir_.i64c(phase.first_out * cout())));
     gr.bias = ir_.at(args_.bias, channel0);
     gr.weights = ir_.at(args_.weights, b.CreateAdd(ir_.i64c(plan_.weights_phase_offset(rw)),
-                                               b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
+                                                     b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
     gr.vectors = vectors;
     gr.masked = masked;
     for_each_w_tile(ir_, plan_, rw, [&](const TapMask& valid, int width, llvm::Value* j, int64_t first) {

@@ -73,7 +73,8 @@ llvm::Value* IrSupport::fma(llvm::Value* a, llvm::Value* b, llvm::Value* c) {
 llvm::Value* IrSupport::dpbf16ps(llvm::Value* acc, llvm::Value* a, llvm::Value* b) {
   llvm::Function* f = llvm::Intrinsic::getDeclaration(&module_, llvm::Intrinsic::x86_avx512bf16_dpbf16ps_512);
   llvm::FunctionType* type = f->getFunctionType();
-  return b_.CreateCall(f, {acc, b_.CreateBitCast(a, type->getParamType(1)), b_.CreateBitCast(b, type->getParamType(2))});
+  return b_.CreateCall(f,
+                       {acc, b_.CreateBitCast(a, type->getParamType(1)), b_.CreateBitCast(b, type->getParamType(2))});
 }
 
 llvm::Value* IrSupport::opaque_mask(uint32_t bits) {
@@ -203,8 +204,9 @@ std::vector<llvm::Value*> load_arg_fields(llvm::IRBuilder<>& builder, llvm::Stru
                                           const std::vector<const char*>& names) {
   std::vector<llvm::Value*> fields;
   for (unsigned i = 0; i < args_type->getNumElements(); ++i)
-    fields.push_back(builder.CreateAlignedLoad(args_type->getElementType(i), builder.CreateStructGEP(args_type, args, i),
-                                               llvm::Align(8), i < names.size() ? names[i] : ""));
+    fields.push_back(builder.CreateAlignedLoad(args_type->getElementType(i),
+                                               builder.CreateStructGEP(args_type, args, i), llvm::Align(8),
+                                               i < names.size() ? names[i] : ""));
   return fields;
 }
 

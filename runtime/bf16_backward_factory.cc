@@ -1,12 +1,14 @@
 // The bf16 backward executors.
 //
-// Xbyak: dx by the bf16 row kernel (emit/x64/bf16_emitter.*, vdpbf16ps over
-// filter pairs, float32 accumulation, one bf16 rounding at the store) of the
-// bf16 input-gradient plan, run by the shared row executor; dK by the bf16
-// variant of the dK kernel (runtime/kernels/bf16_kernel_gradient.hpp:
-// vdpbf16ps over voxel pairs of x and dz repacked per call, float32
-// accumulation). It replaced the float32 dK kernel on x and dz widened to
-// float32, which moved twice the bytes and ran at half vdpbf16ps's rate.
+// Xbyak and LLVM (the same plans, bitwise the same results): dx by the bf16
+// row kernel (emit/x64/bf16_emitter.*, LLVM: emit/llvm/ir_bf16_kernel;
+// vdpbf16ps over filter pairs, float32 accumulation, one bf16 rounding at the
+// store) of the bf16 input-gradient plan, run by the shared row executor; dK
+// by the bf16 variant of the dK kernel (runtime/kernels/bf16_kernel_gradient.hpp,
+// LLVM: emit/llvm/ir_kernel_gradient; vdpbf16ps over voxel pairs of x and dz
+// repacked per call, float32 accumulation). It replaced the float32 dK kernel
+// on x and dz widened to float32, which moved twice the bytes and ran at half
+// vdpbf16ps's rate.
 // Reference: both products by the float32 reference loops (double
 // accumulation) on widened data over the bf16-rounded kernel.
 #include <omp.h>
@@ -72,21 +74,23 @@ class ReferenceBf16Backward final : public Bf16BackwardExecutor {
   std::vector<float> rounded_;
 };
 
-std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore& weights) {
-  const codegen::CodeBackend* xbyak = code_backend(Backend::kXbyak);
-  if (!xbyak) throw Error("backend", "the bf16 backward needs the xbyak backend, which this build lacks");
+std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore& weights, Backend backend) {
+  const codegen::CodeBackend* generator = code_backend(backend);
+  if (!generator)
+    throw Error("backend",
+                "the bf16 backward on " + to_string(backend) + " needs that backend, which this build lacks");
   codegen::KernelPlan plan = codegen::make_bf16_input_gradient_plan(problem);
-  const std::string name = codegen::kernel_name(plan) + xbyak->kernel_name_suffix;
-  return make_row_executor(std::move(plan), weights, Backend::kXbyak, name, [xbyak](const codegen::KernelPlan& p) {
-    return KernelCache::global().get_or_compile(xbyak->kernel_key(p),
-                                                [xbyak, &p] { return xbyak->compile_row_kernel(p); });
+  const std::string name = codegen::kernel_name(plan) + generator->kernel_name_suffix;
+  return make_row_executor(std::move(plan), weights, backend, name, [generator](const codegen::KernelPlan& p) {
+    return KernelCache::global().get_or_compile(generator->kernel_key(p),
+                                                [generator, &p] { return generator->compile_row_kernel(p); });
   });
 }
 
 class GeneratedBf16Backward final : public Bf16BackwardExecutor {
  public:
-  GeneratedBf16Backward(const Problem& problem, WeightStore& weights)
-      : dx_(make_bf16_dx_rows(problem, weights)), dk_(problem) {}
+  GeneratedBf16Backward(const Problem& problem, WeightStore& weights, Backend backend)
+      : dx_(make_bf16_dx_rows(problem, weights, backend)), dk_(problem, backend) {}
 
   void input_gradient(const uint16_t* dz, uint16_t* dx, int threads) const override { dx_->run_bf16(dz, dx, threads); }
   void kernel_gradient(const uint16_t* x, const uint16_t* dz, float* dk, int threads) const override {
@@ -107,12 +111,19 @@ std::unique_ptr<Bf16BackwardExecutor> make_bf16_backward_executor(const Problem&
   switch (options.backend) {
     case Backend::kReference: return std::make_unique<ReferenceBf16Backward>(problem, weights.kernel());
     case Backend::kAuto:
-    case Backend::kXbyak: break;
+    case Backend::kXbyak:
+    case Backend::kLlvm: break;
     case Backend::kGeneric:
-    case Backend::kLlvm:
       throw Error("backend", "the bf16 backward is not supported by the " + to_string(options.backend) +
-                                 " backend (it runs on xbyak, or reference)");
+                                 " backend (it runs on xbyak, llvm, or reference)");
   }
+  // auto: Xbyak where built (no compile time), else LLVM, as the bf16 forward.
+  const Backend backend = options.backend != Backend::kAuto ? options.backend
+                          : code_backend(Backend::kXbyak) ? Backend::kXbyak
+                                                          : Backend::kLlvm;
+  if (!code_backend(backend))
+    throw Error("backend", "the bf16 backward needs the xbyak or llvm backend, and this build lacks " +
+                               std::string(options.backend == Backend::kAuto ? "both" : to_string(backend)));
   const Isa isa = resolve_isa(options.isa);
   const CpuFeatures cpu = cpu_features();
   if (!cpu.avx512_bf16)
@@ -121,7 +132,7 @@ std::unique_ptr<Bf16BackwardExecutor> make_bf16_backward_executor(const Problem&
                              " lacks or TCONV3D_CPU_MASK hides; run float32, or --backend reference for bf16");
   if (isa != Isa::kAvx512)
     throw Error("isa", "bf16 kernels are AVX-512 code, but isa " + to_string(isa) + " was requested");
-  return std::make_unique<GeneratedBf16Backward>(problem, weights);
+  return std::make_unique<GeneratedBf16Backward>(problem, weights, backend);
 }
 
 }  // namespace tconv3d

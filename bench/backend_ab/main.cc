@@ -1,4 +1,5 @@
-// Two code-generating backends on the suite layers, A/B in one process: the
+// Two code-generating backends on the suite layers (float32 forward and
+// backward, bf16 forward and backward), A/B in one process: the
 // same layer built on each, then single runs alternated A, B, A, B..., and
 // per backend the best time, which on shared cores is the least disturbed
 // run. With one thread the time is the calling thread's CPU time (another
@@ -71,7 +72,6 @@ int main(int argc, char** argv) try {
   }
   if (pass != "forward" && pass != "backward") throw Error("--pass", "expected forward or backward, got " + pass);
   if (dtype != "float32" && dtype != "bf16") throw Error("--dtype", "expected float32 or bf16, got " + dtype);
-  if (dtype == "bf16" && pass != "forward") throw Error("--pass", "bf16 runs the forward pass only");
   if (reps < 1) throw Error("--reps", "expected at least 1");
   const Backend backends[2] = {parse_backend(a_text), parse_backend(b_text)};
   const bool cpu_clock = threads == 1;
@@ -88,7 +88,7 @@ int main(int argc, char** argv) try {
     std::vector<uint16_t> x16(x.size());
     for (size_t i = 0; i < x.size(); ++i) x16[i] = float_to_bf16(x[i]);
     std::vector<float> y, dy, dx(x.size()), dk, db;
-    std::vector<uint16_t> y16;
+    std::vector<uint16_t> y16, dy16, dx16(x.size());
     double setup_ms[2] = {0, 0};  // create + first run: plan, packing, code generation
     for (int k = 0; k < 2; ++k) {
       const double setup_start = now(false);
@@ -98,7 +98,20 @@ int main(int argc, char** argv) try {
       options.dtype = dtype == "bf16" ? DataType::kBfloat16 : DataType::kFloat32;
       sides[k].layer = std::make_unique<Layer>(Layer::create_initialized(s.config, s.input_shape, 1, options));
       const Layer& layer = *sides[k].layer;
-      if (dtype == "bf16") {
+      if (dtype == "bf16" && pass == "backward") {  // Layer::backward_bf16: dx, dK and db
+        y16.resize(static_cast<size_t>(layer.output_elements()));
+        layer.forward_bf16(x16.data(), y16.data());
+        const std::vector<float> dy_f = random_floats(layer.output_elements(), 2);
+        dy16.resize(dy_f.size());
+        for (size_t i = 0; i < dy_f.size(); ++i) dy16[i] = float_to_bf16(dy_f[i]);
+        dk.resize(layer.kernel().size());
+        db.resize(layer.bias().size());
+        sides[k].run = [&layer, &x16, &y16, &dy16, &dx16, &dk, &db] {
+          layer.backward_bf16(x16.data(), y16.data(), dy16.data(), dx16.data(), dk.data(),
+                              db.empty() ? nullptr : db.data());
+        };
+        sides[k].kernels = layer.backward_bf16_kernel_names();
+      } else if (dtype == "bf16") {
         y16.resize(static_cast<size_t>(layer.output_elements()));
         sides[k].run = [&layer, &x16, &y16] { layer.forward_bf16(x16.data(), y16.data()); };
         sides[k].kernels = layer.kernel_name();

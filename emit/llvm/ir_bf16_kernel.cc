@@ -1,15 +1,14 @@
 #include "emit/llvm/ir_bf16_kernel.hpp"
 
 #include <llvm/IR/IRBuilder.h>
-#include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/IntrinsicsX86.h>
 
 #include <algorithm>
-#include <utility>
 #include <vector>
 
 #include "emit/llvm/ir_activation.hpp"
 #include "emit/llvm/ir_kernel.hpp"
+#include "emit/llvm/ir_row_loops.hpp"
 #include "emit/llvm/ir_support.hpp"
 #include "tconv3d/error.hpp"
 
@@ -18,7 +17,6 @@ namespace {
 
 using codegen::AxisPhase;
 using codegen::KernelPlan;
-using codegen::WSegment;
 
 using TapMask = KernelPlan::WTapMask;
 
@@ -29,8 +27,14 @@ class Bf16RowKernelEmitter {
   Bf16RowKernelEmitter(llvm::Module& module, const KernelPlan& plan, int max_cin_unroll)
       : module_(module), plan_(plan), max_cin_unroll_(max_cin_unroll), builder_(module.getContext()),
         ir_(builder_, module, kLanes) {
-    if (!plan.bf16() || plan.isa != Isa::kAvx512 || plan.lanes != kLanes)
-      throw Error("dtype", "the llvm bf16 emitter needs a bf16 plan for avx512");
+    if (!plan.bf16()) throw Error("dtype", "the llvm bf16 emitter was given a float32 plan");
+    if (plan.isa != Isa::kAvx512)
+      throw Error("isa", "bf16 kernels are AVX-512 code, but the plan is for " + to_string(plan.isa));
+    // A plan variant this emitter does not implement is refused, never
+    // emitted as something else (e.g. 8-lane ymm bf16 plans, Xbyak's alone).
+    if (plan.lanes != kLanes)
+      throw Error("plan", "the llvm bf16 emitter has 16-lane (zmm) vectors only; this plan has " +
+                              std::to_string(plan.lanes) + "-lane vectors (run it with --backend xbyak)");
     if (plan.activation_row_pass) throw Error("plan", "a bf16 plan fuses its activation: no row pass");
     if (plan.tile_w < 1 || plan.oc_block < 1) throw Error("plan", "the bf16 plan has no register tile");
     llvm::LLVMContext& ctx = module.getContext();
@@ -40,40 +44,20 @@ class Bf16RowKernelEmitter {
     halves_ = llvm::FixedVectorType::get(i16_, kLanes);
   }
 
+  // The KernelArgs fields typed for bf16: input and output hold bf16 (i16),
+  // the weights dword pairs (i32), the bias float32.
   llvm::Function* emit(const std::string& name) {
-    opmasks_.clear();
-    llvm::LLVMContext& ctx = module_.getContext();
-    llvm::StructType* args_type = kernel_args_type(ctx);
-    auto* type = llvm::FunctionType::get(builder_.getVoidTy(), {llvm::PointerType::getUnqual(args_type)}, false);
-    llvm::Function* f = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
-    f->setDSOLocal(true);
-    f->addFnAttr(llvm::Attribute::NoUnwind);
-    f->addFnAttr("no-builtins");
-    f->addParamAttr(0, llvm::Attribute::NoAlias);
-    f->addParamAttr(0, llvm::Attribute::ReadOnly);
-    builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", f));
-    load_args(f->getArg(0), args_type);
+    auto& b = builder_;
+    args_ = begin_row_kernel(b, module_, name);
+    args_.input = b.CreateBitCast(args_.input, llvm::PointerType::getUnqual(i16_));
+    args_.weights = b.CreateBitCast(args_.weights, llvm::PointerType::getUnqual(i32_));
+    args_.output = b.CreateBitCast(args_.output, llvm::PointerType::getUnqual(i16_));
     for (int rw = 0; rw < static_cast<int>(plan_.phases[2].size()); ++rw) emit_w_phase(rw);
-    builder_.CreateRetVoid();
-    return f;
+    b.CreateRetVoid();
+    return args_.function;
   }
 
  private:
-  // The KernelArgs fields typed for bf16: input and output hold bf16 (i16),
-  // the weights dword pairs (i32), the bias float32.
-  void load_args(llvm::Value* args, llvm::StructType* type) {
-    auto& b = builder_;
-    auto field = [&](unsigned index, llvm::Type* t, const char* n) {
-      return b.CreateAlignedLoad(t, b.CreateStructGEP(type, args, index), llvm::Align(8), n);
-    };
-    input_ = b.CreateBitCast(field(0, ir_.f32_ptr(), "input"), llvm::PointerType::getUnqual(i16_));
-    row_taps_ = field(1, llvm::PointerType::getUnqual(ir_.i64()), "row_taps");
-    row_tap_count_ = field(2, ir_.i64(), "row_tap_count");
-    weights_ = b.CreateBitCast(field(3, ir_.f32_ptr(), "weights"), llvm::PointerType::getUnqual(i32_));
-    bias_ = field(4, ir_.f32_ptr(), "bias");
-    output_ = b.CreateBitCast(field(5, ir_.f32_ptr(), "output"), llvm::PointerType::getUnqual(i16_));
-  }
-
   int64_t cin() const { return plan_.geometry.in_channels; }
   int64_t cout() const { return plan_.geometry.out_channels; }
 
@@ -95,24 +79,14 @@ class Bf16RowKernelEmitter {
     return b.CreateVectorSplat(kLanes, dword);
   }
   llvm::Value* dot(llvm::Value* acc, llvm::Value* weights, llvm::Value* inputs) {
-    return builder_.CreateIntrinsic(llvm::Intrinsic::x86_avx512bf16_dpbf16ps_512, {}, {acc, weights, inputs});
+    return ir_.dpbf16ps(acc, weights, inputs);
   }
 
   void emit_w_phase(int rw) {
-    const AxisPhase& phase = plan_.phases[2][rw];
-    if (phase.count == 0) return;
-    if (plan_.only_group >= 0) {
-      const int g = plan_.only_group;
-      const bool last = g == plan_.oc_groups - 1;
-      emit_channel_group(rw, ir_.i64c(g), last ? plan_.last_group_vectors : plan_.oc_block,
-                         last && plan_.tail_lanes != 0);
-      return;
-    }
-    const bool last_differs = plan_.last_group_vectors != plan_.oc_block || plan_.tail_lanes != 0;
-    const int uniform = plan_.oc_groups - (last_differs ? 1 : 0);
-    ir_.loop(uniform, [&](llvm::Value* g) { emit_channel_group(rw, g, plan_.oc_block, false); }, "group");
-    if (last_differs)
-      emit_channel_group(rw, ir_.i64c(plan_.oc_groups - 1), plan_.last_group_vectors, plan_.tail_lanes != 0);
+    if (plan_.phases[2][rw].count == 0) return;
+    for_each_channel_group(ir_, plan_, [&](llvm::Value* g, int vectors, bool masked) {
+      emit_channel_group(rw, g, vectors, masked);
+    });
   }
 
   struct Group {
@@ -128,32 +102,19 @@ class Bf16RowKernelEmitter {
     auto& b = builder_;
     llvm::Value* channel0 = b.CreateMul(group, ir_.i64c(int64_t(plan_.oc_block) * kLanes));
     Group gr;
-    gr.out = half_at(output_, b.CreateAdd(channel0, ir_.i64c(phase.first_out * cout())));
-    gr.bias = ir_.at(bias_, channel0);
-    gr.weights = pair_at(weights_, b.CreateAdd(ir_.i64c(plan_.weights_phase_offset(rw)),
-                                               b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
+    gr.out = half_at(args_.output, b.CreateAdd(channel0, ir_.i64c(phase.first_out * cout())));
+    gr.bias = ir_.at(args_.bias, channel0);
+    gr.weights = pair_at(args_.weights, b.CreateAdd(ir_.i64c(plan_.weights_phase_offset(rw)),
+                                                      b.CreateMul(group, ir_.i64c(plan_.weights_group_stride(rw)))));
     gr.vectors = vectors;
     gr.masked = masked;
     const int64_t out_step = plan_.w_output_step(), in_step = plan_.w_input_step();
-    for (const WSegment& s : plan_.w_segments[rw]) {
-      const TapMask valid = plan_.w_tap_mask(rw, s);
-      auto tile_at = [&](llvm::Value* j, int64_t first) {
-        llvm::Value* out = half_at(gr.out, b.CreateMul(j, ir_.i64c(out_step * cout())));
-        llvm::Value* in_index =
-            b.CreateMul(b.CreateAdd(b.CreateMul(j, ir_.i64c(in_step)), ir_.i64c(phase.first_q)), ir_.i64c(cin()));
-        emit_tile(rw, valid, s.width, gr, out, in_index, first);
-      };
-      if (s.interior && s.tiles > 1) {
-        ir_.loop(s.tiles, [&](llvm::Value* k) {
-          tile_at(b.CreateAdd(ir_.i64c(s.first), b.CreateMul(k, ir_.i64c(s.width))), -1);
-        }, "tile");
-      } else {
-        for (int64_t k = 0; k < s.tiles; ++k) {
-          const int64_t first = s.first + k * s.width;
-          tile_at(ir_.i64c(first), s.interior ? -1 : first);
-        }
-      }
-    }
+    for_each_w_tile(ir_, plan_, rw, [&](const TapMask& valid, int width, llvm::Value* j, int64_t first) {
+      llvm::Value* out = half_at(gr.out, b.CreateMul(j, ir_.i64c(out_step * cout())));
+      llvm::Value* in_index =
+          b.CreateMul(b.CreateAdd(b.CreateMul(j, ir_.i64c(in_step)), ir_.i64c(phase.first_q)), ir_.i64c(cin()));
+      emit_tile(rw, valid, width, gr, out, in_index, first);
+    });
   }
 
   void emit_tile(int rw, const TapMask& valid, int width, const Group& gr, llvm::Value* out, llvm::Value* in_index,
@@ -166,19 +127,14 @@ class Bf16RowKernelEmitter {
         acc.push_back(ir_.entry_alloca(ir_.vec(), "acc"));
         b.CreateStore(ir_.load_vector(ir_.at(gr.bias, v * kLanes)), acc.back());
       }
-    bool any = false;
-    for (const auto& row : valid) any = any || std::find(row.begin(), row.end(), true) != row.end();
-    if (any) {
+    if (any_valid(valid)) {
       const int64_t pairs = cin() / 2;  // full pairs; an odd Cin adds a half pair
       const bool odd = cin() % 2 != 0;
       const int64_t w_step = plan_.w_taps(rw) * vectors * kLanes;  // dwords per pair
       const int unroll = std::max(1, std::min(plan_.cin_unroll, max_cin_unroll_));
-      ir_.loop(row_tap_count_, [&](llvm::Value* k) {
-        llvm::Value* entry = b.CreateInBoundsGEP(ir_.i64(), row_taps_, b.CreateMul(k, ir_.i64c(2)));
-        llvm::Value* in_bytes = b.CreateAlignedLoad(ir_.i64(), entry, llvm::Align(8));
-        llvm::Value* w_bytes =
-            b.CreateAlignedLoad(ir_.i64(), b.CreateInBoundsGEP(ir_.i64(), entry, ir_.i64c(1)), llvm::Align(8));
-        llvm::Value* in_row = half_at(input_, b.CreateAdd(in_index, b.CreateAShr(in_bytes, 1)));
+      ir_.loop(args_.row_tap_count, [&](llvm::Value* k) {
+        const auto [in_bytes, w_bytes] = ir_.load_i64_pair(args_.row_taps, k);
+        llvm::Value* in_row = half_at(args_.input, b.CreateAdd(in_index, b.CreateAShr(in_bytes, 1)));
         llvm::Value* w_row = pair_at(gr.weights, b.CreateAShr(w_bytes, 2));
         const int64_t iterations = pairs / unroll;
         const int remainder = static_cast<int>(pairs % unroll);
@@ -203,55 +159,28 @@ class Bf16RowKernelEmitter {
   // `steps` channel pairs from `in` (bf16) and `w` (dwords); half: one half pair.
   void emit_pairs(int rw, const TapMask& valid, int width, int vectors, int steps, bool half,
                   const std::vector<llvm::AllocaInst*>& acc, llvm::Value* in, llvm::Value* w) {
-    auto& b = builder_;
-    const AxisPhase& phase = plan_.phases[2][rw];
-    const int64_t taps = static_cast<int64_t>(phase.taps.size());
+    const int64_t taps = plan_.w_taps(rw);
     const int64_t in_step = plan_.w_input_step();
-    std::vector<llvm::Value*> sums;
-    for (llvm::AllocaInst* a : acc) sums.push_back(b.CreateLoad(ir_.vec(), a));
-    for (int u = 0; u < steps; ++u) {
-      for (int64_t t = 0; t < taps; ++t) {
-        const auto& use = valid[static_cast<size_t>(t)];
-        if (std::find(use.begin(), use.end(), true) == use.end()) continue;
-        std::vector<llvm::Value*> weight(static_cast<size_t>(vectors));
-        for (int v = 0; v < vectors; ++v)
-          weight[static_cast<size_t>(v)] = load_pairs(pair_at(w, ((u * taps + t) * vectors + v) * kLanes));
-        for (int p = 0; p < width; ++p) {
-          if (!use[static_cast<size_t>(p)]) continue;
-          const int64_t offset = phase.taps[static_cast<size_t>(t)].offset;
-          llvm::Value* x = broadcast_pair(half_at(in, (p * in_step - offset) * cin() + 2 * u), half);
-          for (int v = 0; v < vectors; ++v) {
-            // Lane-packed: the lanes of another phase's padding weights of
-            // 0 keep their sum (0 * NaN or 0 * Inf: a NaN Keras does not
-            // make), a merge-masked vdpbf16ps under an opaque opmask (a
-            // constant one would become a blend after it).
-            const uint32_t bits = plan_.w_pack_input_lanes(static_cast<size_t>(t), v) & 0xFFFFu;
-            llvm::Value*& s = sums[static_cast<size_t>(p * vectors + v)];
-            llvm::Value* sum = dot(s, weight[static_cast<size_t>(v)], x);
-            s = bits == 0xFFFFu ? sum : b.CreateSelect(opmask(bits), sum, s);
-          }
-        }
-        // One W tap's block ends here, as in the float32 kernel (ir_kernel.cc):
-        // the next block's loads stay after it, so the tile keeps its registers.
-        ir_.pin(sums);
-      }
-    }
-    for (size_t i = 0; i < acc.size(); ++i) b.CreateStore(sums[i], acc[i]);
-  }
-
-  // The lane mask `bits` as a <16 x i1> LLVM cannot see through, made once
-  // at the function's entry (as in ir_kernel.cc).
-  llvm::Value* opmask(uint32_t bits) {
-    for (const auto& [known, mask] : opmasks_)
-      if (known == bits) return mask;
-    llvm::BasicBlock& entry = builder_.GetInsertBlock()->getParent()->getEntryBlock();
-    llvm::IRBuilder<> at(&entry, entry.getFirstInsertionPt());
-    auto* type = llvm::FunctionType::get(at.getInt32Ty(), {at.getInt32Ty()}, false);
-    llvm::Value* word = at.CreateCall(llvm::InlineAsm::get(type, "", "=r,0", false), {at.getInt32(bits)});
-    llvm::Value* mask = at.CreateBitCast(at.CreateTrunc(word, at.getInt16Ty()),
-                                         llvm::FixedVectorType::get(at.getInt1Ty(), kLanes));
-    opmasks_.emplace_back(bits, mask);
-    return mask;
+    TapSteps step;
+    step.weights = [&](int u, int64_t t) {
+      std::vector<llvm::Value*> weight(static_cast<size_t>(vectors));
+      for (int v = 0; v < vectors; ++v)
+        weight[static_cast<size_t>(v)] = load_pairs(pair_at(w, ((u * taps + t) * vectors + v) * kLanes));
+      return weight;
+    };
+    step.input = [&](int u, int p, int64_t offset) {
+      return broadcast_pair(half_at(in, (p * in_step - offset) * cin() + 2 * u), half);
+    };
+    step.accumulate = [&](llvm::Value*& s, llvm::Value* weight, llvm::Value* x, size_t t, int v) {
+      // Lane-packed: the lanes of another phase's padding weights of 0 keep
+      // their sum (0 * NaN or 0 * Inf: a NaN Keras does not make), a
+      // merge-masked vdpbf16ps under an opaque opmask (a constant one would
+      // become a blend after it).
+      const uint32_t bits = plan_.w_pack_input_lanes(t, v) & 0xFFFFu;
+      llvm::Value* sum = dot(s, weight, x);
+      s = bits == 0xFFFFu ? sum : builder_.CreateSelect(ir_.opaque_mask(bits), sum, s);
+    };
+    emit_tap_steps(ir_, plan_, rw, valid, width, vectors, steps, acc, step);
   }
 
   void masked_store_halves(llvm::Value* value, llvm::Value* half_ptr, uint64_t lanes) {
@@ -266,25 +195,18 @@ class Bf16RowKernelEmitter {
                   int64_t first) {
     auto& b = builder_;
     const int64_t pitch = plan_.w_output_step() * cout();
-    const uint64_t lane_all = (uint64_t(1) << kLanes) - 1;
-    const bool packed_border = first >= 0 && plan_.w_pack > 1;
-    const uint64_t voxel_all = packed_border ? (uint64_t(1) << plan_.vector_channels()) - 1 : 0;
     const bool activate = plan_.activation.kind != ActivationKind::kLinear;
     for (int p = 0; p < width; ++p) {
-      const uint64_t stored = packed_border ? uint64_t(plan_.w_pack_lane_mask(first + p)) : voxel_all;
       for (int v = 0; v < gr.vectors; ++v) {
         llvm::Value* value = b.CreateLoad(ir_.vec(), acc[static_cast<size_t>(p * gr.vectors + v)]);
         if (activate) value = emit_activation(ir_, plan_.activation, value);
         llvm::Value* bits = b.CreateIntrinsic(llvm::Intrinsic::x86_avx512bf16_cvtneps2bf16_512, {}, {value});
         llvm::Value* dst = half_at(out, p * pitch + v * kLanes);
-        if (stored != voxel_all) {
-          const uint64_t lanes = v * kLanes < 64 ? (stored >> (v * kLanes)) & lane_all : 0;
-          if (lanes) masked_store_halves(bits, dst, lanes);
-        } else if (gr.masked && v == gr.vectors - 1) {
-          masked_store_halves(bits, dst, (uint64_t(1) << plan_.tail_lanes) - 1);
-        } else {
+        const uint64_t lanes = tile_store_lanes(plan_, first, p, v, gr.vectors, gr.masked);
+        if (lanes == kAllLanes)
           b.CreateAlignedStore(bits, b.CreateBitCast(dst, llvm::PointerType::getUnqual(halves_)), llvm::Align(2));
-        }
+        else if (lanes)
+          masked_store_halves(bits, dst, lanes);
       }
     }
   }
@@ -293,18 +215,12 @@ class Bf16RowKernelEmitter {
   const KernelPlan& plan_;
   int max_cin_unroll_;
   llvm::IRBuilder<> builder_;
-  std::vector<std::pair<uint32_t, llvm::Value*>> opmasks_;  // opmask(): the opaque masks, by bits
   IrSupport ir_;
+  RowKernelArgs args_;  // bf16: input and output as i16 pointers, weights as i32
   llvm::Type* i16_ = nullptr;
   llvm::Type* i32_ = nullptr;
   llvm::FixedVectorType* pairs_ = nullptr;   // 16 dwords: bf16 pairs
   llvm::FixedVectorType* halves_ = nullptr;  // 16 bf16
-  llvm::Value* input_ = nullptr;
-  llvm::Value* row_taps_ = nullptr;
-  llvm::Value* row_tap_count_ = nullptr;
-  llvm::Value* weights_ = nullptr;
-  llvm::Value* bias_ = nullptr;
-  llvm::Value* output_ = nullptr;
 };
 
 }  // namespace

@@ -21,8 +21,9 @@
 
 namespace tconv3d::llvm_backend {
 
-// plan.bf16(), plan.isa == kAvx512 and no activation row pass, else
-// tconv3d::Error. The target must have avx512bf16 (the caller checks the
+// plan.bf16(), plan.isa == kAvx512, 16 lanes and no activation row pass,
+// else tconv3d::Error naming what is missing. Forward and input-gradient
+// plans (plan.pass) alike. The target must have avx512bf16 (the caller checks the
 // CPU). max_cin_unroll caps the plan's channel-pair unrolling (compile time).
 llvm::Function* emit_bf16_row_kernel(llvm::Module& module, const codegen::KernelPlan& plan, const std::string& name,
                                      int max_cin_unroll = 64);

@@ -22,42 +22,30 @@ class KernelGradientIrEmitter {
         plan.w_segments.size() != plan.classes.size())
       throw Error("plan", "the kernel-gradient plan has no register tile (rows " + std::to_string(plan.rows) +
                               ", ci vectors " + std::to_string(plan.ci_vectors) + ")");
+    // The voxel-pair (bf16) variant is vdpbf16ps over 16 lanes of dword pairs.
+    if (plan.bf16() && (plan.isa != Isa::kAvx512 || plan.lanes != 16))
+      throw Error("plan", "the llvm bf16 kernel-gradient kernel needs an avx512 plan with 16 lanes; this one has " +
+                              std::to_string(plan.lanes) + " lanes for " + to_string(plan.isa));
   }
 
+  // bf16: x and dz are the voxel-pair arrays (kernel_gradient_plan.hpp), one
+  // dword (two bf16) per channel, read through float pointers like float32
+  // data: every offset below counts dwords either way.
   llvm::Function* emit(const std::string& name) {
-    llvm::LLVMContext& ctx = module_.getContext();
-    llvm::StructType* args_type = kernel_gradient_args_type(ctx);
-    auto* type = llvm::FunctionType::get(builder_.getVoidTy(), {llvm::PointerType::getUnqual(args_type)}, false);
-    llvm::Function* f = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module_);
-    f->setDSOLocal(true);
-    f->addFnAttr(llvm::Attribute::NoUnwind);
-    f->addFnAttr("no-builtins");  // never turn a loop into a memset/memcpy call
-    f->addParamAttr(0, llvm::Attribute::NoAlias);
-    f->addParamAttr(0, llvm::Attribute::ReadOnly);
-    builder_.SetInsertPoint(llvm::BasicBlock::Create(ctx, "entry", f));
-    load_args(f->getArg(0), args_type);
+    llvm::StructType* type = kernel_gradient_args_type(module_.getContext());
+    llvm::Function* f = begin_kernel_function(builder_, module_, type, name);
+    const std::vector<llvm::Value*> a =
+        load_arg_fields(builder_, type, f->getArg(0),
+                        {"x", "dz", "pairs", "pair_count", "dk", "accumulate", "tile_begin", "tile_end", "block_begin",
+                         "block_end"});
+    x_ = a[0], dz_ = a[1], pairs_ = a[2], pair_count_ = a[3], dk_ = a[4];
+    accumulate_ = a[5], tile_begin_ = a[6], tile_end_ = a[7], block_begin_ = a[8], block_end_ = a[9];
     for (size_t k = 0; k < plan_.classes.size(); ++k) emit_class(k);
     builder_.CreateRetVoid();
     return f;
   }
 
  private:
-  void load_args(llvm::Value* args, llvm::StructType* type) {
-    auto field = [&](unsigned index, llvm::Type* t, const char* n) {
-      return builder_.CreateAlignedLoad(t, builder_.CreateStructGEP(type, args, index), llvm::Align(8), n);
-    };
-    x_ = field(0, ir_.f32_ptr(), "x");
-    dz_ = field(1, ir_.f32_ptr(), "dz");
-    pairs_ = field(2, llvm::PointerType::getUnqual(ir_.i64()), "pairs");
-    pair_count_ = field(3, ir_.i64(), "pair_count");
-    dk_ = field(4, ir_.f32_ptr(), "dk");
-    accumulate_ = field(5, ir_.i64(), "accumulate");
-    tile_begin_ = field(6, ir_.i64(), "tile_begin");
-    tile_end_ = field(7, ir_.i64(), "tile_end");
-    block_begin_ = field(8, ir_.i64(), "block_begin");
-    block_end_ = field(9, ir_.i64(), "block_end");
-  }
-
   int64_t ci() const { return plan_.geometry.in_channels; }
   int64_t co() const { return plan_.geometry.out_channels; }
   int64_t block_floats() const { return int64_t(plan_.ci_vectors) * plan_.lanes; }
@@ -153,10 +141,7 @@ class KernelGradientIrEmitter {
     b.SetInsertPoint(ready);
 
     ir_.loop(pair_count_, [&](llvm::Value* p) {
-      llvm::Value* pair = b.CreateInBoundsGEP(ir_.i64(), pairs_, b.CreateMul(p, ir_.i64c(2)));
-      llvm::Value* x_bytes = b.CreateAlignedLoad(ir_.i64(), pair, llvm::Align(8));
-      llvm::Value* dz_bytes =
-          b.CreateAlignedLoad(ir_.i64(), b.CreateInBoundsGEP(ir_.i64(), pair, ir_.i64c(1)), llvm::Align(8));
+      const auto [x_bytes, dz_bytes] = ir_.load_i64_pair(pairs_, p);
       llvm::Value* x_row = ir_.at_any(x_, b.CreateAdd(b.CreateAShr(x_bytes, 2), block_offset));
       llvm::Value* dz_row = ir_.at_any(dz_, b.CreateAdd(b.CreateAShr(dz_bytes, 2), co0));
       for (const KgWSegment& s : plan_.w_segments[k]) emit_segment(c, s, x_row, dz_row, vectors, masked, acc);
@@ -174,10 +159,11 @@ class KernelGradientIrEmitter {
 
   // W voxels [first, first + count): straight-line for a single voxel, else
   // a loop of w_unroll voxels per iteration and a straight-line remainder.
+  // (bf16: W steps are voxel pairs, two voxels' strides apart in dz.)
   void emit_segment(const RowTileClass& c, const KgWSegment& s, llvm::Value* x_row, llvm::Value* dz_row, int vectors,
                     bool masked, const std::vector<llvm::AllocaInst*>& acc) {
     auto& b = builder_;
-    const int64_t dz_step = plan_.geometry.axes[2].stride * co();
+    const int64_t dz_step = (plan_.bf16() ? 2 : 1) * plan_.geometry.axes[2].stride * co();
     llvm::Value* x = ir_.at_any(x_row, s.first * ci());
     llvm::Value* dz = ir_.at_any(dz_row, s.first * dz_step);
     const int unroll = s.count == 1 ? 1 : plan_.w_unroll;
@@ -203,6 +189,9 @@ class KernelGradientIrEmitter {
   }
 
   // One input voxel: its x vectors times the dz value of every valid row.
+  // bf16: one voxel pair, its x pairs dotted with the dz pair of every valid
+  // row (vdpbf16ps: x as the first operand, the broadcast as the second, as
+  // in the Xbyak kernel).
   void emit_step(const RowTileClass& c, const KgWSegment& s, llvm::Value* x, llvm::Value* dz, int vectors,
                  bool masked, std::vector<llvm::Value*>& sums) {
     const AxisGeometry& w = plan_.geometry.axes[2];
@@ -217,7 +206,8 @@ class KernelGradientIrEmitter {
         llvm::Value* d = ir_.splat(ir_.load_scalar(ir_.at_any(dz, tap + col)));
         for (int v = 0; v < vectors; ++v) {
           llvm::Value*& sum = sums[static_cast<size_t>(r * vectors + v)];
-          sum = ir_.fma(xv[static_cast<size_t>(v)], d, sum);
+          llvm::Value* xs = xv[static_cast<size_t>(v)];
+          sum = plan_.bf16() ? ir_.dpbf16ps(sum, xs, d) : ir_.fma(xs, d, sum);
         }
       }
     }
@@ -231,16 +221,10 @@ class KernelGradientIrEmitter {
   const KernelGradientPlan& plan_;
   llvm::IRBuilder<> builder_;
   IrSupport ir_;
-  llvm::Value* x_ = nullptr;
-  llvm::Value* dz_ = nullptr;
-  llvm::Value* pairs_ = nullptr;
-  llvm::Value* pair_count_ = nullptr;
-  llvm::Value* dk_ = nullptr;
-  llvm::Value* accumulate_ = nullptr;
-  llvm::Value* tile_begin_ = nullptr;
-  llvm::Value* tile_end_ = nullptr;
-  llvm::Value* block_begin_ = nullptr;
-  llvm::Value* block_end_ = nullptr;
+  // The KernelGradientArgs fields (emit()).
+  llvm::Value *x_ = nullptr, *dz_ = nullptr, *pairs_ = nullptr, *pair_count_ = nullptr, *dk_ = nullptr;
+  llvm::Value *accumulate_ = nullptr, *tile_begin_ = nullptr, *tile_end_ = nullptr, *block_begin_ = nullptr,
+              *block_end_ = nullptr;
 };
 
 }  // namespace

@@ -10,6 +10,13 @@
 // Each dK element sums its terms in the same order as the Xbyak kernel (the
 // pairs in order, then iw, one fused multiply-add each, no reassociation),
 // so for the same plan both give bitwise the same dK.
+//
+// The bf16 plan (plan.bf16(), AVX-512): the same structure over voxel
+// pairs, reading the pair arrays of runtime/kernels/bf16_kernel_gradient.hpp;
+// each step is one vdpbf16ps (llvm.x86.avx512bf16.dpbf16ps.512) of 16 ci
+// lanes of x pairs with a broadcast dz pair, in the Xbyak kernel's order:
+// again bitwise the same dK. The target must have avx512bf16 (the caller
+// checks the CPU).
 #pragma once
 
 #include <string>
@@ -23,7 +30,7 @@ namespace tconv3d::llvm_backend {
 
 // Adds the kernel to `module` as an externally visible function `name`. The
 // vectors have plan.lanes floats. Throws tconv3d::Error for a plan whose
-// register tile is empty.
+// register tile is empty, or a bf16 plan that is not AVX-512 with 16 lanes.
 llvm::Function* emit_kernel_gradient_kernel(llvm::Module& module, const codegen::KernelGradientPlan& plan,
                                             const std::string& name);
 

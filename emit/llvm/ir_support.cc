@@ -2,6 +2,7 @@
 
 #include <llvm/IR/InlineAsm.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
 
 #include <vector>
 
@@ -67,6 +68,34 @@ llvm::Value* IrSupport::load_scalar(llvm::Value* float_ptr) { return b_.CreateAl
 
 llvm::Value* IrSupport::fma(llvm::Value* a, llvm::Value* b, llvm::Value* c) {
   return b_.CreateIntrinsic(llvm::Intrinsic::fma, {a->getType()}, {a, b, c});
+}
+
+llvm::Value* IrSupport::dpbf16ps(llvm::Value* acc, llvm::Value* a, llvm::Value* b) {
+  llvm::Function* f = llvm::Intrinsic::getDeclaration(&module_, llvm::Intrinsic::x86_avx512bf16_dpbf16ps_512);
+  llvm::FunctionType* type = f->getFunctionType();
+  return b_.CreateCall(f,
+                       {acc, b_.CreateBitCast(a, type->getParamType(1)), b_.CreateBitCast(b, type->getParamType(2))});
+}
+
+llvm::Value* IrSupport::opaque_mask(uint32_t bits) {
+  llvm::Function* f = b_.GetInsertBlock()->getParent();
+  for (const OpaqueMask& m : opaque_masks_)
+    if (m.function == f && m.bits == bits) return m.mask;
+  llvm::BasicBlock& entry = f->getEntryBlock();
+  llvm::IRBuilder<> at(&entry, entry.getFirstInsertionPt());
+  auto* type = llvm::FunctionType::get(at.getInt32Ty(), {at.getInt32Ty()}, false);
+  llvm::Value* word = at.CreateCall(llvm::InlineAsm::get(type, "", "=r,0", false), {at.getInt32(bits)});
+  llvm::Value* mask = at.CreateBitCast(at.CreateTrunc(word, at.getIntNTy(static_cast<unsigned>(lanes_))),
+                                       llvm::FixedVectorType::get(at.getInt1Ty(), static_cast<unsigned>(lanes_)));
+  opaque_masks_.push_back({f, bits, mask});
+  return mask;
+}
+
+std::pair<llvm::Value*, llvm::Value*> IrSupport::load_i64_pair(llvm::Value* table, llvm::Value* index) {
+  llvm::Value* entry = b_.CreateInBoundsGEP(i64(), table, b_.CreateMul(index, i64c(2)));
+  llvm::Value* first = b_.CreateAlignedLoad(i64(), entry, llvm::Align(8));
+  llvm::Value* second = b_.CreateAlignedLoad(i64(), b_.CreateInBoundsGEP(i64(), entry, i64c(1)), llvm::Align(8));
+  return {first, second};
 }
 
 llvm::Value* IrSupport::unary(llvm::Intrinsic::ID id, llvm::Value* x) {
@@ -156,6 +185,29 @@ void IrSupport::loop(llvm::Value* count, const std::function<void(llvm::Value*)>
   id->replaceOperandWith(0, id);
   back->setMetadata(llvm::LLVMContext::MD_loop, id);
   b_.SetInsertPoint(exit);
+}
+
+llvm::Function* begin_kernel_function(llvm::IRBuilder<>& builder, llvm::Module& module, llvm::StructType* args,
+                                      const std::string& name) {
+  auto* type = llvm::FunctionType::get(builder.getVoidTy(), {llvm::PointerType::getUnqual(args)}, false);
+  llvm::Function* f = llvm::Function::Create(type, llvm::Function::ExternalLinkage, name, module);
+  f->setDSOLocal(true);
+  f->addFnAttr(llvm::Attribute::NoUnwind);
+  f->addFnAttr("no-builtins");
+  f->addParamAttr(0, llvm::Attribute::NoAlias);
+  f->addParamAttr(0, llvm::Attribute::ReadOnly);
+  builder.SetInsertPoint(llvm::BasicBlock::Create(module.getContext(), "entry", f));
+  return f;
+}
+
+std::vector<llvm::Value*> load_arg_fields(llvm::IRBuilder<>& builder, llvm::StructType* args_type, llvm::Value* args,
+                                          const std::vector<const char*>& names) {
+  std::vector<llvm::Value*> fields;
+  for (unsigned i = 0; i < args_type->getNumElements(); ++i)
+    fields.push_back(builder.CreateAlignedLoad(args_type->getElementType(i),
+                                               builder.CreateStructGEP(args_type, args, i), llvm::Align(8),
+                                               i < names.size() ? names[i] : ""));
+  return fields;
 }
 
 }  // namespace tconv3d::llvm_backend

@@ -1,10 +1,13 @@
-// Small IRBuilder helpers shared by the LLVM emitters: counted loops that
-// LLVM will not unroll (the plan already decided the unrolling), vector
-// constants, splats, FMAs and masked memory operations.
+// Small IRBuilder helpers shared by the LLVM emitters: the kernel function
+// and its argument fields, counted loops that LLVM will not unroll (the plan
+// already decided the unrolling), vector constants, splats, FMAs, vdpbf16ps,
+// opaque lane masks and masked memory operations.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <llvm/IR/IRBuilder.h>
@@ -44,6 +47,11 @@ class IrSupport {
   llvm::Value* load_scalar(llvm::Value* float_ptr);
 
   llvm::Value* fma(llvm::Value* a, llvm::Value* b, llvm::Value* c);  // a*b + c, fused
+  // vdpbf16ps: acc (16 floats) + the products of the bf16 pairs of a and b
+  // (16 dwords each, any 512-bit vector type), through
+  // llvm.x86.avx512bf16.dpbf16ps.512 (a and b become the operand types the
+  // LLVM version declares: 16 x i32, or 32 x bfloat in newer ones).
+  llvm::Value* dpbf16ps(llvm::Value* acc, llvm::Value* a, llvm::Value* b);
   llvm::Value* unary(llvm::Intrinsic::ID id, llvm::Value* x);         // fabs, sqrt, rint...
   // std::min/std::max semantics: min(a, b) = b < a ? b : a.
   llvm::Value* min(llvm::Value* a, llvm::Value* b);
@@ -54,6 +62,16 @@ class IrSupport {
   // of it are not loop induction variables, so code generation's loop
   // strength reduction, slow on large unrolled bodies, has nothing to rewrite.
   llvm::Value* opaque(llvm::Value* pointer);
+
+  // The lane mask `bits` (bit l: lane l) as a <lanes x i1> LLVM cannot see
+  // through, made once per function at its entry block. A constant mask in a
+  // select after an FMA becomes a blend (an extra operation per FMA); an
+  // opaque one becomes an opmask the select folds into a merge-masked FMA.
+  llvm::Value* opaque_mask(uint32_t bits);
+
+  // Entries 2*index and 2*index + 1 of an i64 table (the row-tap and pair
+  // lists the kernels get at run time: two byte offsets per entry).
+  std::pair<llvm::Value*, llvm::Value*> load_i64_pair(llvm::Value* table, llvm::Value* index);
 
   // An empty asm that may touch memory: loads are neither merged nor moved across it.
   void memory_barrier();
@@ -82,7 +100,25 @@ class IrSupport {
   int lanes_;
   llvm::FixedVectorType* vec_;
   llvm::MDNode* no_unroll_ = nullptr;
+  struct OpaqueMask {
+    llvm::Function* function;
+    uint32_t bits;
+    llvm::Value* mask;
+  };
+  std::vector<OpaqueMask> opaque_masks_;  // opaque_mask()'s, per function and bits
 };
+
+// Every kernel's shape: `void name(const Args*)`, externally visible, the
+// argument noalias and read-only, no builtins (a loop never becomes a
+// memset/memcpy call). Adds it to `module`, starts its entry block at
+// `builder` and returns it; its argument is f->getArg(0).
+llvm::Function* begin_kernel_function(llvm::IRBuilder<>& builder, llvm::Module& module, llvm::StructType* args,
+                                      const std::string& name);
+
+// Every field of the argument struct at `args`, in order, typed as the
+// struct types it (8-byte aligned loads), the i-th named names[i].
+std::vector<llvm::Value*> load_arg_fields(llvm::IRBuilder<>& builder, llvm::StructType* args_type, llvm::Value* args,
+                                          const std::vector<const char*>& names);
 
 // Turns every pin in `module` into a plain memory_barrier, for targets whose
 // vector registers the pins' "v" constraint does not name.

@@ -47,6 +47,16 @@ std::string llvm_kernel_key(const codegen::KernelPlan& plan) {
 
 namespace {
 
+// vdpbf16ps kernels need the target feature: without it LLVM's instruction
+// selection aborts the process instead of reporting an error.
+void require_bf16_target(bool bf16, Isa isa, const std::string& what) {
+  if (!bf16) return;
+  const std::string features = "," + host_target(isa).features + ",";
+  if (features.find(",+avx512bf16,") == std::string::npos)
+    throw Error("dtype", "the llvm " + what + " is vdpbf16ps code, which needs avx512_bf16: the " + to_string(isa) +
+                             " target of this CPU lacks it");
+}
+
 // The kernel of `key`, from TCONV3D_CACHE_DIR or compiled: `emit` adds the
 // function kEntry to a fresh module, which is compiled for the host (isa)
 // and flattened into position-independent bytes.
@@ -85,6 +95,7 @@ CompiledCode compile_cached(const std::string& key, std::string name, Isa isa,
 }  // namespace
 
 CompiledCode compile_row_kernel(const codegen::KernelPlan& plan) {
+  require_bf16_target(plan.bf16(), plan.isa, "bf16 row kernel");
   return compile_cached(llvm_kernel_key(plan), codegen::kernel_name(plan) + "__llvm", plan.isa,
                         [&plan](llvm::Module& module) {
                           if (plan.bf16())
@@ -100,8 +111,7 @@ std::string llvm_kernel_gradient_key(const codegen::KernelGradientPlan& plan) {
 }
 
 CompiledCode compile_kernel_gradient_kernel(const codegen::KernelGradientPlan& plan) {
-  // ir_kernel_gradient emits float32 FMAs; a voxel-pair bf16 plan would be read as float32.
-  if (plan.bf16()) throw Error("backend", "the LLVM backend has no bf16 kernel-gradient kernel; use xbyak");
+  require_bf16_target(plan.bf16(), plan.isa, "bf16 kernel-gradient kernel");
   return compile_cached(llvm_kernel_gradient_key(plan), codegen::kernel_gradient_name(plan) + "__llvm", plan.isa,
                         [&plan](llvm::Module& module) { emit_kernel_gradient_kernel(module, plan, kEntry); });
 }

@@ -44,9 +44,10 @@ std::string llvm_kernel_key(const codegen::KernelPlan& plan);
 // needs AVX512_BF16), or loads it from TCONV3D_CACHE_DIR. Throws tconv3d::Error.
 CompiledCode compile_row_kernel(const codegen::KernelPlan& plan);
 
-// The dK kernel of a kernel-gradient plan, the same computation in the same
-// order as the Xbyak one (ir_kernel_gradient.hpp): its cache key on this host,
-// and its code for this CPU, compiled or loaded from TCONV3D_CACHE_DIR, named
+// The dK kernel of a kernel-gradient plan, float32 or bf16 (voxel pairs,
+// vdpbf16ps: needs AVX512_BF16), the same computation in the same order as
+// the Xbyak one (ir_kernel_gradient.hpp): its cache key on this host, and its
+// code for this CPU, compiled or loaded from TCONV3D_CACHE_DIR, named
 // kernel_gradient_name(plan) + "__llvm". Throws tconv3d::Error.
 std::string llvm_kernel_gradient_key(const codegen::KernelGradientPlan& plan);
 CompiledCode compile_kernel_gradient_kernel(const codegen::KernelGradientPlan& plan);

@@ -11,6 +11,9 @@
 #ifdef TCONV3D_HAVE_XBYAK
 #include "emit/x64/kernel_gradient_emitter.hpp"
 #endif
+#ifdef TCONV3D_HAVE_LLVM
+#include "emit/llvm/llvm_backend.hpp"
+#endif
 
 namespace tconv3d {
 namespace {
@@ -20,16 +23,30 @@ inline uint32_t pair(uint16_t first, uint16_t second) { return uint32_t(first) |
 
 }  // namespace
 
-Bf16KernelGradient::Bf16KernelGradient(const Problem& problem) {
-#ifndef TCONV3D_HAVE_XBYAK
-  (void)problem;
-  throw Error("backend", "the bf16 kernel gradient needs the xbyak backend, which this build lacks");
-#else
+Bf16KernelGradient::Bf16KernelGradient(const Problem& problem, Backend backend) {
+  if (backend != Backend::kXbyak && backend != Backend::kLlvm)
+    throw Error("backend", "the bf16 kernel gradient runs on xbyak or llvm, not " + to_string(backend));
   plan_ = codegen::make_kernel_gradient_plan(problem, Isa::kAvx512, DataType::kBfloat16);
   name_ = codegen::kernel_gradient_name(plan_);
   const codegen::KernelGradientPlan& plan = plan_;
-  code_ = KernelCache::global().get_or_compile(plan.cache_key(),
-                                               [&plan] { return x64::emit_kernel_gradient_kernel(plan); });
+  if (backend == Backend::kXbyak) {
+#ifdef TCONV3D_HAVE_XBYAK
+    code_ = KernelCache::global().get_or_compile(plan.cache_key(),
+                                                 [&plan] { return x64::emit_kernel_gradient_kernel(plan); });
+#else
+    throw Error("backend", "the bf16 kernel gradient on xbyak needs the xbyak backend, which this build lacks");
+#endif
+  } else {
+#ifdef TCONV3D_HAVE_LLVM
+    // The same plan and kernel contract, emitted as LLVM IR (ir_kernel_gradient.hpp).
+    name_ += "__llvm";
+    code_ = KernelCache::global().get_or_compile(llvm_backend::llvm_kernel_gradient_key(plan), [&plan] {
+      return llvm_backend::compile_kernel_gradient_kernel(plan);
+    });
+#else
+    throw Error("backend", "the bf16 kernel gradient on llvm needs the llvm backend, which this build lacks");
+#endif
+  }
   kernel_ = code_->function<codegen::KernelGradientFunction>();
   const ConvGeometry& g = plan_.geometry;
   for (int64_t kd = 0; kd < g.axes[0].kernel; ++kd)
@@ -37,7 +54,6 @@ Bf16KernelGradient::Bf16KernelGradient(const Problem& problem) {
       pairs_.push_back(codegen::kernel_gradient_row_pairs(plan_, kd, kh));
   x_rows_ = g.batch * g.axes[0].in * g.axes[1].in;
   dz_rows_ = g.batch * g.axes[0].out * g.axes[1].out;
-#endif
 }
 
 // x pairs: xp[row, j, ci] = (x[row, 2j, ci], x[row, 2j+1, ci], 0 past the row).

@@ -1,4 +1,4 @@
-// The bf16 kernel gradient (dK) of the Xbyak backend: the bf16 variant of
+// The bf16 kernel gradient (dK) of the Xbyak and LLVM backends: the bf16 variant of
 // the kernel-gradient plan (plan/kernel_gradient_plan.hpp: W steps are voxel
 // pairs, reduced by vdpbf16ps), its kernel from the kernel cache, and the
 // per-call repack of x and dz into the voxel-pair arrays the kernel reads.
@@ -29,8 +29,10 @@ namespace tconv3d {
 
 class Bf16KernelGradient {
  public:
-  // Needs the xbyak backend built in; the caller checks AVX512_BF16.
-  explicit Bf16KernelGradient(const Problem& problem);
+  // backend: kXbyak or kLlvm (the same plan, bitwise the same dK), which
+  // this build must have; the caller checks AVX512_BF16. The LLVM kernel's
+  // name ends in "__llvm".
+  explicit Bf16KernelGradient(const Problem& problem, Backend backend = Backend::kXbyak);
 
   // x, dz: dense channels_last bf16 bits. dk: overwritten, Keras layout
   // (kd, kh, kw, filters, in_channels), float32. threads <= 0: OpenMP's default.

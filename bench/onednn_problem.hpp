@@ -60,6 +60,54 @@ std::string onednn_isa_name();
 // The CPU ISA oneDNN dispatches to has 512-bit vectors (honours ONEDNN_MAX_CPU_ISA).
 bool onednn_isa_has_zmm();
 
+// What each oneDNN wrapper holds: a CPU engine, its stream, and the thread
+// count its primitives are made and run for (throws std::runtime_error when
+// below 1).
+struct OneDnnContext {
+  explicit OneDnnContext(int threads);
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  mutable dnnl::stream stream{engine};
+  int threads = 1;
+};
+
+// The float32 Keras-layout kernel reordered (converted where `desc` is not
+// f32, rounding to nearest even) into new memory of `desc`; waits for it.
+dnnl::memory reorder_keras_weights(const OneDnnContext& context, const OneDnnShapes& shapes, const float* kernel,
+                                   const dnnl::memory::desc& desc);
+
+// deconvolution_forward on one layer, what the float32 (onednn_deconv) and
+// bf16 (onednn_bf16) wrappers share: src and dst of `type` in the layer's
+// layout, weights of `type` reordered once into the layout oneDNN picks, f32
+// bias, the activation as an eltwise post-op or, with
+// TCONV3D_BENCH_ONEDNN_NO_POSTOPS=1, left to the caller
+// (separate_activation()). The primitive is made for `threads`.
+class OneDnnForward {
+ public:
+  OneDnnForward(const ConvGeometry& geometry, const Activation& activation, const float* kernel, const float* bias,
+                int threads, dnnl::memory::data_type type);
+
+  // The primitive on input and output of the constructor's type, on its
+  // thread count (the caller's OpenMP setting put back after); waits.
+  void execute(const void* input, void* output) const;
+
+  const std::optional<Activation>& separate_activation() const { return separate_activation_; }
+  int64_t output_elements() const { return output_elements_; }
+  int threads() const { return context_.threads; }
+  std::string impl() const { return pd_.impl_info_str(); }
+  bool weights_reordered() const { return is_reordered(pd_.weights_desc(), shapes_); }
+
+ private:
+  OneDnnContext context_;
+  OneDnnShapes shapes_;
+  dnnl::deconvolution_forward::primitive_desc pd_;
+  dnnl::deconvolution_forward primitive_;
+  dnnl::memory weights_, bias_;
+  dnnl::memory::desc src_md_, dst_md_;
+  bool has_bias_ = false;
+  std::optional<Activation> separate_activation_;
+  int64_t output_elements_ = 0;
+};
+
 // Sets this thread's OpenMP thread count (what oneDNN reads through
 // omp_get_max_threads()) for one scope and puts the caller's back after:
 // oneDNN's OpenMP build fixes its split when a primitive is made.

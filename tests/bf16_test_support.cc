@@ -1,0 +1,93 @@
+#include "tests/bf16_test_support.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.hpp"
+#include "tconv3d/bfloat16.hpp"
+
+namespace tconv3d::testing {
+
+RandomCase channels_last(RandomCase c) {
+  if (c.config.data_format == DataFormat::kChannelsFirst) {
+    const auto& s = c.input_shape;
+    c.input_shape = {s[0], s[2], s[3], s[4], s[1]};
+    c.config.data_format = DataFormat::kChannelsLast;
+  }
+  return c;
+}
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& values) {
+  std::vector<uint16_t> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) out[i] = float_to_bf16(values[i]);
+  return out;
+}
+
+LayerOptions bf16_options(Backend backend, int threads) {
+  LayerOptions o;
+  o.backend = backend;
+  o.dtype = DataType::kBfloat16;
+  o.threads = threads;
+  return o;
+}
+
+LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding) {
+  LayerConfig c;
+  c.filters = filters;
+  c.kernel_size = {k, k, k};
+  c.strides = {s, s, s};
+  c.padding = padding;
+  return c;
+}
+
+Bf16Outputs run_bf16_pair(const RandomCase& c, uint64_t seed, Backend tested, Backend expected, int threads,
+                          const Bf16Edit& edit) {
+  std::mt19937_64 rng(seed);
+  const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
+  const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
+                                       g.in_channels};
+  std::vector<float> kernel = random_tensor(g.kernel_elements(), rng);
+  const std::vector<float> bias = random_tensor(g.out_channels, rng);
+  std::vector<uint16_t> input = to_bf16(random_tensor(g.input_elements(), rng));
+  if (edit) edit(input, kernel, g);
+  const ConstTensor k{kernel.data(), kshape};
+  const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
+  const Layer expected_layer = Layer::create(c.config, c.input_shape, k, b, bf16_options(expected));
+  const Layer tested_layer = Layer::create(c.config, c.input_shape, k, b, bf16_options(tested, threads));
+  Bf16Outputs r;
+  r.expected.assign(static_cast<size_t>(expected_layer.output_elements()), 0);
+  r.actual.assign(static_cast<size_t>(tested_layer.output_elements()), 0x7FC1);
+  expected_layer.forward_bf16(input.data(), r.expected.data());
+  tested_layer.forward_bf16(input.data(), r.actual.data());
+  r.kernel = tested_layer.kernel_name();
+  return r;
+}
+
+int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst) {
+  double scale = 1.0;
+  for (uint16_t e : r.expected)
+    if (std::isfinite(bf16_to_float(e))) scale = std::max(scale, std::fabs(double(bf16_to_float(e))));
+  double max_excess = 0;
+  int64_t bad = -1;
+  for (size_t i = 0; i < r.expected.size(); ++i) {
+    const double e = bf16_to_float(r.expected[i]), a = bf16_to_float(r.actual[i]);
+    if (std::isnan(e) || std::isnan(a)) {
+      if (std::isnan(e) != std::isnan(a) && bad < 0) bad = int64_t(i);
+      continue;
+    }
+    if (std::isinf(e) || std::isinf(a)) {
+      if (e != a && bad < 0) bad = int64_t(i);
+      continue;
+    }
+    const double tolerance = std::ldexp(std::max(std::fabs(e), std::fabs(a)), -7) + 2e-4 * scale;
+    const double excess = std::fabs(a - e) / tolerance;
+    max_excess = std::max(max_excess, excess);
+    if (excess > 1.0 && bad < 0) bad = int64_t(i);
+  }
+  if (worst) *worst = max_excess;
+  return bad;
+}
+
+bool have_bf16() { return detected_cpu_features().avx512_bf16; }
+
+}  // namespace tconv3d::testing

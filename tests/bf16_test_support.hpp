@@ -1,0 +1,56 @@
+// What the bf16 forward tests share (bf16_test: Xbyak, llvm_bf16_test: LLVM):
+// one layer pair on the same weights and bf16 input, and the bf16 tolerance
+// both hold a kernel to.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tconv3d/config.hpp"
+#include "tconv3d/geometry.hpp"
+#include "tconv3d/layer.hpp"
+#include "tests/test_support.hpp"
+
+namespace tconv3d::testing {
+
+// channels_last version of a random case (the bf16 kernels run channels_last
+// natively; channels_first cases are tested as they come).
+RandomCase channels_last(RandomCase c);
+
+std::vector<uint16_t> to_bf16(const std::vector<float>& values);
+
+LayerOptions bf16_options(Backend backend = Backend::kXbyak, int threads = 1);
+
+// filters, a cubic kernel k and strides s.
+LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding = Padding::kSame);
+
+struct Bf16Outputs {
+  std::vector<uint16_t> expected, actual;
+  std::string kernel;  // the tested layer's kernel name
+};
+
+// May change the bf16 input bits and the float32 kernel before both layers see them.
+using Bf16Edit = std::function<void(std::vector<uint16_t>& input, std::vector<float>& kernel, const ConvGeometry&)>;
+
+// The layer on `tested` (with `threads`) and the one on `expected` (1
+// thread) over the same random weights and bf16 input drawn from `seed`
+// (kernel, bias, input, in that order). `actual` starts as a NaN pattern, so
+// an element the kernel never writes shows.
+Bf16Outputs run_bf16_pair(const RandomCase& c, uint64_t seed, Backend tested, Backend expected, int threads = 1,
+                          const Bf16Edit& edit = {});
+
+// Both bf16 results differ by their own rounding (1 bf16 ulp relative: the
+// exact value may sit near a rounding boundary and float32 accumulation in
+// another order may land on the other side) plus the float32 accumulation's
+// error, small against the output scale; NaN must meet NaN and Inf the same
+// Inf. Returns the first element outside that, or -1; `worst`, if given, gets
+// the largest |difference| / tolerance over the finite elements.
+int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst = nullptr);
+
+// detected_cpu_features().avx512_bf16: what the JIT bf16 kernels need.
+bool have_bf16();
+
+}  // namespace tconv3d::testing

@@ -9,6 +9,9 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "core/activation.hpp"
+#include "tconv3d/bfloat16.hpp"
+
 namespace tconv3d::bench {
 
 using dnnl::memory;
@@ -165,9 +168,6 @@ OneDnnForward::OneDnnForward(const ConvGeometry& g, const Activation& activation
   dst_md_ = memory::desc(shapes_.dst, type, shapes_.tag);
   has_bias_ = bias != nullptr;
   output_elements_ = g.output_elements();
-  // With TCONV3D_BENCH_ONEDNN_NO_POSTOPS=1 oneDNN computes conv + bias and the
-  // caller applies the activation afterwards, as a user avoiding oneDNN 2.6's
-  // slow deconvolution post-ops would.
   const dnnl::primitive_attr attr = activation_attr(activation, &separate_activation_);
   pd_ = make_forward_pd(context_.engine, shapes_, dnnl::prop_kind::forward_inference, type, type, has_bias_, attr);
   primitive_ = dnnl::deconvolution_forward(pd_);
@@ -176,6 +176,24 @@ OneDnnForward::OneDnnForward(const ConvGeometry& g, const Activation& activation
     bias_ = memory(pd_.bias_desc(), context_.engine);
     std::copy(bias, bias + g.out_channels, static_cast<float*>(bias_.get_data_handle()));
   }
+}
+
+void OneDnnForward::run_f32(const float* input, float* output) const {
+  execute(input, output);
+  if (!separate_activation_) return;
+  const Activation& act = *separate_activation_;
+  const int64_t n = output_elements_;
+#pragma omp parallel for num_threads(context_.threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) output[i] = apply_elementwise(act, output[i]);
+}
+
+void OneDnnForward::run_bf16(const uint16_t* input, uint16_t* output) const {
+  execute(input, output);
+  if (!separate_activation_) return;
+  const Activation& act = *separate_activation_;
+  const int64_t n = output_elements_;
+#pragma omp parallel for num_threads(context_.threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) output[i] = float_to_bf16(apply_elementwise(act, bf16_to_float(output[i])));
 }
 
 void OneDnnForward::execute(const void* input, void* output) const {

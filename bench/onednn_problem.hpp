@@ -11,6 +11,7 @@
 #ifdef TCONV3D_HAVE_ONEDNN
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -75,28 +76,37 @@ struct OneDnnContext {
 dnnl::memory reorder_keras_weights(const OneDnnContext& context, const OneDnnShapes& shapes, const float* kernel,
                                    const dnnl::memory::desc& desc);
 
-// deconvolution_forward on one layer, what the float32 (onednn_deconv) and
-// bf16 (onednn_bf16) wrappers share: src and dst of `type` in the layer's
+// deconvolution_forward on one layer, what the float32 (OneDnnDeconv) and
+// bf16 (OneDnnDeconvBf16) wrappers are: src and dst of `type` in the layer's
 // layout, weights of `type` reordered once into the layout oneDNN picks, f32
 // bias, the activation as an eltwise post-op or, with
-// TCONV3D_BENCH_ONEDNN_NO_POSTOPS=1, left to the caller
-// (separate_activation()). The primitive is made for `threads`.
+// TCONV3D_BENCH_ONEDNN_NO_POSTOPS=1 (oneDNN 2.6 runs deconvolution post-ops
+// through a slow path), as a plain OpenMP loop after oneDNN, as a user
+// avoiding them would. `threads` is fixed here: oneDNN's OpenMP build splits
+// the work when the primitive is made.
 class OneDnnForward {
  public:
   OneDnnForward(const ConvGeometry& geometry, const Activation& activation, const float* kernel, const float* bias,
                 int threads, dnnl::memory::data_type type);
+  OneDnnForward(const OneDnnForward&) = delete;
+  OneDnnForward& operator=(const OneDnnForward&) = delete;
 
-  // The primitive on input and output of the constructor's type, on its
-  // thread count (the caller's OpenMP setting put back after); waits.
-  void execute(const void* input, void* output) const;
-
-  const std::optional<Activation>& separate_activation() const { return separate_activation_; }
-  int64_t output_elements() const { return output_elements_; }
   int threads() const { return context_.threads; }
   std::string impl() const { return pd_.impl_info_str(); }
   bool weights_reordered() const { return is_reordered(pd_.weights_desc(), shapes_); }
 
+ protected:
+  // On the constructor's thread count, the caller's OpenMP setting put back
+  // after; each for the type it was made for.
+  void run_f32(const float* input, float* output) const;
+  // bf16 as raw bits. oneDNN has rounded to bf16 before a separate
+  // activation, which rounds again (a user without the post-op gets the same
+  // double rounding).
+  void run_bf16(const uint16_t* input, uint16_t* output) const;
+
  private:
+  void execute(const void* input, void* output) const;
+
   OneDnnContext context_;
   OneDnnShapes shapes_;
   dnnl::deconvolution_forward::primitive_desc pd_;
@@ -104,7 +114,7 @@ class OneDnnForward {
   dnnl::memory weights_, bias_;
   dnnl::memory::desc src_md_, dst_md_;
   bool has_bias_ = false;
-  std::optional<Activation> separate_activation_;
+  std::optional<Activation> separate_activation_;  // set: applied after oneDNN, not as its post-op
   int64_t output_elements_ = 0;
 };
 

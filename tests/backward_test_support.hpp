@@ -38,6 +38,7 @@ BackwardData make_backward_data(const RandomCase& c, std::mt19937_64& rng);
 // All three gradients of `layer` (db only where the data has a bias).
 Grads backward(const Layer& layer, const BackwardData& d);
 
+// Bitwise equal float arrays (memcmp: NaN payloads and -0 count).
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b);
 
 }  // namespace tconv3d::testing

@@ -105,14 +105,7 @@ TEST(Bf16, LanePackedLayersMatchTheBf16Reference) {
 
 TEST(Bf16, SplitChannelGroupsAndThreadsAgree) {
   REQUIRE_BF16();
-  // 256 -> 192 filters, 3x3x3: > 1 MB of packed weights per row, so the
-  // channel groups run as separate kernels.
-  RandomCase c{config_of(192, 3, 2), {2, 3, 3, 5, 256}};
-  const Bf16Outputs one = run_both(c, 7);
-  EXPECT_LT(first_bf16_mismatch(one), 0);
-  EXPECT_NE(one.kernel.find("_per_group"), std::string::npos) << one.kernel;
-  const Bf16Outputs two = run_both(c, 7, {}, 2);
-  EXPECT_EQ(one.actual, two.actual) << "thread count changed a result";
+  testing::expect_per_group_kernels_and_threads_agree(Backend::kXbyak);
 }
 
 TEST(Bf16, ReshapeKeepsTheDtypeAndThePacking) {
@@ -136,40 +129,14 @@ TEST(Bf16, ReshapeKeepsTheDtypeAndThePacking) {
 
 TEST(Bf16, OddCinNeverReadsPastAVoxelsChannels) {
   REQUIRE_BF16();
-  // Channel 0 of every voxel is +Inf and every weight positive: each output
-  // is +Inf. A kernel pairing the last odd channel with the next voxel's
-  // channel 0 (or whatever follows the buffer) would add 0 * Inf = NaN.
-  for (int64_t cin : {1, 3, 5, 17}) {
-    RandomCase c{config_of(20, 2, 2, Padding::kValid), {2, 2, 3, 7, cin}};
-    c.config.activation = Activation{};
-    const Bf16Outputs r = run_both(c, 3, [](std::vector<uint16_t>& in, std::vector<float>& k, const ConvGeometry& g) {
-      for (float& w : k) w = 0.25f + std::fabs(w);
-      for (size_t i = 0; i < in.size(); i += size_t(g.in_channels)) in[i] = float_to_bf16(INFINITY);
-    });
-    for (size_t i = 0; i < r.actual.size(); ++i) {
-      ASSERT_EQ(bf16_to_float(r.actual[i]), INFINITY) << "cin " << cin << " element " << i;
-      ASSERT_EQ(r.expected[i], r.actual[i]);
-    }
-  }
+  testing::expect_odd_cin_never_reads_past_a_voxel(Backend::kXbyak);
 }
 
 TEST(Bf16, NanAndInfPropagateLikeTheReference) {
   REQUIRE_BF16();
-  std::mt19937_64 rng(5);
-  for (int i = 0; i < 10; ++i) {
-    RandomCase c = channels_last(testing::random_case(rng));
-    c.config.activation = Activation{};  // linear: NaN/Inf reach the output unchanged
-    const Bf16Outputs r = run_both(c, 40 + i, [&](std::vector<uint16_t>& in, std::vector<float>&, const ConvGeometry&) {
-      if (in.empty()) return;
-      in[rng() % in.size()] = float_to_bf16(INFINITY);
-      in[rng() % in.size()] = float_to_bf16(-INFINITY);
-      in[rng() % in.size()] = float_to_bf16(NAN);  // last: never overwritten
-    });
-    int64_t nans = 0;
-    for (uint16_t e : r.expected) nans += std::isnan(bf16_to_float(e));
-    ASSERT_LT(first_bf16_mismatch(r), 0) << c.describe();
-    if (nans == 0 && !r.expected.empty()) ADD_FAILURE() << "no NaN reached the output: " << c.describe();
-  }
+  std::vector<std::string> no_nan;
+  testing::expect_nan_and_inf_propagate(Backend::kXbyak, 5, &no_nan);
+  for (const std::string& c : no_nan) ADD_FAILURE() << "no NaN reached the output: " << c;
 }
 
 TEST(Bf16, ACpuWithoutAvx512Bf16GetsAClearError) {

@@ -1,5 +1,7 @@
 #include "tests/bf16_test_support.hpp"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -89,5 +91,51 @@ int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst) {
 }
 
 bool have_bf16() { return detected_cpu_features().avx512_bf16; }
+
+void expect_per_group_kernels_and_threads_agree(Backend tested) {
+  const RandomCase c{config_of(192, 3, 2), {2, 3, 3, 5, 256}};
+  const Bf16Outputs one = run_bf16_pair(c, 7, tested, Backend::kReference);
+  EXPECT_LT(first_bf16_mismatch(one), 0);
+  EXPECT_NE(one.kernel.find("_per_group"), std::string::npos) << one.kernel;
+  const Bf16Outputs two = run_bf16_pair(c, 7, tested, Backend::kReference, 2);
+  EXPECT_EQ(one.actual, two.actual) << "thread count changed a result";
+}
+
+void expect_odd_cin_never_reads_past_a_voxel(Backend tested) {
+  for (int64_t cin : {1, 3, 5, 17}) {
+    RandomCase c{config_of(20, 2, 2, Padding::kValid), {2, 2, 3, 7, cin}};
+    c.config.activation = Activation{};
+    const Bf16Outputs r = run_bf16_pair(c, 3, tested, Backend::kReference, 1,
+                                        [](std::vector<uint16_t>& in, std::vector<float>& k, const ConvGeometry& g) {
+                                          for (float& w : k) w = 0.25f + std::fabs(w);
+                                          for (size_t i = 0; i < in.size(); i += size_t(g.in_channels))
+                                            in[i] = float_to_bf16(INFINITY);
+                                        });
+    for (size_t i = 0; i < r.actual.size(); ++i) {
+      ASSERT_EQ(bf16_to_float(r.actual[i]), INFINITY) << "cin " << cin << " element " << i;
+      ASSERT_EQ(r.expected[i], r.actual[i]);
+    }
+  }
+}
+
+void expect_nan_and_inf_propagate(Backend tested, uint64_t seed, std::vector<std::string>* no_nan_reached) {
+  no_nan_reached->clear();
+  std::mt19937_64 rng(seed);
+  for (int i = 0; i < 10; ++i) {
+    RandomCase c = channels_last(random_case(rng));
+    c.config.activation = Activation{};  // linear: NaN/Inf reach the output unchanged
+    const Bf16Outputs r = run_bf16_pair(c, 40 + i, tested, Backend::kReference, 1,
+                                        [&](std::vector<uint16_t>& in, std::vector<float>&, const ConvGeometry&) {
+                                          if (in.empty()) return;
+                                          in[rng() % in.size()] = float_to_bf16(INFINITY);
+                                          in[rng() % in.size()] = float_to_bf16(-INFINITY);
+                                          in[rng() % in.size()] = float_to_bf16(NAN);  // last: never overwritten
+                                        });
+    int64_t nans = 0;
+    for (uint16_t e : r.expected) nans += std::isnan(bf16_to_float(e));
+    ASSERT_LT(first_bf16_mismatch(r), 0) << c.describe();
+    if (nans == 0 && !r.expected.empty()) no_nan_reached->push_back(c.describe());
+  }
+}
 
 }  // namespace tconv3d::testing

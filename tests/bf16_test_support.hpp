@@ -53,4 +53,19 @@ int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst = nullptr);
 // detected_cpu_features().avx512_bf16: what the JIT bf16 kernels need.
 bool have_bf16();
 
+// Test bodies both JIT backends' bf16 tests run (gtest failures inside), the
+// layer on `tested` against the bf16 reference:
+// 256 -> 192 filters, 3x3x3: > 1 MB of packed weights per row, so the channel
+// groups run as separate kernels ("_per_group"); 1 and 2 threads give the same bits.
+void expect_per_group_kernels_and_threads_agree(Backend tested);
+// Channel 0 of every voxel +Inf and every weight positive: each output +Inf.
+// A kernel pairing the last odd channel (Cin 1, 3, 5, 17) with the next
+// voxel's channel 0 (or whatever follows the buffer) would add 0 * Inf = NaN.
+void expect_odd_cin_never_reads_past_a_voxel(Backend tested);
+// Ten random linear layers (channels_last, drawn from `seed`) with +Inf,
+// -Inf and NaN inputs: the same outputs as the reference. The cases whose
+// reference output has no NaN (the draw did not test NaN propagation) are
+// described in *no_nan_reached.
+void expect_nan_and_inf_propagate(Backend tested, uint64_t seed, std::vector<std::string>* no_nan_reached);
+
 }  // namespace tconv3d::testing

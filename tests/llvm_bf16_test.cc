@@ -93,50 +93,19 @@ TEST(LlvmBf16, ChannelsFirstAndLanePackedLayersMatchTheReference) {
 
 TEST(LlvmBf16, PerGroupKernelsAndThreadsAgree) {
   REQUIRE_BF16();
-  // > 1 MB of packed weights per row: one kernel per channel group.
-  const RandomCase c{config_of(192, 3, 2), {2, 3, 3, 5, 256}};
-  const Bf16Outputs one = run_pair(c, 7);
-  EXPECT_LT(first_bf16_mismatch(one), 0);
-  EXPECT_NE(one.kernel.find("_per_group"), std::string::npos) << one.kernel;
-  const Bf16Outputs two = run_pair(c, 7, Backend::kReference, 2);
-  EXPECT_EQ(one.actual, two.actual) << "thread count changed a result";
+  testing::expect_per_group_kernels_and_threads_agree(Backend::kLlvm);
 }
 
 TEST(LlvmBf16, OddCinNeverReadsPastAVoxelsChannels) {
   REQUIRE_BF16();
-  // Channel 0 of every voxel +Inf, every weight positive: each output +Inf.
-  // Pairing the last odd channel with the next voxel's would add 0 * Inf = NaN.
-  for (int64_t cin : {1, 3, 5, 17}) {
-    RandomCase c{config_of(20, 2, 2, Padding::kValid), {2, 2, 3, 7, cin}};
-    c.config.activation = Activation{};
-    const Bf16Outputs r = run_pair(c, 3, Backend::kReference, 1,
-                               [](std::vector<uint16_t>& in, std::vector<float>& k, const ConvGeometry& g) {
-                                 for (float& w : k) w = 0.25f + std::fabs(w);
-                                 for (size_t i = 0; i < in.size(); i += size_t(g.in_channels))
-                                   in[i] = float_to_bf16(INFINITY);
-                               });
-    for (size_t i = 0; i < r.actual.size(); ++i) {
-      ASSERT_EQ(bf16_to_float(r.actual[i]), INFINITY) << "cin " << cin << " element " << i;
-      ASSERT_EQ(r.expected[i], r.actual[i]);
-    }
-  }
+  testing::expect_odd_cin_never_reads_past_a_voxel(Backend::kLlvm);
 }
 
 TEST(LlvmBf16, NanAndInfPropagateLikeTheReference) {
   REQUIRE_BF16();
-  std::mt19937_64 rng(6);
-  for (int i = 0; i < 10; ++i) {
-    RandomCase c = channels_last(testing::random_case(rng));
-    c.config.activation = Activation{};
-    const Bf16Outputs r = run_pair(c, 40 + i, Backend::kReference, 1,
-                               [&](std::vector<uint16_t>& in, std::vector<float>&, const ConvGeometry&) {
-                                 if (in.empty()) return;
-                                 in[rng() % in.size()] = float_to_bf16(INFINITY);
-                                 in[rng() % in.size()] = float_to_bf16(-INFINITY);
-                                 in[rng() % in.size()] = float_to_bf16(NAN);
-                               });
-    ASSERT_LT(first_bf16_mismatch(r), 0) << c.describe();
-  }
+  std::vector<std::string> no_nan;
+  testing::expect_nan_and_inf_propagate(Backend::kLlvm, 6, &no_nan);
+  EXPECT_LT(no_nan.size(), 5u) << "the draw hardly tests NaN propagation";
 }
 
 #ifdef TCONV3D_HAVE_XBYAK

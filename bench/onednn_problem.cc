@@ -178,22 +178,30 @@ OneDnnForward::OneDnnForward(const ConvGeometry& g, const Activation& activation
   }
 }
 
+namespace {
+
+// The activation after oneDNN, in place, as a user's OpenMP loop would apply it.
+template <typename T, typename Apply>
+void apply_after(T* output, int64_t n, int threads, Apply apply) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) output[i] = apply(output[i]);
+}
+
+}  // namespace
+
 void OneDnnForward::run_f32(const float* input, float* output) const {
   execute(input, output);
   if (!separate_activation_) return;
   const Activation& act = *separate_activation_;
-  const int64_t n = output_elements_;
-#pragma omp parallel for num_threads(context_.threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) output[i] = apply_elementwise(act, output[i]);
+  apply_after(output, output_elements_, context_.threads, [&](float v) { return apply_elementwise(act, v); });
 }
 
 void OneDnnForward::run_bf16(const uint16_t* input, uint16_t* output) const {
   execute(input, output);
   if (!separate_activation_) return;
   const Activation& act = *separate_activation_;
-  const int64_t n = output_elements_;
-#pragma omp parallel for num_threads(context_.threads) schedule(static)
-  for (int64_t i = 0; i < n; ++i) output[i] = float_to_bf16(apply_elementwise(act, bf16_to_float(output[i])));
+  apply_after(output, output_elements_, context_.threads,
+              [&](uint16_t v) { return float_to_bf16(apply_elementwise(act, bf16_to_float(v))); });
 }
 
 void OneDnnForward::execute(const void* input, void* output) const {

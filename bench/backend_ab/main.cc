@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/layer.hpp"
@@ -30,19 +31,9 @@ using namespace tconv3d;
 
 namespace {
 
-double now(bool cpu) {
-  timespec t{};
-  clock_gettime(cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+using bench::random_floats;
 
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& f : v) f = u(rng);
-  return v;
-}
+double now(bool cpu) { return cpu ? bench::thread_cpu_seconds() : bench::wall_seconds(); }
 
 // One layer's runnable pass on one backend.
 struct Side {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "core/cpu_features.hpp"
 #include "core/problem.hpp"
 #include "runtime/kernels/generated_input_gradient.hpp"
@@ -32,19 +33,9 @@ namespace {
 
 using namespace tconv3d;
 
-std::vector<float> random_floats(int64_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+using bench::parse_threads;
+using bench::process_cpu_seconds;
+using bench::random_floats;
 
 struct Best {
   double wall_ms = 1e300;
@@ -60,27 +51,15 @@ Best time_best(const Body& body, int threads, double seconds) {
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
     const auto w0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_seconds();
+    const double c0 = process_cpu_seconds();
     body();
-    const double cpu = cpu_seconds() - c0;
+    const double cpu = process_cpu_seconds() - c0;
     const auto w1 = std::chrono::steady_clock::now();
     best.wall_ms = std::min(best.wall_ms, std::chrono::duration<double, std::milli>(w1 - w0).count());
     best.cpu_ms = std::min(best.cpu_ms, 1e3 * cpu / threads);
     ++best.runs;
     if (best.runs >= 5 && std::chrono::duration<double>(w1 - start).count() >= seconds) return best;
   }
-}
-
-std::vector<int> parse_threads(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const int t = std::atoi(item.c_str());
-    if (t < 1) throw Error("--threads", "expected a comma-separated list of positive counts, got " + text);
-    out.push_back(t);
-  }
-  return out;
 }
 
 int run(int argc, char** argv) {
@@ -135,10 +114,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tconv3d_dx_bench: %s\n", e.what());
-    return 2;
-  }
+  return tconv3d::bench::run_main("tconv3d_dx_bench", 2, [&] { return run(argc, argv); });
 }

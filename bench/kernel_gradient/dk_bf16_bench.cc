@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "core/cpu_features.hpp"
 #include "core/problem.hpp"
 #include "runtime/kernels/bf16_kernel_gradient.hpp"
@@ -32,40 +33,10 @@ using namespace tconv3d;
 
 namespace {
 
-double thread_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-std::vector<double> pool_cpu_seconds(int threads) {
-  std::vector<double> seconds(static_cast<size_t>(threads), 0.0);
-#pragma omp parallel num_threads(threads)
-  seconds[static_cast<size_t>(omp_get_thread_num())] = thread_cpu_seconds();
-  return seconds;
-}
-
-double wall_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-// Best CPU seconds of one repetition: a warm-up, then at least 3 and `seconds` of wall time.
+// Best CPU seconds of the busiest thread in one call: a warm-up, then at least 3 and `seconds` of wall time.
 double best_cpu(const std::function<void()>& body, double seconds, int threads) {
-  body();
   double best = 1e30;
-  int reps = 0;
-  const double start = wall_seconds();
-  while (reps < 3 || wall_seconds() - start < seconds) {
-    const std::vector<double> c0 = pool_cpu_seconds(threads);
-    body();
-    const std::vector<double> c1 = pool_cpu_seconds(threads);
-    double busiest = 0;
-    for (size_t i = 0; i < c0.size(); ++i) busiest = std::max(busiest, c1[i] - c0[i]);
-    best = std::min(best, busiest);
-    ++reps;
-  }
+  for (const bench::CallTime& call : bench::time_calls(body, seconds, threads)) best = std::min(best, call.busiest_cpu);
   return best;
 }
 

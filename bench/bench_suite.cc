@@ -53,11 +53,7 @@ const Implementation* implementation_for(LayerData& data, const MeasurementKey& 
     info.max_error = scaled_max_error(data.output.data(), data.reference().data(), data.reference().size());
     info.label = impl->label();
     info.uses_zmm = impl->uses_zmm();
-    if (!(info.max_error <= kMaxError)) {
-      char text[96];
-      std::snprintf(text, sizeof text, "output differs from the reference: max error %.3g", info.max_error);
-      info.skipped = text;
-    }
+    skip_above(info, kMaxError, "the reference");
     return impl;
   });
 }

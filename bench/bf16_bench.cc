@@ -131,12 +131,7 @@ const Bf16Implementation* implementation_for(LayerData& data, const MeasurementK
     } else {
       info.max_error = scaled_max_error(data.output.data(), reference.data(), reference.size());
     }
-    const double limit = impl->is_bf16() ? kMaxBf16Error : kMaxFloat32Error;
-    if (!(info.max_error <= limit)) {
-      char text[96];
-      std::snprintf(text, sizeof text, "output differs from the float32 reference: max error %.3g", info.max_error);
-      info.skipped = text;
-    }
+    skip_above(info, impl->is_bf16() ? kMaxBf16Error : kMaxFloat32Error, "the float32 reference");
     return impl;
   });
 }

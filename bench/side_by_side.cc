@@ -36,6 +36,13 @@ void Geomean::add(double ratio) {
 
 double Geomean::value() const { return count_ ? std::exp(log_sum_ / count_) : NAN; }
 
+void skip_above(ImplementationInfo& info, double limit, const char* reference) {
+  if (info.max_error <= limit) return;
+  char text[96];
+  std::snprintf(text, sizeof text, "output differs from %s: max error %.3g", reference, info.max_error);
+  info.skipped = text;
+}
+
 std::string max_error_text(const ImplementationInfo& info) {
   char text[48];
   std::snprintf(text, sizeof text, "max error %.2e  ", info.max_error);

@@ -104,6 +104,10 @@ void print_checks(std::FILE* out, const std::map<MeasurementKey, Info>& info, in
   }
 }
 
+// A forward implementation's check: where info.max_error is above `limit`
+// (or NaN), info.skipped = "output differs from REFERENCE: max error E".
+void skip_above(ImplementationInfo& info, double limit, const char* reference);
+
 // "max error E  LABEL": the check line of a forward implementation.
 std::string max_error_text(const ImplementationInfo& info);
 

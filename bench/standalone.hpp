@@ -89,6 +89,32 @@ inline std::vector<int> parse_threads(const std::string& text) {
   return out;
 }
 
+// The command line as "--flag value" pairs, in order:
+//   for (Options o(argc, argv); o.next();)
+//     if (o.flag == "--suite") suite = o.value(); ... else o.unknown();
+// value() is the flag's value (an Error naming the flag where none follows).
+class Options {
+ public:
+  Options(int argc, char** argv) : argc_(argc), argv_(argv) {}
+  bool next() {
+    if (++i_ >= argc_) return false;
+    flag = argv_[i_];
+    return true;
+  }
+  std::string value() {
+    if (i_ + 1 >= argc_) throw Error(flag, "needs a value");
+    return argv_[++i_];
+  }
+  [[noreturn]] void unknown() const { throw Error(flag, "unknown option"); }
+
+  std::string flag;
+
+ private:
+  int argc_;
+  char** argv_;
+  int i_ = 0;
+};
+
 // What a program's main returns: run()'s exit code, or, when it throws,
 // `failure` after "program: what" on stderr.
 inline int run_main(const char* program, int failure, const std::function<int()>& run) {

@@ -57,17 +57,12 @@ void time_piece(Piece& p) {
 int run(int argc, char** argv) {
   std::string suite_path = TCONV3D_SUITE_PATH, only;
   int threads = 2, rounds = 20;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(arg, "needs a value");
-      return argv[++i];
-    };
-    if (arg == "--suite") suite_path = value();
-    else if (arg == "--layer") only = "," + value() + ",";
-    else if (arg == "--threads") threads = std::atoi(value().c_str());
-    else if (arg == "--rounds") rounds = std::atoi(value().c_str());
-    else throw Error(arg, "unknown option");
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite") suite_path = o.value();
+    else if (o.flag == "--layer") only = "," + o.value() + ",";
+    else if (o.flag == "--threads") threads = std::atoi(o.value().c_str());
+    else if (o.flag == "--rounds") rounds = std::atoi(o.value().c_str());
+    else o.unknown();
   }
   if (threads < 1) throw Error("--threads", "must be positive");
   for (const SuiteLayer& layer : load_suite(suite_path)) {

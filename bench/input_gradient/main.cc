@@ -66,19 +66,14 @@ int run(int argc, char** argv) {
   std::string suite_path = TCONV3D_SUITE_PATH, only, backend_name = "xbyak", isa_name = "auto";
   std::vector<int> threads = {1, 2};
   double seconds = 0.5;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(arg, "needs a value");
-      return argv[++i];
-    };
-    if (arg == "--suite") suite_path = value();
-    else if (arg == "--backend") backend_name = value();
-    else if (arg == "--isa") isa_name = value();
-    else if (arg == "--threads") threads = parse_threads(value());
-    else if (arg == "--layer") only = value();
-    else if (arg == "--seconds") seconds = std::atof(value().c_str());
-    else throw Error(arg, "unknown option");
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite") suite_path = o.value();
+    else if (o.flag == "--backend") backend_name = o.value();
+    else if (o.flag == "--isa") isa_name = o.value();
+    else if (o.flag == "--threads") threads = parse_threads(o.value());
+    else if (o.flag == "--layer") only = o.value();
+    else if (o.flag == "--seconds") seconds = std::atof(o.value().c_str());
+    else o.unknown();
   }
   const Backend backend = parse_backend(backend_name);
   const Isa isa = resolve_isa(parse_isa(isa_name));

@@ -69,24 +69,23 @@ int main(int argc, char** argv) try {
   std::vector<int> thread_counts = {1, 2};
   int rounds = 3;
   double seconds = 0.3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--suite")
-      suite_path = value;
-    else if (flag == "--isa")
-      isa_text = value;
-    else if (flag == "--threads")
-      thread_counts = parse_threads(value);
-    else if (flag == "--rounds")
-      rounds = std::stoi(value);
-    else if (flag == "--seconds")
-      seconds = std::stod(value);
-    else if (flag == "--layer")
-      layer_filter = value;
-    else if (flag == "--backend")
-      backend_text = value;
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite")
+      suite_path = o.value();
+    else if (o.flag == "--isa")
+      isa_text = o.value();
+    else if (o.flag == "--threads")
+      thread_counts = parse_threads(o.value());
+    else if (o.flag == "--rounds")
+      rounds = std::stoi(o.value());
+    else if (o.flag == "--seconds")
+      seconds = std::stod(o.value());
+    else if (o.flag == "--layer")
+      layer_filter = o.value();
+    else if (o.flag == "--backend")
+      backend_text = o.value();
     else
-      throw Error(flag, "unknown option");
+      o.unknown();
   }
   std::vector<Backend> backends;
   {

@@ -54,20 +54,19 @@ int main(int argc, char** argv) try {
   std::string suite_path = TCONV3D_SUITE_PATH, layer_filter;
   int threads = 1, rounds = 3;
   double seconds = 0.3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--suite")
-      suite_path = value;
-    else if (flag == "--threads")
-      threads = std::stoi(value);
-    else if (flag == "--rounds")
-      rounds = std::stoi(value);
-    else if (flag == "--seconds")
-      seconds = std::stod(value);
-    else if (flag == "--layer")
-      layer_filter = value;
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite")
+      suite_path = o.value();
+    else if (o.flag == "--threads")
+      threads = std::stoi(o.value());
+    else if (o.flag == "--rounds")
+      rounds = std::stoi(o.value());
+    else if (o.flag == "--seconds")
+      seconds = std::stod(o.value());
+    else if (o.flag == "--layer")
+      layer_filter = o.value();
     else
-      throw Error(flag, "unknown option");
+      o.unknown();
   }
   if (threads < 1) throw Error("--threads", "must be at least 1");
   if (!detected_cpu_features().avx512_bf16) throw Error("cpu", "needs avx512_bf16");

@@ -47,29 +47,9 @@ Bf16Outputs run_both(const RandomCase& c, uint64_t seed, const testing::Bf16Edit
 
 TEST(Bf16, RandomLayersMatchTheBf16Reference) {
   REQUIRE_BF16();
-  std::mt19937_64 rng(1717);
-  int odd_cin = 0, batched = 0, activated = 0;
-  double worst_all = 0;
-  for (int i = 0; i < 100; ++i) {
-    const RandomCase c = channels_last(testing::random_case(rng));
-    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    odd_cin += g.in_channels % 2;
-    batched += g.batch > 1;
-    activated += c.config.activation.kind != ActivationKind::kLinear;
-    const Bf16Outputs r = run_both(c, 100 + i);
-    double worst = 0;
-    const int64_t bad = first_bf16_mismatch(r, &worst);
-    worst_all = std::max(worst_all, worst);
-    ASSERT_LT(bad, 0) << c.describe() << " kernel " << r.kernel << ": element " << bad << " got "
-                      << bf16_to_float(r.actual[size_t(bad)]) << ", reference "
-                      << bf16_to_float(r.expected[size_t(bad)]);
-    EXPECT_EQ(r.kernel.rfind("tconv3d_bf16_", 0), 0u) << r.kernel;
-  }
-  // The draw covers what the kernel must get right.
-  EXPECT_GT(odd_cin, 10);
-  EXPECT_GT(batched, 10);
-  EXPECT_GT(activated, 10);
-  RecordProperty("worst_error_over_tolerance", std::to_string(worst_all));
+  double worst = 0;
+  testing::expect_random_layers_match(Backend::kXbyak, 1717, 1, "", &worst);
+  RecordProperty("worst_error_over_tolerance", std::to_string(worst));
 }
 
 TEST(Bf16, ChannelsFirstLayersMatchTheBf16Reference) {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/activation.hpp"
 #include "core/cpu_features.hpp"
 #include "tconv3d/bfloat16.hpp"
 
@@ -91,6 +92,35 @@ int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst) {
 }
 
 bool have_bf16() { return detected_cpu_features().avx512_bf16; }
+
+void expect_random_layers_match(Backend tested, uint64_t seed, int max_threads, const std::string& kernel_suffix,
+                                double* worst) {
+  std::mt19937_64 rng(seed);
+  int odd_cin = 0, batched = 0, activated = 0;
+  *worst = 0;
+  for (int i = 0; i < 100; ++i) {
+    const RandomCase c = channels_last(random_case(rng));
+    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
+    odd_cin += g.in_channels % 2;
+    batched += g.batch > 1;
+    activated += c.config.activation.kind != ActivationKind::kLinear;
+    const Bf16Outputs r = run_bf16_pair(c, 100 + i, tested, Backend::kReference, 1 + i % max_threads);
+    double case_worst = 0;
+    const int64_t bad = first_bf16_mismatch(r, &case_worst);
+    *worst = std::max(*worst, case_worst);
+    ASSERT_LT(bad, 0) << c.describe() << " kernel " << r.kernel << ": element " << bad << " got "
+                      << bf16_to_float(r.actual[size_t(bad)]) << ", reference "
+                      << bf16_to_float(r.expected[size_t(bad)]);
+    EXPECT_EQ(r.kernel.rfind("tconv3d_bf16_", 0), 0u) << r.kernel;
+    EXPECT_TRUE(r.kernel.size() >= kernel_suffix.size() &&
+                r.kernel.compare(r.kernel.size() - kernel_suffix.size(), kernel_suffix.size(), kernel_suffix) == 0)
+        << r.kernel << " does not end in " << kernel_suffix;
+  }
+  // The draw covers what the kernel must get right.
+  EXPECT_GT(odd_cin, 10);
+  EXPECT_GT(batched, 10);
+  EXPECT_GT(activated, 10);
+}
 
 void expect_per_group_kernels_and_threads_agree(Backend tested) {
   const RandomCase c{config_of(192, 3, 2), {2, 3, 3, 5, 256}};

@@ -55,6 +55,13 @@ bool have_bf16();
 
 // Test bodies both JIT backends' bf16 tests run (gtest failures inside), the
 // layer on `tested` against the bf16 reference:
+// 100 random channels_last layers drawn from `seed` (case i's data from seed
+// 100 + i, on 1 + i % max_threads threads): every element within the bf16
+// tolerance, kernels named tconv3d_bf16_... ending in `kernel_suffix`, and the
+// draw reaching odd Cin, batches > 1 and activations (more than 10 each).
+// *worst: the largest |difference| / tolerance over all cases.
+void expect_random_layers_match(Backend tested, uint64_t seed, int max_threads, const std::string& kernel_suffix,
+                                double* worst);
 // 256 -> 192 filters, 3x3x3: > 1 MB of packed weights per row, so the channel
 // groups run as separate kernels ("_per_group"); 1 and 2 threads give the same bits.
 void expect_per_group_kernels_and_threads_agree(Backend tested);

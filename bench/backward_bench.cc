@@ -8,6 +8,7 @@
 #include <random>
 #include <stdexcept>
 
+#include "bench/side_by_side.hpp"
 #include "tools/support/accuracy.hpp"
 
 #ifdef TCONV3D_HAVE_ONEDNN
@@ -83,8 +84,7 @@ class OneDnnBackward final : public BackwardImplementation {
 #endif
 
 std::map<std::string, BackwardData> g_data;  // per layer
-std::map<MeasurementKey, BackwardInfo> g_info;
-std::map<MeasurementKey, std::unique_ptr<BackwardImplementation>> g_implementations;
+ImplementationCache<BackwardImplementation, BackwardInfo> g_implementations;
 
 BackwardData& data_for(const LayerData& data) {
   const auto found = g_data.find(data.entry.name);
@@ -135,10 +135,7 @@ std::unique_ptr<BackwardImplementation> make(const std::string& impl, const Laye
 }
 
 const BackwardImplementation* implementation_for(LayerData& data, const MeasurementKey& key) {
-  BackwardInfo& info = g_info[key];
-  if (!info.skipped.empty()) return nullptr;
-  if (auto found = g_implementations.find(key); found != g_implementations.end()) return found->second.get();
-  try {
+  return g_implementations.find_or_build(key, [&](BackwardInfo& info) {
     BackwardData& d = data_for(data);
     auto impl = make(key.impl, data, d, key.threads);
     std::fill(d.dx.begin(), d.dx.end(), NAN);
@@ -156,51 +153,23 @@ const BackwardImplementation* implementation_for(LayerData& data, const Measurem
       std::snprintf(text, sizeof text, "gradients differ from the reference: dx %.3g, dK %.3g, db %.3g",
                     info.dx_error, info.dk_error, info.db_error);
       info.skipped = text;
-      return nullptr;
     }
-    return g_implementations.emplace(key, std::move(impl)).first->second.get();
-  } catch (const std::exception& e) {
-    info.skipped = e.what();
-    return nullptr;
-  }
+    return impl;
+  });
 }
 
 void bench_backward(benchmark::State& state, LayerData* data, MeasurementKey key) {
   const BackwardImplementation* impl = implementation_for(*data, key);
-  if (!impl) {
-    state.SkipWithError(g_info[key].skipped.c_str());
-    for (auto _ : state) {
-    }
-    return;
-  }
-  BackwardData& d = g_data.at(data->entry.name);
-  for (auto _ : state) {
-    impl->run(*data, d);
-    benchmark::ClobberMemory();
-  }
-  const double gflop = 2.0 * data->flops * double(state.iterations()) / 1e9;
-  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
-  state.SetLabel(g_info[key].label);
-}
-
-double median_of(std::vector<double> values) {
-  if (values.empty()) return NAN;
-  std::sort(values.begin(), values.end());
-  const size_t mid = values.size() / 2;
-  return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
-}
-
-double median_seconds(const SummaryInput& in, const MeasurementKey& key) {
-  const auto found = in.seconds.find(key);
-  return found == in.seconds.end() ? NAN : median_of(found->second);
+  const BackwardInfo& info = g_implementations.info(key);
+  BackwardData* d = impl ? &g_data.at(data->entry.name) : nullptr;
+  if (!time_or_skip(state, impl != nullptr, info.skipped, [&] { impl->run(*data, *d); })) return;
+  set_rate_counters(state, 2.0 * data->flops);
+  state.SetLabel(info.label);
 }
 
 double peak_for(const SummaryInput& in, const MeasurementKey& key) {
-  const auto info = g_info.find(key);
-  const bool zmm = info != g_info.end() && info->second.uses_zmm;
-  const auto& table = zmm ? in.peaks.zmm : in.peaks.ymm;
-  const auto found = table.find(key.threads);
-  return found == table.end() ? NAN : found->second;
+  const auto info = g_implementations.info().find(key);
+  return fma_peak(in.peaks, info != g_implementations.info().end() && info->second.uses_zmm, key.threads);
 }
 
 // "ms  GFLOP/s (% of peak)" for one measurement, or "-".
@@ -227,24 +196,14 @@ std::string error_text(double e) {
 
 void register_backward_benchmarks(const std::vector<std::unique_ptr<LayerData>>& layers,
                                   const std::vector<int>& threads, CollectingReporter& reporter) {
-  for (const auto& data : layers) {
-    const std::string& layer = data->entry.name;
-    for (int t : threads) {
-      for (const char* impl : {kTconv3d, kOneDnn}) {
-        const MeasurementKey key{layer, impl, t};
-        const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
-        reporter.name(name, key);
-        timed(benchmark::RegisterBenchmark(name.c_str(), bench_backward, data.get(), key))
-            ->Unit(benchmark::kMillisecond);
-      }
-    }
-  }
+  for (const auto& data : layers)
+    register_side_by_side(data.get(), threads, {kTconv3d, kOneDnn}, reporter, bench_backward);
 }
 
 void print_backward_summary(std::FILE* out, const SummaryInput& in) {
   bool any = false;
   for (const auto& [key, values] : in.seconds) any = any || key.impl == kTconv3d || key.impl == kOneDnn;
-  if (!any && g_info.empty()) return;
+  if (!any && g_implementations.info().empty()) return;
   std::fprintf(out, "\n== backward: dx + dK + db of the linear layer, median ms and GFLOP/s over interleaved "
                     "repetitions (%% of measured FMA peak) ==\n");
   std::fprintf(out, "(GFLOP/s count 2x the forward's FLOPs; %% of peak counts only the FMAs that reach the output, "
@@ -254,41 +213,28 @@ void print_backward_summary(std::FILE* out, const SummaryInput& in) {
                     "are outside the timed region. tc/onednn: oneDNN's time / tconv3d's)\n\n");
   std::fprintf(out, "%-16s %2s %24s %24s %10s\n", "layer", "t", "tconv3d ms GFLOP/s", "onednn ms GFLOP/s",
                "tc/onednn");
-  std::map<int, std::pair<double, int>> log_ratio;
+  std::map<int, Geomean> geomean;
   for (int t : in.threads) {
     for (const std::string& layer : in.layers) {
       const MeasurementKey tc{layer, kTconv3d, t}, dn{layer, kOneDnn, t};
       const double a = median_seconds(in, tc), b = median_seconds(in, dn);
       if (std::isnan(a) && std::isnan(b)) continue;
       const double flops = 2.0 * in.flops.at(layer);
-      const auto share = in.useful_share.find(layer);
-      const double useful = share == in.useful_share.end() ? 1.0 : share->second;
-      char ratio[32] = "-";
-      if (!std::isnan(a) && !std::isnan(b)) {
-        std::snprintf(ratio, sizeof ratio, "%.2fx", b / a);
-        log_ratio[t].first += std::log(b / a);
-        ++log_ratio[t].second;
-      }
+      const double useful = useful_share(in, layer);
+      if (!std::isnan(a) && !std::isnan(b)) geomean[t].add(b / a);
       std::fprintf(out, "%-16s %2d %24s %24s %10s\n", layer.c_str(), t,
                    cell(a, flops, useful, peak_for(in, tc)).c_str(), cell(b, flops, useful, peak_for(in, dn)).c_str(),
-                   ratio);
+                   ratio_text(b, a).c_str());
     }
   }
-  for (const auto& [t, sum] : log_ratio)
-    std::fprintf(out, "geomean %d thread(s): tconv3d/onednn %.2fx over %d layers\n", t,
-                 std::exp(sum.first / sum.second), sum.second);
+  for (const auto& [t, g] : geomean)
+    std::fprintf(out, "geomean %d thread(s): tconv3d/onednn %.2fx over %d layers\n", t, g.value(), g.count());
   std::fprintf(out, "\nBackward checks against the reference backward (max |error| / max(1, max |reference|)), "
                     "once per layer and thread count, and what ran:\n");
-  for (const auto& [key, info] : g_info) {
-    if (!info.skipped.empty()) {
-      std::fprintf(out, "  %-16s %-8s t=%d  skipped: %s\n", key.layer.c_str(), key.impl.c_str() + 9, key.threads,
-                   info.skipped.c_str());
-    } else if (key.threads == in.threads.front()) {
-      std::fprintf(out, "  %-16s %-8s dx %s dK %s db %s  %s\n", key.layer.c_str(), key.impl.c_str() + 9,
-                   error_text(info.dx_error).c_str(), error_text(info.dk_error).c_str(),
-                   error_text(info.db_error).c_str(), info.label.c_str());
-    }
-  }
+  print_checks(out, g_implementations.info(), in.threads.front(), "backward/", [](const BackwardInfo& info) {
+    return "dx " + error_text(info.dx_error) + " dK " + error_text(info.dk_error) + " db " + error_text(info.db_error) +
+           "  " + info.label;
+  });
   std::fprintf(out, "Reference backward (double accumulation, 1 thread):");
   for (const auto& [layer, d] : g_data) std::fprintf(out, " %s %.2f s;", layer.c_str(), d.reference_seconds);
   std::fprintf(out, "\n");

@@ -30,6 +30,7 @@
 #include "bench/bench_jit.hpp"
 #include "bench/bf16_bench.hpp"
 #include "bench/implementations.hpp"
+#include "bench/side_by_side.hpp"
 #include "bench/summary.hpp"
 #include "core/cpu_features.hpp"
 #include "tools/support/accuracy.hpp"
@@ -41,60 +42,29 @@ namespace {
 // Errors above this (relative to the output scale) fail the benchmark.
 constexpr double kMaxError = 1e-4;
 
-std::map<MeasurementKey, ImplementationInfo> g_info;
-std::map<MeasurementKey, std::unique_ptr<Implementation>> g_implementations;
+ImplementationCache<Implementation> g_implementations;
 FmaPeaks g_peaks;
 
 // Builds and checks an implementation the first time a benchmark needs it.
 const Implementation* implementation_for(LayerData& data, const MeasurementKey& key) {
-  ImplementationInfo& info = g_info[key];
-  if (!info.skipped.empty()) return nullptr;
-  if (auto found = g_implementations.find(key); found != g_implementations.end()) return found->second.get();
-  try {
+  return g_implementations.find_or_build(key, [&](ImplementationInfo& info) {
     auto impl = make_implementation(key.impl, data, key.threads);
     impl->run(data.input.data(), data.output.data());
     info.max_error = scaled_max_error(data.output.data(), data.reference().data(), data.reference().size());
     info.label = impl->label();
     info.uses_zmm = impl->uses_zmm();
-    if (!(info.max_error <= kMaxError)) {
-      char text[96];
-      std::snprintf(text, sizeof text, "output differs from the reference: max error %.3g", info.max_error);
-      info.skipped = text;
-      return nullptr;
-    }
-    return g_implementations.emplace(key, std::move(impl)).first->second.get();
-  } catch (const std::exception& e) {
-    info.skipped = e.what();
-    return nullptr;
-  }
-}
-
-void set_rate_counters(benchmark::State& state, const LayerData& data, double peak) {
-  const double gflop = data.flops * double(state.iterations()) / 1e9;
-  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
-  if (peak > 0) state.counters["%peak"] = benchmark::Counter(100.0 * gflop / peak, benchmark::Counter::kIsRate);
-}
-
-double peak_of(bool zmm, int threads) {
-  const auto& table = zmm ? g_peaks.zmm : g_peaks.ymm;
-  const auto found = table.find(threads);
-  return found == table.end() ? 0.0 : found->second;
+    skip_above(info, kMaxError, "the reference");
+    return impl;
+  });
 }
 
 void bench_implementation(benchmark::State& state, LayerData* data, MeasurementKey key) {
   const Implementation* impl = implementation_for(*data, key);
-  if (!impl) {
-    state.SkipWithError(g_info[key].skipped.c_str());
-    for (auto _ : state) {
-    }
+  const ImplementationInfo& info = g_implementations.info(key);
+  if (!time_or_skip(state, impl != nullptr, info.skipped,
+                    [&] { impl->run(data->input.data(), data->output.data()); }))
     return;
-  }
-  for (auto _ : state) {
-    impl->run(data->input.data(), data->output.data());
-    benchmark::ClobberMemory();
-  }
-  const ImplementationInfo& info = g_info[key];
-  set_rate_counters(state, *data, peak_of(info.uses_zmm, key.threads));
+  set_rate_counters(state, data->flops, fma_peak(g_peaks, info.uses_zmm, key.threads));
   state.SetLabel(info.label);
 }
 
@@ -103,7 +73,7 @@ void bench_implementation(benchmark::State& state, LayerData* data, MeasurementK
 void bench_reference(benchmark::State& state, LayerData* data) {
   const double seconds = data->reference_seconds();
   for (auto _ : state) state.SetIterationTime(seconds);
-  set_rate_counters(state, *data, 0);
+  set_rate_counters(state, data->flops);
   state.SetLabel("naive loops, double accumulation, 1 thread");
 }
 
@@ -202,15 +172,7 @@ int main(int argc, char** argv) {
         ->Repetitions(1)
         ->UseManualTime()
         ->Unit(benchmark::kMillisecond);
-    for (int t : threads) {
-      for (const std::string& impl : implementation_names()) {
-        const MeasurementKey key{layer, impl, t};
-        const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
-        reporter.name(name, key);
-        timed(benchmark::RegisterBenchmark(name.c_str(), bench_implementation, data.get(), key))
-            ->Unit(benchmark::kMillisecond);
-      }
-    }
+    register_side_by_side(data.get(), threads, implementation_names(), reporter, bench_implementation);
   }
   if (selected.forward) register_jit_benchmarks(layers, reporter);
   if (selected.backward) register_backward_benchmarks(layers, threads, reporter);
@@ -219,7 +181,7 @@ int main(int argc, char** argv) {
   measure_peaks(threads);
   benchmark::RunSpecifiedBenchmarks(&reporter);
   summary.seconds = reporter.seconds();
-  summary.info = g_info;
+  summary.info = g_implementations.info();
   summary.peaks = g_peaks;
   std::FILE* out = json ? stderr : stdout;
   if (cpu_time_mode()) std::fprintf(out, "\n(TCONV3D_BENCH_CPU_TIME=1: the summaries below use process CPU time)\n");
@@ -228,7 +190,7 @@ int main(int argc, char** argv) {
   bool forward_ran = false;
   for (const auto& [key, values] : summary.seconds)
     forward_ran = forward_ran || key.impl.find('/') == std::string::npos;
-  if (selected.forward && (forward_ran || !g_info.empty())) print_summary(out, summary);
+  if (selected.forward && (forward_ran || !g_implementations.info().empty())) print_summary(out, summary);
   print_backward_summary(out, summary);
   print_bf16_summary(out, summary);
   benchmark::Shutdown();

@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "core/cpu_features.hpp"
+#include "bench/side_by_side.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tools/support/accuracy.hpp"
 #include "tools/support/fma_peak.hpp"
@@ -83,8 +84,7 @@ class OneDnnBf16 final : public Bf16Implementation {
 #endif
 
 std::map<std::string, Bf16Data> g_data;
-std::map<MeasurementKey, ImplementationInfo> g_info;
-std::map<MeasurementKey, std::unique_ptr<Bf16Implementation>> g_implementations;
+ImplementationCache<Bf16Implementation> g_implementations;
 std::map<int, double> g_bf16_peaks;  // threads -> GFLOP/s
 
 Bf16Data& data_for(const LayerData& data) {
@@ -116,10 +116,7 @@ std::unique_ptr<Bf16Implementation> make(const std::string& impl, const LayerDat
 }
 
 const Bf16Implementation* implementation_for(LayerData& data, const MeasurementKey& key) {
-  ImplementationInfo& info = g_info[key];
-  if (!info.skipped.empty()) return nullptr;
-  if (auto found = g_implementations.find(key); found != g_implementations.end()) return found->second.get();
-  try {
+  return g_implementations.find_or_build(key, [&](ImplementationInfo& info) {
     auto impl = make(key.impl, data, key.threads);
     Bf16Data& d = data_for(data);
     impl->run(data, d);
@@ -134,45 +131,18 @@ const Bf16Implementation* implementation_for(LayerData& data, const MeasurementK
     } else {
       info.max_error = scaled_max_error(data.output.data(), reference.data(), reference.size());
     }
-    const double limit = impl->is_bf16() ? kMaxBf16Error : kMaxFloat32Error;
-    if (!(info.max_error <= limit)) {
-      char text[96];
-      std::snprintf(text, sizeof text, "output differs from the float32 reference: max error %.3g", info.max_error);
-      info.skipped = text;
-      return nullptr;
-    }
-    return g_implementations.emplace(key, std::move(impl)).first->second.get();
-  } catch (const std::exception& e) {
-    info.skipped = e.what();
-    return nullptr;
-  }
+    skip_above(info, impl->is_bf16() ? kMaxBf16Error : kMaxFloat32Error, "the float32 reference");
+    return impl;
+  });
 }
 
 void bench_bf16(benchmark::State& state, LayerData* data, MeasurementKey key) {
   const Bf16Implementation* impl = implementation_for(*data, key);
-  if (!impl) {
-    state.SkipWithError(g_info[key].skipped.c_str());
-    for (auto _ : state) {
-    }
-    return;
-  }
-  Bf16Data& d = g_data.at(data->entry.name);
-  for (auto _ : state) {
-    impl->run(*data, d);
-    benchmark::ClobberMemory();
-  }
-  const double gflop = data->flops * double(state.iterations()) / 1e9;
-  state.counters["GFLOP/s"] = benchmark::Counter(gflop, benchmark::Counter::kIsRate);
-  state.SetLabel(g_info[key].label);
-}
-
-double median_seconds(const SummaryInput& in, const MeasurementKey& key) {
-  const auto found = in.seconds.find(key);
-  if (found == in.seconds.end() || found->second.empty()) return NAN;
-  std::vector<double> v = found->second;
-  std::sort(v.begin(), v.end());
-  const size_t mid = v.size() / 2;
-  return v.size() % 2 ? v[mid] : 0.5 * (v[mid - 1] + v[mid]);
+  const ImplementationInfo& info = g_implementations.info(key);
+  Bf16Data* d = impl ? &g_data.at(data->entry.name) : nullptr;
+  if (!time_or_skip(state, impl != nullptr, info.skipped, [&] { impl->run(*data, *d); })) return;
+  set_rate_counters(state, data->flops);
+  state.SetLabel(info.label);
 }
 
 std::string ms_cell(double seconds, double flops, double useful, double peak) {
@@ -197,24 +167,15 @@ void register_bf16_benchmarks(const std::vector<std::unique_ptr<LayerData>>& lay
       g_bf16_peaks[t] = measure_bf16_peak(options);
     }
   }
-  for (const auto& data : layers) {
-    const std::string& layer = data->entry.name;
-    for (int t : threads) {
-      for (const char* impl : {kTconv3d, kOneDnn, kFloat32}) {
-        const MeasurementKey key{layer, impl, t};
-        const std::string name = layer + "/" + impl + "/threads:" + std::to_string(t);
-        reporter.name(name, key);
-        timed(benchmark::RegisterBenchmark(name.c_str(), bench_bf16, data.get(), key))
-            ->Unit(benchmark::kMillisecond);
-      }
-    }
-  }
+  for (const auto& data : layers)
+    register_side_by_side(data.get(), threads, {kTconv3d, kOneDnn, kFloat32}, reporter, bench_bf16);
 }
 
 void print_bf16_summary(std::FILE* out, const SummaryInput& in) {
   bool any = false;
   for (const auto& [key, values] : in.seconds) any = any || key.impl.rfind("bf16/", 0) == 0;
-  if (!any && g_info.empty()) return;
+  const auto& checked = g_implementations.info();
+  if (!any && checked.empty()) return;
   std::fprintf(out, "\n== bf16 forward: median ms over interleaved repetitions (%% of the measured vdpbf16ps peak; "
                     "float32: of the FMA peak) ==\n");
   if (!cpu_features().avx512_bf16) {
@@ -230,63 +191,42 @@ void print_bf16_summary(std::FILE* out, const SummaryInput& in) {
                     "oneDNN bf16 time / tconv3d bf16 time)\n\n");
   std::fprintf(out, "%-16s %2s %16s %16s %16s %9s %10s\n", "layer", "t", "tconv3d bf16 ms", "onednn bf16 ms",
                "float32 ms", "bf16/f32", "tc/onednn");
-  std::map<int, std::pair<double, int>> log_f32, log_onednn;
+  std::map<int, Geomean> vs_f32, vs_onednn;
   for (int t : in.threads) {
     for (const std::string& layer : in.layers) {
       const double b = median_seconds(in, {layer, kTconv3d, t}), o = median_seconds(in, {layer, kOneDnn, t}),
                    f = median_seconds(in, {layer, kFloat32, t});
       if (std::isnan(b) && std::isnan(o) && std::isnan(f)) continue;
       const double flops = in.flops.at(layer);
-      const auto share = in.useful_share.find(layer);
-      const double useful = share == in.useful_share.end() ? 1.0 : share->second;
+      const double useful = useful_share(in, layer);
       const auto bf16_peak = g_bf16_peaks.find(t);
       const double peak = bf16_peak == g_bf16_peaks.end() ? NAN : bf16_peak->second;
-      const auto f32_info = g_info.find({layer, kFloat32, t});
-      const auto& fma_table = f32_info != g_info.end() && f32_info->second.uses_zmm ? in.peaks.zmm : in.peaks.ymm;
-      const auto fma = fma_table.find(t);
-      const double fma_peak = fma == fma_table.end() ? NAN : fma->second;
-      char vs_f32[32] = "-", vs_onednn[32] = "-";
-      if (!std::isnan(b) && !std::isnan(f)) {
-        std::snprintf(vs_f32, sizeof vs_f32, "%.2fx", f / b);
-        log_f32[t].first += std::log(f / b);
-        ++log_f32[t].second;
-      }
-      if (!std::isnan(b) && !std::isnan(o)) {
-        std::snprintf(vs_onednn, sizeof vs_onednn, "%.2fx", o / b);
-        log_onednn[t].first += std::log(o / b);
-        ++log_onednn[t].second;
-      }
+      const auto f32_info = checked.find({layer, kFloat32, t});
+      const double f32_peak = fma_peak(in.peaks, f32_info != checked.end() && f32_info->second.uses_zmm, t);
+      if (!std::isnan(b) && !std::isnan(f)) vs_f32[t].add(f / b);
+      if (!std::isnan(b) && !std::isnan(o)) vs_onednn[t].add(o / b);
       std::fprintf(out, "%-16s %2d %16s %16s %16s %9s %10s\n", layer.c_str(), t,
                    ms_cell(b, flops, useful, peak).c_str(), ms_cell(o, flops, useful, peak).c_str(),
-                   ms_cell(f, flops, useful, fma_peak).c_str(), vs_f32, vs_onednn);
+                   ms_cell(f, flops, useful, f32_peak).c_str(), ratio_text(f, b).c_str(), ratio_text(o, b).c_str());
     }
   }
   for (int t : in.threads) {
-    const auto a = log_f32[t], c = log_onednn[t];
+    const Geomean a = vs_f32[t], c = vs_onednn[t];
     std::string line;
     char part[96];
-    if (a.second) {
-      std::snprintf(part, sizeof part, " bf16/f32 %.2fx over %d layers;", std::exp(a.first / a.second), a.second);
+    if (a.count()) {
+      std::snprintf(part, sizeof part, " bf16/f32 %.2fx over %d layers;", a.value(), a.count());
       line += part;
     }
-    if (c.second) {
-      std::snprintf(part, sizeof part, " tconv3d/onednn bf16 %.2fx over %d layers;", std::exp(c.first / c.second),
-                    c.second);
+    if (c.count()) {
+      std::snprintf(part, sizeof part, " tconv3d/onednn bf16 %.2fx over %d layers;", c.value(), c.count());
       line += part;
     }
     if (!line.empty()) std::fprintf(out, "geomean %d thread(s):%s\n", t, line.c_str());
   }
   std::fprintf(out, "\nbf16 checks against the float32 reference (max |error| / max(1, max |reference|); bf16 "
                     "inputs and weights: a few 1e-3 expected) and what ran:\n");
-  for (const auto& [key, info] : g_info) {
-    if (!info.skipped.empty()) {
-      std::fprintf(out, "  %-16s %-8s t=%d  skipped: %s\n", key.layer.c_str(), key.impl.c_str() + 5, key.threads,
-                   info.skipped.c_str());
-    } else if (key.threads == in.threads.front()) {
-      std::fprintf(out, "  %-16s %-8s max error %.2e  %s\n", key.layer.c_str(), key.impl.c_str() + 5,
-                   info.max_error, info.label.c_str());
-    }
-  }
+  print_checks(out, checked, in.threads.front(), "bf16/", max_error_text);
   std::string pairs;
   for (const auto& [layer, d] : g_data) {
     const auto a = d.first_output.find(kTconv3d), b = d.first_output.find(kOneDnn);

@@ -10,32 +10,24 @@
 #ifdef TCONV3D_HAVE_ONEDNN
 
 #include <cstdint>
-#include <memory>
-#include <string>
 
-#include "tconv3d/config.hpp"
-#include "tconv3d/geometry.hpp"
+#include "bench/onednn_problem.hpp"
 
 namespace tconv3d::bench {
 
-class OneDnnDeconvBf16 {
+class OneDnnDeconvBf16 : private OneDnnForward {
  public:
   // kernel: float32, Keras layout (kd, kh, kw, filters, in_channels); bias
   // float32 or null. Threads fixed here, as for OneDnnDeconv. Throws
   // std::runtime_error saying why oneDNN cannot run the layer.
   OneDnnDeconvBf16(const ConvGeometry& geometry, const Activation& activation, const float* kernel,
                    const float* bias, int threads);
-  ~OneDnnDeconvBf16();
 
   // bf16 as raw bits (tconv3d/bfloat16.hpp), in the layer's data format.
-  void run(const uint16_t* input, uint16_t* output) const;
-  int threads() const;
-  std::string impl() const;  // e.g. jit:avx512_core_bf16, or ref:any where oneDNN has no fast path
-  bool weights_reordered() const;
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
+  void run(const uint16_t* input, uint16_t* output) const { run_bf16(input, output); }
+  using OneDnnForward::threads;
+  using OneDnnForward::impl;  // e.g. jit:avx512_core_bf16, or ref:any where oneDNN has no fast path
+  using OneDnnForward::weights_reordered;
 };
 
 }  // namespace tconv3d::bench

@@ -7,16 +7,13 @@
 
 #ifdef TCONV3D_HAVE_ONEDNN
 
-#include <memory>
-#include <string>
-
-#include "bench/onednn_problem.hpp"  // onednn_isa_name()
+#include "bench/onednn_problem.hpp"
 #include "tconv3d/config.hpp"
 #include "tconv3d/geometry.hpp"
 
 namespace tconv3d::bench {
 
-class OneDnnDeconv {
+class OneDnnDeconv : private OneDnnForward {
  public:
   // kernel: Keras layout (kd, kh, kw, filters, in_channels); bias may be null.
   // `threads` is fixed here, not per run: oneDNN's OpenMP build splits the work
@@ -27,19 +24,14 @@ class OneDnnDeconv {
   // oneDNN rejects...) or threads < 1.
   OneDnnDeconv(const ConvGeometry& geometry, const Activation& activation, const float* kernel,
                const float* bias, int threads);
-  ~OneDnnDeconv();
 
   // Runs on the constructor's thread count; the caller's OpenMP setting is
   // left as it was.
-  void run(const float* input, float* output) const;
-  int threads() const;
+  void run(const float* input, float* output) const { run_f32(input, output); }
+  using OneDnnForward::threads;
 
-  std::string impl() const;  // oneDNN's implementation name, e.g. jit:avx512_core
-  bool uses_zmm() const;     // the CPU ISA oneDNN dispatches to has 512-bit vectors
-
- private:
-  struct State;
-  std::unique_ptr<State> state_;
+  using OneDnnForward::impl;  // oneDNN's implementation name, e.g. jit:avx512_core
+  bool uses_zmm() const { return onednn_isa_has_zmm(); }  // the CPU ISA oneDNN dispatches to has 512-bit vectors
 };
 
 }  // namespace tconv3d::bench

@@ -4,8 +4,13 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
+#include <unordered_map>
+
+#include "core/activation.hpp"
+#include "tconv3d/bfloat16.hpp"
 
 namespace tconv3d::bench {
 
@@ -139,6 +144,74 @@ std::string onednn_isa_name() {
     case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
     default: return "other";
   }
+}
+
+OneDnnContext::OneDnnContext(int threads_) : threads(threads_) {
+  if (threads < 1) throw std::runtime_error("oneDNN threads: expected at least 1, got " + std::to_string(threads));
+}
+
+memory reorder_keras_weights(const OneDnnContext& context, const OneDnnShapes& shapes, const float* kernel,
+                             const memory::desc& desc) {
+  memory user(keras_weights_desc(shapes, memory::data_type::f32), context.engine, const_cast<float*>(kernel));
+  memory weights(desc, context.engine);
+  dnnl::reorder(user, weights).execute(context.stream, user, weights);
+  context.stream.wait();
+  return weights;
+}
+
+OneDnnForward::OneDnnForward(const ConvGeometry& g, const Activation& activation, const float* kernel,
+                             const float* bias, int threads, memory::data_type type)
+    : context_(threads), shapes_(onednn_shapes(g)) {
+  // Everything below, the primitive descriptor above all, sees `threads`.
+  const OmpThreadsScope scope(threads);
+  src_md_ = memory::desc(shapes_.src, type, shapes_.tag);
+  dst_md_ = memory::desc(shapes_.dst, type, shapes_.tag);
+  has_bias_ = bias != nullptr;
+  output_elements_ = g.output_elements();
+  const dnnl::primitive_attr attr = activation_attr(activation, &separate_activation_);
+  pd_ = make_forward_pd(context_.engine, shapes_, dnnl::prop_kind::forward_inference, type, type, has_bias_, attr);
+  primitive_ = dnnl::deconvolution_forward(pd_);
+  weights_ = reorder_keras_weights(context_, shapes_, kernel, pd_.weights_desc());
+  if (has_bias_) {
+    bias_ = memory(pd_.bias_desc(), context_.engine);
+    std::copy(bias, bias + g.out_channels, static_cast<float*>(bias_.get_data_handle()));
+  }
+}
+
+namespace {
+
+// The activation after oneDNN, in place, as a user's OpenMP loop would apply it.
+template <typename T, typename Apply>
+void apply_after(T* output, int64_t n, int threads, Apply apply) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t i = 0; i < n; ++i) output[i] = apply(output[i]);
+}
+
+}  // namespace
+
+void OneDnnForward::run_f32(const float* input, float* output) const {
+  execute(input, output);
+  if (!separate_activation_) return;
+  const Activation& act = *separate_activation_;
+  apply_after(output, output_elements_, context_.threads, [&](float v) { return apply_elementwise(act, v); });
+}
+
+void OneDnnForward::run_bf16(const uint16_t* input, uint16_t* output) const {
+  execute(input, output);
+  if (!separate_activation_) return;
+  const Activation& act = *separate_activation_;
+  apply_after(output, output_elements_, context_.threads,
+              [&](uint16_t v) { return float_to_bf16(apply_elementwise(act, bf16_to_float(v))); });
+}
+
+void OneDnnForward::execute(const void* input, void* output) const {
+  const OmpThreadsScope scope(context_.threads);
+  memory src(src_md_, context_.engine, const_cast<void*>(input));
+  memory dst(dst_md_, context_.engine, output);
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights_}, {DNNL_ARG_DST, dst}};
+  if (has_bias_) args.emplace(DNNL_ARG_BIAS, bias_);
+  primitive_.execute(context_.stream, args);
+  context_.stream.wait();
 }
 
 OmpThreadsScope::OmpThreadsScope(int threads) : saved_(omp_get_max_threads()) { omp_set_num_threads(threads); }

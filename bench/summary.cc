@@ -1,5 +1,7 @@
 #include "bench/summary.hpp"
 
+#include "bench/side_by_side.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -54,17 +56,13 @@ double median(std::vector<double> values) {
 
 // Median GFLOP/s, or NaN when the implementation did not run.
 double gflops_of(const SummaryInput& in, const MeasurementKey& key) {
-  const auto found = in.seconds.find(key);
-  if (found == in.seconds.end()) return NAN;
-  return in.flops.at(key.layer) / median(found->second) / 1e9;
+  const double seconds = median_seconds(in, key);
+  return std::isnan(seconds) ? NAN : in.flops.at(key.layer) / seconds / 1e9;
 }
 
 double peak_for(const SummaryInput& in, const MeasurementKey& key) {
   const auto info = in.info.find(key);
-  const bool zmm = info != in.info.end() && info->second.uses_zmm;
-  const auto& table = zmm ? in.peaks.zmm : in.peaks.ymm;
-  const auto found = table.find(key.threads);
-  return found == table.end() ? NAN : found->second;
+  return fma_peak(in.peaks, info != in.info.end() && info->second.uses_zmm, key.threads);
 }
 
 // GFLOP/s as counted (every input x kernel product), and the share of the
@@ -80,14 +78,17 @@ std::string cell(double gflops, double peak, double useful = 1.0) {
   return text;
 }
 
-std::string ratio(double a, double b) {
-  if (std::isnan(a) || std::isnan(b) || b <= 0) return "-";
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2fx", a / b);
-  return text;
+}  // namespace
+
+double median_seconds(const SummaryInput& in, const MeasurementKey& key) {
+  const auto found = in.seconds.find(key);
+  return found == in.seconds.end() ? NAN : median(found->second);
 }
 
-}  // namespace
+double useful_share(const SummaryInput& in, const std::string& layer) {
+  const auto share = in.useful_share.find(layer);
+  return share == in.useful_share.end() ? 1.0 : share->second;
+}
 
 void print_summary(std::FILE* out, const SummaryInput& in) {
   std::fprintf(out, "\n== tconv3d summary: median GFLOP/s over interleaved repetitions (%% of measured FMA peak) ==\n");
@@ -99,35 +100,27 @@ void print_summary(std::FILE* out, const SummaryInput& in) {
   std::fprintf(out, "\n(generic/xbyak rated against the peak of the vectors they use; oneDNN against the peak of the ISA it dispatches to)\n\n");
   std::fprintf(out, "%-16s %2s %9s %16s %16s %16s %9s %9s\n", "layer", "t", "reference", "generic", "xbyak", "onednn",
                "xb/gen", "xb/onednn");
-  std::map<int, std::pair<double, int>> log_vs_generic, log_vs_onednn;
+  std::map<int, Geomean> vs_generic, vs_onednn;
   for (int t : in.threads) {
     for (const std::string& layer : in.layers) {
       const MeasurementKey ref{layer, "reference", 1};
       const MeasurementKey gen{layer, "generic", t}, xb{layer, "xbyak", t}, dn{layer, "onednn", t};
       const double g = gflops_of(in, gen), x = gflops_of(in, xb), o = gflops_of(in, dn);
-      const auto share = in.useful_share.find(layer);
-      const double useful = share == in.useful_share.end() ? 1.0 : share->second;
+      const double useful = useful_share(in, layer);
       if (std::isnan(g) && std::isnan(x) && std::isnan(o) && std::isnan(gflops_of(in, ref))) continue;  // filtered out
       std::fprintf(out, "%-16s %2d %9s %16s %16s %16s %9s %9s\n", layer.c_str(), t,
                    t == in.threads.front() ? cell(gflops_of(in, ref), NAN).c_str() : "",
                    cell(g, peak_for(in, gen), useful).c_str(), cell(x, peak_for(in, xb), useful).c_str(),
-                   cell(o, peak_for(in, dn), useful).c_str(), ratio(x, g).c_str(), ratio(x, o).c_str());
-      if (!std::isnan(x) && !std::isnan(g)) {
-        log_vs_generic[t].first += std::log(x / g);
-        ++log_vs_generic[t].second;
-      }
-      if (!std::isnan(x) && !std::isnan(o)) {
-        log_vs_onednn[t].first += std::log(x / o);
-        ++log_vs_onednn[t].second;
-      }
+                   cell(o, peak_for(in, dn), useful).c_str(), ratio_text(x, g).c_str(), ratio_text(x, o).c_str());
+      if (!std::isnan(x) && !std::isnan(g)) vs_generic[t].add(x / g);
+      if (!std::isnan(x) && !std::isnan(o)) vs_onednn[t].add(x / o);
     }
   }
   for (int t : in.threads) {
-    const auto g = log_vs_generic[t], o = log_vs_onednn[t];
-    if (g.second || o.second)
+    const Geomean g = vs_generic[t], o = vs_onednn[t];
+    if (g.count() || o.count())
       std::fprintf(out, "geomean %d thread(s): xbyak/generic %s over %d layers, xbyak/onednn %s over %d layers\n", t,
-                   g.second ? ratio(std::exp(g.first / g.second), 1).c_str() : "-", g.second,
-                   o.second ? ratio(std::exp(o.first / o.second), 1).c_str() : "-", o.second);
+                   ratio_text(g.value(), 1).c_str(), g.count(), ratio_text(o.value(), 1).c_str(), o.count());
   }
   std::fprintf(out, "\nFMAs that reach the output, as a share of the counted GFLOP/s:");
   for (const std::string& layer : in.layers) {
@@ -143,16 +136,7 @@ void print_summary(std::FILE* out, const SummaryInput& in) {
     std::fprintf(out, "  %-16s %-16s %10.2f us\n", key.layer.c_str(), key.impl.c_str() + 4, 1e6 * median(values));
   }
   std::fprintf(out, "\nChecks against the reference (max |error| / max(1, max |reference|)) and what ran:\n");
-  for (const auto& [key, info] : in.info) {
-    if (key.threads != in.threads.front() && info.skipped.empty() && key.impl != "onednn") continue;
-    if (!info.skipped.empty()) {
-      std::fprintf(out, "  %-16s %-8s t=%d  skipped: %s\n", key.layer.c_str(), key.impl.c_str(), key.threads,
-                   info.skipped.c_str());
-    } else if (key.threads == in.threads.front()) {
-      std::fprintf(out, "  %-16s %-8s max error %.2e  %s\n", key.layer.c_str(), key.impl.c_str(), info.max_error,
-                   info.label.c_str());
-    }
-  }
+  print_checks(out, in.info, in.threads.front(), "", max_error_text);
 }
 
 }  // namespace tconv3d::bench

@@ -75,4 +75,9 @@ struct SummaryInput {
 
 void print_summary(std::FILE* out, const SummaryInput& input);
 
+// The median of a measurement's seconds per iteration, NaN where it did not run.
+double median_seconds(const SummaryInput& in, const MeasurementKey& key);
+// The layer's useful_flops / flops, 1 where unknown.
+double useful_share(const SummaryInput& in, const std::string& layer);
+
 }  // namespace tconv3d::bench

@@ -20,6 +20,7 @@
 #include "runtime/kernels/reference_backward.hpp"
 #include "tconv3d/layer.hpp"
 #include "tconv3d/tconv3d.h"
+#include "tests/backward_test_support.hpp"
 #include "tests/test_support.hpp"
 #include "tools/support/npy.hpp"
 
@@ -28,65 +29,21 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kActivations[] = {
+const std::vector<const char*> kActivations = {
     "linear", "relu", "leaky_relu", "relu6", "elu", "celu", "selu", "softplus", "softsign", "squareplus",
     "soft_shrink", "hard_shrink", "sparse_plus", "silu", "hard_silu", "gelu", "tanh", "tanh_shrink", "hard_tanh",
     "sigmoid", "hard_sigmoid", "sparse_sigmoid", "log_sigmoid", "exponential", "mish", "softmax", "log_softmax",
     "glu", "sparsemax"};
 
+using testing::backward;
+using testing::BackwardData;
+using testing::Grads;
+using testing::make_backward_data;
+using testing::make_layer;
+
 // A random layer small enough for the reference, with any activation.
 testing::RandomCase backward_case(std::mt19937_64& rng) {
-  for (;;) {
-    testing::RandomCase c = testing::random_case(rng, false);
-    const size_t n = sizeof kActivations / sizeof kActivations[0];
-    c.config.activation = parse_activation_name(kActivations[std::uniform_int_distribution<size_t>(0, n - 1)(rng)],
-                                                Flavor::kKeras3);
-    try {
-      const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-      if (c.config.activation.kind == ActivationKind::kGlu && g.output_shape()[4] % 2) continue;
-      if (g.flops() > 3e6) continue;
-    } catch (const std::exception&) {
-      continue;
-    }
-    return c;
-  }
-}
-
-struct Problem {
-  std::vector<float> x, k, b, y, dy;
-  std::vector<int64_t> kshape;
-};
-
-struct Grads {
-  std::vector<float> dx, dk, db;
-};
-
-Layer make_layer(const testing::RandomCase& c, const Problem& p, Backend backend, int threads) {
-  LayerOptions options;
-  options.backend = backend;
-  options.threads = threads;
-  return Layer::create(c.config, c.input_shape, ConstTensor{p.k.data(), p.kshape},
-                       c.config.use_bias ? ConstTensor{p.b.data(), {c.config.filters}} : ConstTensor{}, options);
-}
-
-Problem make_problem_data(const testing::RandomCase& c, std::mt19937_64& rng) {
-  const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-  Problem p;
-  p.kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels, g.in_channels};
-  p.x = testing::random_tensor(g.input_elements(), rng);
-  p.k = testing::random_tensor(g.kernel_elements(), rng, -0.5f, 0.5f);
-  if (c.config.use_bias) p.b = testing::random_tensor(g.out_channels, rng, -0.5f, 0.5f);
-  const Layer reference = make_layer(c, p, Backend::kReference, 1);
-  p.y.resize(size_t(reference.output_elements()));
-  reference.forward(p.x.data(), p.y.data());
-  p.dy = testing::random_tensor(reference.output_elements(), rng);
-  return p;
-}
-
-Grads backward(const Layer& layer, const Problem& p) {
-  Grads g{std::vector<float>(p.x.size()), std::vector<float>(p.k.size()), std::vector<float>(p.b.size())};
-  layer.backward(p.x.data(), p.y.data(), p.dy.data(), g.dx.data(), g.dk.data(), p.b.empty() ? nullptr : g.db.data());
-  return g;
+  return testing::backward_case(rng, kActivations);
 }
 
 TEST(GenericBackward, MatchesTheReferenceOnRandomLayers) {
@@ -94,7 +51,7 @@ TEST(GenericBackward, MatchesTheReferenceOnRandomLayers) {
   for (int i = 0; i < 300; ++i) {
     const testing::RandomCase c = backward_case(rng);
     SCOPED_TRACE(c.describe());
-    const Problem p = make_problem_data(c, rng);
+    const BackwardData p = make_backward_data(c, rng);
     const Grads want = backward(make_layer(c, p, Backend::kReference, 1), p);
     for (Backend backend : {Backend::kGeneric, Backend::kAuto}) {
       const Grads got = backward(make_layer(c, p, backend, 2), p);
@@ -157,7 +114,7 @@ TEST(GenericBackward, BitwiseIdenticalForAnyThreadCount) {
   for (int i = 0; i < 25; ++i) {
     const testing::RandomCase c = backward_case(rng);
     SCOPED_TRACE(c.describe());
-    const Problem p = make_problem_data(c, rng);
+    const BackwardData p = make_backward_data(c, rng);
     for (Backend backend : {Backend::kGeneric, Backend::kAuto}) {
       const Grads one = backward(make_layer(c, p, backend, 1), p);
       for (int threads : {2, 3, 7}) {
@@ -192,7 +149,7 @@ TEST(LayerBackward, SkippedOutputsGiveTheSameValues) {
     for (DataFormat format : {DataFormat::kChannelsFirst, DataFormat::kChannelsLast}) {
       const testing::RandomCase c = fixed_case(act, format);
       SCOPED_TRACE(c.describe());
-      const Problem p = make_problem_data(c, rng);
+      const BackwardData p = make_backward_data(c, rng);
       const Layer layer = make_layer(c, p, Backend::kGeneric, 2);
       const Grads all = backward(layer, p);
       Grads alone{std::vector<float>(p.x.size()), std::vector<float>(p.k.size()), std::vector<float>(p.b.size())};
@@ -217,7 +174,7 @@ TEST(LayerBackward, ChannelsFirstMatchesChannelsLast) {
   std::mt19937_64 rng(5);
   for (const char* act : {"tanh", "gelu", "log_softmax"}) {
     const testing::RandomCase last = fixed_case(act, DataFormat::kChannelsLast);
-    const Problem p = make_problem_data(last, rng);
+    const BackwardData p = make_backward_data(last, rng);
     const Grads want = backward(make_layer(last, p, Backend::kGeneric, 2), p);
     // Softmax-like activations act on the last axis, which differs between
     // formats: only elementwise ones map over.
@@ -232,7 +189,7 @@ TEST(LayerBackward, ChannelsFirstMatchesChannelsLast) {
           for (int64_t c = 0; c < ch; ++c) out[(b * ch + c) * s + i] = v[(b * s + i) * ch + c];
       return out;
     };
-    Problem q = p;
+    BackwardData q = p;
     const Layer layer_first = make_layer(first, p, Backend::kGeneric, 2);
     const Shape5 out = layer_first.output_shape();
     const int64_t out_spatial = out[2] * out[3] * out[4];
@@ -258,7 +215,7 @@ void expect_error(const std::function<void()>& f, const std::string& argument) {
 TEST(LayerBackward, BadInputNamesTheArgument) {
   std::mt19937_64 rng(9);
   const testing::RandomCase relu = fixed_case("relu");
-  const Problem p = make_problem_data(relu, rng);
+  const BackwardData p = make_backward_data(relu, rng);
   const Layer layer = make_layer(relu, p, Backend::kGeneric, 1);
   Grads g{std::vector<float>(p.x.size()), std::vector<float>(p.k.size()), std::vector<float>(p.b.size())};
   expect_error([&] { layer.backward(p.x.data(), p.y.data(), nullptr, g.dx.data(), nullptr, nullptr); }, "dy");
@@ -270,12 +227,12 @@ TEST(LayerBackward, BadInputNamesTheArgument) {
   expect_error([&] { layer.backward(p.x.data(), p.y.data(), p.dy.data(), g.dk.data(), g.dk.data(), nullptr); }, "dx");
 
   const testing::RandomCase silu = fixed_case("silu");
-  const Problem q = make_problem_data(silu, rng);
+  const BackwardData q = make_backward_data(silu, rng);
   const Layer needs_z = make_layer(silu, q, Backend::kGeneric, 1);
   expect_error([&] { needs_z.backward(nullptr, q.y.data(), q.dy.data(), g.dx.data(), nullptr, nullptr); }, "x");
 
   const testing::RandomCase no_bias = fixed_case("linear", DataFormat::kChannelsLast, false);
-  const Problem r = make_problem_data(no_bias, rng);
+  const BackwardData r = make_backward_data(no_bias, rng);
   const Layer unbiased = make_layer(no_bias, r, Backend::kGeneric, 1);
   std::vector<float> db(6);
   expect_error([&] { unbiased.backward(r.x.data(), r.y.data(), r.dy.data(), nullptr, nullptr, db.data()); }, "db");
@@ -284,7 +241,7 @@ TEST(LayerBackward, BadInputNamesTheArgument) {
 TEST(LayerBackward, CApiMatchesTheCppApiAndReportsErrors) {
   std::mt19937_64 rng(12);
   const testing::RandomCase c = fixed_case("elu");
-  const Problem p = make_problem_data(c, rng);
+  const BackwardData p = make_backward_data(c, rng);
   const std::string json = R"({"filters": 6, "kernel_size": [3, 2, 3], "strides": [2, 1, 2], "padding": "same",
                                "data_format": "channels_first", "activation": "elu"})";
   tconv3d_options options;
@@ -322,7 +279,7 @@ TEST(LayerBackward, CApiMatchesTheCppApiAndReportsErrors) {
 TEST(LayerBackward, CliRoundTrip) {
   std::mt19937_64 rng(21);
   const testing::RandomCase c = fixed_case("sigmoid");
-  const Problem p = make_problem_data(c, rng);
+  const BackwardData p = make_backward_data(c, rng);
   const fs::path dir = testing::fresh_temp_dir("backward_cli");
   const std::string layer_json = (dir / "layer.json").string();
   {
@@ -346,7 +303,7 @@ TEST(LayerBackward, CliRoundTrip) {
                         "--threads", "3"},
                        dir.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  Problem q = p;
+  BackwardData q = p;
   q.y = y;
   const Grads want = backward(layer, q);
   EXPECT_TRUE(same_bits(read_npy(file("dx.npy")).data, want.dx));
@@ -379,7 +336,7 @@ TEST(LayerBackward, ConcurrentCallsOnAFreshLayerAgree) {
   // call comes first: concurrent first calls must still agree.
   std::mt19937_64 rng(31);
   const testing::RandomCase c = fixed_case("gelu");
-  const Problem p = make_problem_data(c, rng);
+  const BackwardData p = make_backward_data(c, rng);
   const Layer layer = make_layer(c, p, Backend::kGeneric, 1);
   std::vector<Grads> results(4);
   std::vector<std::thread> workers;

@@ -17,7 +17,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -33,15 +32,19 @@
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
 #include "tconv3d/tconv3d.h"
-#include "test_support.hpp"
+#include "tests/backward_test_support.hpp"
+#include "tests/bf16_test_support.hpp"
+#include "tests/test_support.hpp"
 #include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {
 
+using testing::bf16_options;
+using testing::have_bf16;
 using testing::RandomCase;
-
-bool have_bf16() { return detected_cpu_features().avx512_bf16; }
+using testing::same_bits;
+using testing::to_bf16;
 
 #define REQUIRE_BF16() \
   if (!have_bf16()) GTEST_SKIP() << "this CPU lacks avx512_bf16: the bf16 backward does not run here"
@@ -52,11 +55,6 @@ const char* const kElementwise[] = {
     "hard_silu",  "gelu",        "tanh",       "tanh_shrink", "hard_tanh",  "sigmoid",        "hard_sigmoid",
     "sparse_sigmoid", "log_sigmoid", "exponential", "mish"};
 
-std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
-  std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = float_to_bf16(v[i]);
-  return out;
-}
 std::vector<float> to_float(const std::vector<uint16_t>& v) {
   std::vector<float> out(v.size());
   for (size_t i = 0; i < v.size(); ++i) out[i] = bf16_to_float(v[i]);
@@ -81,18 +79,6 @@ float bf16_ceil(double v) {
 }
 float bf16_floor(double v) { return -bf16_ceil(-v); }
 
-// Bitwise equal float arrays (memcmp: NaN payloads and -0 count).
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
-}
-
-LayerOptions bf16_options(Backend backend, int threads) {
-  LayerOptions o;
-  o.backend = backend;
-  o.dtype = DataType::kBfloat16;
-  o.threads = threads;
-  return o;
-}
 
 // [batch][a][b] -> [batch][b][a].
 template <typename T>

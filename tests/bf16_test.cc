@@ -20,132 +20,36 @@
 #include "runtime/kernels/bf16_transpose.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
-#include "test_support.hpp"
+#include "tests/bf16_test_support.hpp"
+#include "tests/test_support.hpp"
 #include "tools/support/fma_peak.hpp"
 #include "tools/support/npy.hpp"
 
 namespace tconv3d {
 namespace {
 
+using testing::bf16_options;
+using testing::Bf16Outputs;
+using testing::channels_last;
+using testing::config_of;
+using testing::first_bf16_mismatch;
+using testing::have_bf16;
 using testing::RandomCase;
-
-bool have_bf16() { return detected_cpu_features().avx512_bf16; }
+using testing::to_bf16;
 
 #define REQUIRE_BF16() \
   if (!have_bf16()) GTEST_SKIP() << "this CPU lacks avx512_bf16"
 
-// channels_last version of a random case (bf16 runs channels_last only).
-RandomCase channels_last(RandomCase c) {
-  if (c.config.data_format == DataFormat::kChannelsFirst) {
-    const auto& s = c.input_shape;
-    c.input_shape = {s[0], s[2], s[3], s[4], s[1]};
-    c.config.data_format = DataFormat::kChannelsLast;
-  }
-  return c;
-}
-
-std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
-  std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = float_to_bf16(v[i]);
-  return out;
-}
-
-struct Outputs {
-  std::vector<uint16_t> expected, actual;
-  std::string kernel;
-};
-
-LayerOptions bf16_options(Backend backend = Backend::kXbyak, int threads = 1) {
-  LayerOptions o;
-  o.backend = backend;
-  o.dtype = DataType::kBfloat16;
-  o.threads = threads;
-  return o;
-}
-
-// Both layers on the same weights and input; `edit` may change the input
-// (bf16 bits) and the float32 kernel before use.
-template <typename Edit>
-Outputs run_both(const RandomCase& c, uint64_t seed, Edit edit, int threads = 1) {
-  std::mt19937_64 rng(seed);
-  const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-  const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
-                                       g.in_channels};
-  std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
-  const std::vector<float> bias = testing::random_tensor(g.out_channels, rng);
-  std::vector<uint16_t> input = to_bf16(testing::random_tensor(g.input_elements(), rng));
-  edit(input, kernel, g);
-  const ConstTensor k{kernel.data(), kshape};
-  const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
-  const Layer reference = Layer::create(c.config, c.input_shape, k, b, bf16_options(Backend::kReference));
-  const Layer tested = Layer::create(c.config, c.input_shape, k, b, bf16_options(Backend::kXbyak, threads));
-  Outputs r;
-  r.expected.assign(static_cast<size_t>(reference.output_elements()), 0);
-  r.actual.assign(static_cast<size_t>(tested.output_elements()), 0x7FC1);
-  reference.forward_bf16(input.data(), r.expected.data());
-  tested.forward_bf16(input.data(), r.actual.data());
-  r.kernel = tested.kernel_name();
-  return r;
-}
-
-Outputs run_both(const RandomCase& c, uint64_t seed) {
-  return run_both(c, seed, [](auto&, auto&, const ConvGeometry&) {});
-}
-
-// Both bf16 results differ by their own rounding (1 bf16 ulp relative: the
-// exact value may sit near a rounding boundary and float32 accumulation in
-// another order may land on the other side) plus the float32 accumulation's
-// error, small against the output scale. Returns the worst element, or -1.
-int64_t first_mismatch(const Outputs& r, double* worst = nullptr) {
-  double scale = 1.0;
-  for (uint16_t e : r.expected)
-    if (std::isfinite(bf16_to_float(e))) scale = std::max(scale, std::fabs(double(bf16_to_float(e))));
-  double max_excess = 0;
-  int64_t bad = -1;
-  for (size_t i = 0; i < r.expected.size(); ++i) {
-    const double e = bf16_to_float(r.expected[i]), a = bf16_to_float(r.actual[i]);
-    if (std::isnan(e) || std::isnan(a)) {
-      if (std::isnan(e) != std::isnan(a) && bad < 0) bad = int64_t(i);
-      continue;
-    }
-    if (std::isinf(e) || std::isinf(a)) {
-      if (e != a && bad < 0) bad = int64_t(i);
-      continue;
-    }
-    const double tolerance = std::ldexp(std::max(std::fabs(e), std::fabs(a)), -7) + 2e-4 * scale;
-    const double excess = std::fabs(a - e) / tolerance;
-    max_excess = std::max(max_excess, excess);
-    if (excess > 1.0 && bad < 0) bad = int64_t(i);
-  }
-  if (worst) *worst = max_excess;
-  return bad;
+// The Xbyak bf16 layer (on `threads`) against the bf16 reference.
+Bf16Outputs run_both(const RandomCase& c, uint64_t seed, const testing::Bf16Edit& edit = {}, int threads = 1) {
+  return testing::run_bf16_pair(c, seed, Backend::kXbyak, Backend::kReference, threads, edit);
 }
 
 TEST(Bf16, RandomLayersMatchTheBf16Reference) {
   REQUIRE_BF16();
-  std::mt19937_64 rng(1717);
-  int odd_cin = 0, batched = 0, activated = 0;
-  double worst_all = 0;
-  for (int i = 0; i < 100; ++i) {
-    const RandomCase c = channels_last(testing::random_case(rng));
-    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    odd_cin += g.in_channels % 2;
-    batched += g.batch > 1;
-    activated += c.config.activation.kind != ActivationKind::kLinear;
-    const Outputs r = run_both(c, 100 + i);
-    double worst = 0;
-    const int64_t bad = first_mismatch(r, &worst);
-    worst_all = std::max(worst_all, worst);
-    ASSERT_LT(bad, 0) << c.describe() << " kernel " << r.kernel << ": element " << bad << " got "
-                      << bf16_to_float(r.actual[size_t(bad)]) << ", reference "
-                      << bf16_to_float(r.expected[size_t(bad)]);
-    EXPECT_EQ(r.kernel.rfind("tconv3d_bf16_", 0), 0u) << r.kernel;
-  }
-  // The draw covers what the kernel must get right.
-  EXPECT_GT(odd_cin, 10);
-  EXPECT_GT(batched, 10);
-  EXPECT_GT(activated, 10);
-  RecordProperty("worst_error_over_tolerance", std::to_string(worst_all));
+  double worst = 0;
+  testing::expect_random_layers_match(Backend::kXbyak, 1717, 1, "", &worst);
+  RecordProperty("worst_error_over_tolerance", std::to_string(worst));
 }
 
 TEST(Bf16, ChannelsFirstLayersMatchTheBf16Reference) {
@@ -157,8 +61,8 @@ TEST(Bf16, ChannelsFirstLayersMatchTheBf16Reference) {
     if (c.config.data_format != DataFormat::kChannelsFirst) continue;
     ++channels_first;
     for (int threads : {1, 2}) {
-      const Outputs r = run_both(c, 900 + i, [](auto&, auto&, const ConvGeometry&) {}, threads);
-      ASSERT_LT(first_mismatch(r), 0) << c.describe() << " threads " << threads << " kernel " << r.kernel;
+      const Bf16Outputs r = run_both(c, 900 + i, {}, threads);
+      ASSERT_LT(first_bf16_mismatch(r), 0) << c.describe() << " threads " << threads << " kernel " << r.kernel;
     }
   }
   EXPECT_GT(channels_first, 10);
@@ -172,32 +76,16 @@ TEST(Bf16, LanePackedLayersMatchTheBf16Reference) {
     const auto c = testing::random_lane_packed_case(rng, 16);
     if (!c) continue;
     ++tested;
-    const Outputs r = run_both(channels_last(*c), 500 + i);
-    const int64_t bad = first_mismatch(r);
+    const Bf16Outputs r = run_both(channels_last(*c), 500 + i);
+    const int64_t bad = first_bf16_mismatch(r);
     ASSERT_LT(bad, 0) << c->describe() << " kernel " << r.kernel;
   }
   EXPECT_GT(tested, 10);
 }
 
-LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding = Padding::kSame) {
-  LayerConfig c;
-  c.filters = filters;
-  c.kernel_size = {k, k, k};
-  c.strides = {s, s, s};
-  c.padding = padding;
-  return c;
-}
-
 TEST(Bf16, SplitChannelGroupsAndThreadsAgree) {
   REQUIRE_BF16();
-  // 256 -> 192 filters, 3x3x3: > 1 MB of packed weights per row, so the
-  // channel groups run as separate kernels.
-  RandomCase c{config_of(192, 3, 2), {2, 3, 3, 5, 256}};
-  const Outputs one = run_both(c, 7);
-  EXPECT_LT(first_mismatch(one), 0);
-  EXPECT_NE(one.kernel.find("_per_group"), std::string::npos) << one.kernel;
-  const Outputs two = run_both(c, 7, [](auto&, auto&, const ConvGeometry&) {}, 2);
-  EXPECT_EQ(one.actual, two.actual) << "thread count changed a result";
+  testing::expect_per_group_kernels_and_threads_agree(Backend::kXbyak);
 }
 
 TEST(Bf16, ReshapeKeepsTheDtypeAndThePacking) {
@@ -211,50 +99,24 @@ TEST(Bf16, ReshapeKeepsTheDtypeAndThePacking) {
                                         ConstTensor{layer.bias().data(), {24}}, bf16_options(Backend::kReference));
   std::mt19937_64 rng(8);
   const std::vector<uint16_t> x = to_bf16(testing::random_tensor(2 * 4 * 3 * 7 * 9, rng));
-  Outputs r;
+  Bf16Outputs r;
   r.expected.resize(size_t(reference.output_elements()));
   r.actual.resize(size_t(bigger.output_elements()));
   reference.forward_bf16(x.data(), r.expected.data());
   bigger.forward_bf16(x.data(), r.actual.data());
-  EXPECT_LT(first_mismatch(r), 0);
+  EXPECT_LT(first_bf16_mismatch(r), 0);
 }
 
 TEST(Bf16, OddCinNeverReadsPastAVoxelsChannels) {
   REQUIRE_BF16();
-  // Channel 0 of every voxel is +Inf and every weight positive: each output
-  // is +Inf. A kernel pairing the last odd channel with the next voxel's
-  // channel 0 (or whatever follows the buffer) would add 0 * Inf = NaN.
-  for (int64_t cin : {1, 3, 5, 17}) {
-    RandomCase c{config_of(20, 2, 2, Padding::kValid), {2, 2, 3, 7, cin}};
-    c.config.activation = Activation{};
-    const Outputs r = run_both(c, 3, [](std::vector<uint16_t>& in, std::vector<float>& k, const ConvGeometry& g) {
-      for (float& w : k) w = 0.25f + std::fabs(w);
-      for (size_t i = 0; i < in.size(); i += size_t(g.in_channels)) in[i] = float_to_bf16(INFINITY);
-    });
-    for (size_t i = 0; i < r.actual.size(); ++i) {
-      ASSERT_EQ(bf16_to_float(r.actual[i]), INFINITY) << "cin " << cin << " element " << i;
-      ASSERT_EQ(r.expected[i], r.actual[i]);
-    }
-  }
+  testing::expect_odd_cin_never_reads_past_a_voxel(Backend::kXbyak);
 }
 
 TEST(Bf16, NanAndInfPropagateLikeTheReference) {
   REQUIRE_BF16();
-  std::mt19937_64 rng(5);
-  for (int i = 0; i < 10; ++i) {
-    RandomCase c = channels_last(testing::random_case(rng));
-    c.config.activation = Activation{};  // linear: NaN/Inf reach the output unchanged
-    const Outputs r = run_both(c, 40 + i, [&](std::vector<uint16_t>& in, std::vector<float>&, const ConvGeometry&) {
-      if (in.empty()) return;
-      in[rng() % in.size()] = float_to_bf16(INFINITY);
-      in[rng() % in.size()] = float_to_bf16(-INFINITY);
-      in[rng() % in.size()] = float_to_bf16(NAN);  // last: never overwritten
-    });
-    int64_t nans = 0;
-    for (uint16_t e : r.expected) nans += std::isnan(bf16_to_float(e));
-    ASSERT_LT(first_mismatch(r), 0) << c.describe();
-    if (nans == 0 && !r.expected.empty()) ADD_FAILURE() << "no NaN reached the output: " << c.describe();
-  }
+  std::vector<std::string> no_nan;
+  testing::expect_nan_and_inf_propagate(Backend::kXbyak, 5, &no_nan);
+  for (const std::string& c : no_nan) ADD_FAILURE() << "no NaN reached the output: " << c;
 }
 
 TEST(Bf16, ACpuWithoutAvx512Bf16GetsAClearError) {
@@ -449,10 +311,10 @@ TEST(Bf16Cli, RunMatchesTheReferenceAndRefusesWhatItCannotRun) {
   if (have_bf16()) {
     const auto jit = run("x.npy", "y.npy", {"--dtype", "bf16"});
     ASSERT_EQ(jit.exit_code, 0) << jit.err;
-    Outputs r;
+    Bf16Outputs r;
     r.expected = expected.data;
     r.actual = read_npy_bf16((dir / "y.npy").string()).data;
-    EXPECT_LT(first_mismatch(r), 0);
+    EXPECT_LT(first_bf16_mismatch(r), 0);
   }
   const auto masked = run("x.npy", "m.npy", {"--dtype", "bf16"}, {"TCONV3D_CPU_MASK=avx512_bf16"});
   EXPECT_EQ(masked.exit_code, 2);

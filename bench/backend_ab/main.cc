@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/layer.hpp"
@@ -31,19 +32,9 @@ using namespace tconv3d;
 
 namespace {
 
-double now(bool cpu) {
-  timespec t{};
-  clock_gettime(cpu ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+using bench::random_floats;
 
-std::vector<float> random_floats(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& f : v) f = u(rng);
-  return v;
-}
+double now(bool cpu) { return cpu ? bench::thread_cpu_seconds() : bench::wall_seconds(); }
 
 // One layer's runnable pass on one backend.
 struct Side {
@@ -58,17 +49,16 @@ int main(int argc, char** argv) try {
   std::string suite_path = TCONV3D_SUITE_PATH, pass = "forward", dtype = "float32", a_text = "xbyak", b_text = "llvm",
               layer_filter;
   int threads = 1, reps = 20;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--suite") suite_path = value;
-    else if (flag == "--a") a_text = value;
-    else if (flag == "--b") b_text = value;
-    else if (flag == "--pass") pass = value;
-    else if (flag == "--dtype") dtype = value;
-    else if (flag == "--threads") threads = std::stoi(value);
-    else if (flag == "--reps") reps = std::stoi(value);
-    else if (flag == "--layer") layer_filter = value;
-    else throw Error(flag, "unknown option");
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite") suite_path = o.value();
+    else if (o.flag == "--a") a_text = o.value();
+    else if (o.flag == "--b") b_text = o.value();
+    else if (o.flag == "--pass") pass = o.value();
+    else if (o.flag == "--dtype") dtype = o.value();
+    else if (o.flag == "--threads") threads = std::stoi(o.value());
+    else if (o.flag == "--reps") reps = std::stoi(o.value());
+    else if (o.flag == "--layer") layer_filter = o.value();
+    else o.unknown();
   }
   if (pass != "forward" && pass != "backward") throw Error("--pass", "expected forward or backward, got " + pass);
   if (dtype != "float32" && dtype != "bf16") throw Error("--dtype", "expected float32 or bf16, got " + dtype);

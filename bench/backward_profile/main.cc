@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "core/activation_gradient.hpp"
 #include "core/problem.hpp"
 #include "runtime/backward_factory.hpp"
@@ -33,13 +34,7 @@ namespace {
 
 using namespace tconv3d;
 
-std::vector<float> random_floats(int64_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = u(rng);
-  return v;
-}
+using bench::random_floats;
 
 struct Piece {
   std::string name;
@@ -48,11 +43,7 @@ struct Piece {
   double best_cpu_ms = 1e300;  // process CPU time: what other processes on the cores do not add to
 };
 
-double cpu_ms() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return 1e3 * double(t.tv_sec) + 1e-6 * double(t.tv_nsec);
-}
+double cpu_ms() { return 1e3 * bench::process_cpu_seconds(); }
 
 void time_piece(Piece& p) {
   const double c0 = cpu_ms();
@@ -66,17 +57,12 @@ void time_piece(Piece& p) {
 int run(int argc, char** argv) {
   std::string suite_path = TCONV3D_SUITE_PATH, only;
   int threads = 2, rounds = 20;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(arg, "needs a value");
-      return argv[++i];
-    };
-    if (arg == "--suite") suite_path = value();
-    else if (arg == "--layer") only = "," + value() + ",";
-    else if (arg == "--threads") threads = std::atoi(value().c_str());
-    else if (arg == "--rounds") rounds = std::atoi(value().c_str());
-    else throw Error(arg, "unknown option");
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite") suite_path = o.value();
+    else if (o.flag == "--layer") only = "," + o.value() + ",";
+    else if (o.flag == "--threads") threads = std::atoi(o.value().c_str());
+    else if (o.flag == "--rounds") rounds = std::atoi(o.value().c_str());
+    else o.unknown();
   }
   if (threads < 1) throw Error("--threads", "must be positive");
   for (const SuiteLayer& layer : load_suite(suite_path)) {
@@ -170,10 +156,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tconv3d_backward_profile: %s\n", e.what());
-    return 2;
-  }
+  return tconv3d::bench::run_main("tconv3d_backward_profile", 2, [&] { return run(argc, argv); });
 }

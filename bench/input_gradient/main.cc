@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "core/cpu_features.hpp"
 #include "core/problem.hpp"
 #include "runtime/kernels/generated_input_gradient.hpp"
@@ -32,19 +33,9 @@ namespace {
 
 using namespace tconv3d;
 
-std::vector<float> random_floats(int64_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(count));
-  for (float& x : v) x = u(rng);
-  return v;
-}
-
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+using bench::parse_threads;
+using bench::process_cpu_seconds;
+using bench::random_floats;
 
 struct Best {
   double wall_ms = 1e300;
@@ -60,9 +51,9 @@ Best time_best(const Body& body, int threads, double seconds) {
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
     const auto w0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_seconds();
+    const double c0 = process_cpu_seconds();
     body();
-    const double cpu = cpu_seconds() - c0;
+    const double cpu = process_cpu_seconds() - c0;
     const auto w1 = std::chrono::steady_clock::now();
     best.wall_ms = std::min(best.wall_ms, std::chrono::duration<double, std::milli>(w1 - w0).count());
     best.cpu_ms = std::min(best.cpu_ms, 1e3 * cpu / threads);
@@ -71,35 +62,18 @@ Best time_best(const Body& body, int threads, double seconds) {
   }
 }
 
-std::vector<int> parse_threads(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    const int t = std::atoi(item.c_str());
-    if (t < 1) throw Error("--threads", "expected a comma-separated list of positive counts, got " + text);
-    out.push_back(t);
-  }
-  return out;
-}
-
 int run(int argc, char** argv) {
   std::string suite_path = TCONV3D_SUITE_PATH, only, backend_name = "xbyak", isa_name = "auto";
   std::vector<int> threads = {1, 2};
   double seconds = 0.5;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(arg, "needs a value");
-      return argv[++i];
-    };
-    if (arg == "--suite") suite_path = value();
-    else if (arg == "--backend") backend_name = value();
-    else if (arg == "--isa") isa_name = value();
-    else if (arg == "--threads") threads = parse_threads(value());
-    else if (arg == "--layer") only = value();
-    else if (arg == "--seconds") seconds = std::atof(value().c_str());
-    else throw Error(arg, "unknown option");
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite") suite_path = o.value();
+    else if (o.flag == "--backend") backend_name = o.value();
+    else if (o.flag == "--isa") isa_name = o.value();
+    else if (o.flag == "--threads") threads = parse_threads(o.value());
+    else if (o.flag == "--layer") only = o.value();
+    else if (o.flag == "--seconds") seconds = std::atof(o.value().c_str());
+    else o.unknown();
   }
   const Backend backend = parse_backend(backend_name);
   const Isa isa = resolve_isa(parse_isa(isa_name));
@@ -135,10 +109,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tconv3d_dx_bench: %s\n", e.what());
-    return 2;
-  }
+  return tconv3d::bench::run_main("tconv3d_dx_bench", 2, [&] { return run(argc, argv); });
 }

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "core/cpu_features.hpp"
 #include "core/problem.hpp"
 #include "runtime/kernels/generated_kernel_gradient.hpp"
@@ -40,66 +41,25 @@ using namespace tconv3d;
 
 namespace {
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) out.push_back(std::stoi(item));
-  return out;
-}
-
-double thread_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-// Each pool thread's CPU clock, indexed by its OpenMP thread number.
-std::vector<double> pool_cpu_seconds(int threads) {
-  std::vector<double> seconds(static_cast<size_t>(threads), 0.0);
-#pragma omp parallel num_threads(threads)
-  seconds[static_cast<size_t>(omp_get_thread_num())] = thread_cpu_seconds();
-  return seconds;
-}
-
-double wall_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
+using bench::parse_threads;
+using bench::random_floats;
+using bench::wall_seconds;
 
 struct Timing {
-  double best_cpu = 0;     // least CPU seconds of one repetition
+  double best_cpu = 0;     // least CPU seconds of the busiest thread in one repetition
   double median_wall = 0;  // seconds
 };
 
 // One warm-up, then repetitions until `seconds` of wall time and at least 3.
 Timing time_body(const std::function<void()>& body, double seconds, int threads) {
-  body();
   std::vector<double> cpu, wall;
-  const double start = wall_seconds();
-  while (cpu.size() < 3 || wall_seconds() - start < seconds) {
-    const std::vector<double> c0 = pool_cpu_seconds(threads);
-    const double w0 = wall_seconds();
-    body();
-    const double w1 = wall_seconds();
-    const std::vector<double> c1 = pool_cpu_seconds(threads);
-    double busiest = 0;
-    for (size_t i = 0; i < c0.size(); ++i) busiest = std::max(busiest, c1[i] - c0[i]);
-    cpu.push_back(busiest);
-    wall.push_back(w1 - w0);
+  for (const bench::CallTime& call : bench::time_calls(body, seconds, threads)) {
+    cpu.push_back(call.busiest_cpu);
+    wall.push_back(call.wall);
   }
   std::sort(cpu.begin(), cpu.end());
   std::sort(wall.begin(), wall.end());
   return {cpu.front(), wall[wall.size() / 2]};
-}
-
-std::vector<float> random_floats(int64_t n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& f : v) f = u(rng);
-  return v;
 }
 
 }  // namespace
@@ -109,24 +69,23 @@ int main(int argc, char** argv) try {
   std::vector<int> thread_counts = {1, 2};
   int rounds = 3;
   double seconds = 0.3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--suite")
-      suite_path = value;
-    else if (flag == "--isa")
-      isa_text = value;
-    else if (flag == "--threads")
-      thread_counts = parse_list(value);
-    else if (flag == "--rounds")
-      rounds = std::stoi(value);
-    else if (flag == "--seconds")
-      seconds = std::stod(value);
-    else if (flag == "--layer")
-      layer_filter = value;
-    else if (flag == "--backend")
-      backend_text = value;
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite")
+      suite_path = o.value();
+    else if (o.flag == "--isa")
+      isa_text = o.value();
+    else if (o.flag == "--threads")
+      thread_counts = parse_threads(o.value());
+    else if (o.flag == "--rounds")
+      rounds = std::stoi(o.value());
+    else if (o.flag == "--seconds")
+      seconds = std::stod(o.value());
+    else if (o.flag == "--layer")
+      layer_filter = o.value();
+    else if (o.flag == "--backend")
+      backend_text = o.value();
     else
-      throw Error(flag, "unknown option");
+      o.unknown();
   }
   std::vector<Backend> backends;
   {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/standalone.hpp"
 #include "core/cpu_features.hpp"
 #include "core/problem.hpp"
 #include "runtime/kernels/bf16_kernel_gradient.hpp"
@@ -32,40 +33,10 @@ using namespace tconv3d;
 
 namespace {
 
-double thread_cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-std::vector<double> pool_cpu_seconds(int threads) {
-  std::vector<double> seconds(static_cast<size_t>(threads), 0.0);
-#pragma omp parallel num_threads(threads)
-  seconds[static_cast<size_t>(omp_get_thread_num())] = thread_cpu_seconds();
-  return seconds;
-}
-
-double wall_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return double(t.tv_sec) + 1e-9 * double(t.tv_nsec);
-}
-
-// Best CPU seconds of one repetition: a warm-up, then at least 3 and `seconds` of wall time.
+// Best CPU seconds of the busiest thread in one call: a warm-up, then at least 3 and `seconds` of wall time.
 double best_cpu(const std::function<void()>& body, double seconds, int threads) {
-  body();
   double best = 1e30;
-  int reps = 0;
-  const double start = wall_seconds();
-  while (reps < 3 || wall_seconds() - start < seconds) {
-    const std::vector<double> c0 = pool_cpu_seconds(threads);
-    body();
-    const std::vector<double> c1 = pool_cpu_seconds(threads);
-    double busiest = 0;
-    for (size_t i = 0; i < c0.size(); ++i) busiest = std::max(busiest, c1[i] - c0[i]);
-    best = std::min(best, busiest);
-    ++reps;
-  }
+  for (const bench::CallTime& call : bench::time_calls(body, seconds, threads)) best = std::min(best, call.busiest_cpu);
   return best;
 }
 
@@ -83,20 +54,19 @@ int main(int argc, char** argv) try {
   std::string suite_path = TCONV3D_SUITE_PATH, layer_filter;
   int threads = 1, rounds = 3;
   double seconds = 0.3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--suite")
-      suite_path = value;
-    else if (flag == "--threads")
-      threads = std::stoi(value);
-    else if (flag == "--rounds")
-      rounds = std::stoi(value);
-    else if (flag == "--seconds")
-      seconds = std::stod(value);
-    else if (flag == "--layer")
-      layer_filter = value;
+  for (bench::Options o(argc, argv); o.next();) {
+    if (o.flag == "--suite")
+      suite_path = o.value();
+    else if (o.flag == "--threads")
+      threads = std::stoi(o.value());
+    else if (o.flag == "--rounds")
+      rounds = std::stoi(o.value());
+    else if (o.flag == "--seconds")
+      seconds = std::stod(o.value());
+    else if (o.flag == "--layer")
+      layer_filter = o.value();
     else
-      throw Error(flag, "unknown option");
+      o.unknown();
   }
   if (threads < 1) throw Error("--threads", "must be at least 1");
   if (!detected_cpu_features().avx512_bf16) throw Error("cpu", "needs avx512_bf16");

@@ -4,8 +4,10 @@ Keras picks its backend once per process (KERAS_BACKEND), so
 scripts/test-python.sh runs one pytest session per backend; tests that need a
 particular backend skip, with the reason, in the others.
 """
+import contextlib
 import os
 import pathlib
+import warnings
 
 import numpy as np
 import pytest
@@ -72,3 +74,14 @@ def assert_close(actual, expected, what=""):
 
 def requires_backend(name):
     return pytest.mark.skipif(BACKEND != name, reason=f"needs KERAS_BACKEND={name} (this session: {BACKEND})")
+
+
+@contextlib.contextmanager
+def tconv3d_warnings():
+    """Records every warning raised inside the block (none is shown or filtered out); the list it yields holds
+    the tconv3d.keras ones, in order, once the block has ended."""
+    messages = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield messages
+    messages.extend(str(w.message) for w in caught if "tconv3d.keras" in str(w.message))

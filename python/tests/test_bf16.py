@@ -19,13 +19,12 @@ import math
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
 
 import tconv3d
-from conftest import BACKEND, random_config, requires_backend
+from conftest import BACKEND, random_config, requires_backend, tconv3d_warnings
 
 EPS = 2.0 ** -8   # bf16: half an ulp, relative
 EPS32 = 2.0 ** -24
@@ -252,6 +251,49 @@ if BACKEND in ("jax", "tensorflow"):
     import tconv3d.keras as tk
 
 
+def _check_forward(config, shape, got, expected, exact):
+    """tconv3d's bf16 output against Keras's (`expected`; None where Keras refused the layer) within
+    forward_tolerance, and against the exact result within its own single rounding."""
+    if expected is not None:
+        assert expected.dtype == BF16
+        tolerance = forward_tolerance(_reduction(config, shape))
+        err = _scaled_error(got, expected, exact)
+        assert err <= tolerance, f"{config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
+    # tconv3d itself rounds once.
+    assert _scaled_error(got, exact, exact) <= EPS + _reduction(config, shape) * EPS32
+
+
+def _exact_model(config, shape, kernel, bias):
+    """Keras's float32 layer on the bf16-rounded kernel: the exact gradients of what both bf16 layers compute."""
+    model = keras.Sequential([keras.Input(tuple(shape[1:]), batch_size=shape[0]),
+                              keras.layers.Conv3DTranspose(**config, dtype="float32")])
+    model.set_weights([kernel.astype(BF16).astype(np.float32)] + ([bias] if bias is not None else []))
+    return model
+
+
+def _check_gradients(config, shape, out_shape, got, expected, exact):
+    """[dx, dkernel, dbias] of tconv3d (`got`) against Keras's (`expected`) and the exact ones, for the smooth
+    activations (linear, tanh, sigmoid) the gradient tests draw."""
+    out_positions = int(np.prod(out_shape)) // config["filters"]
+    filters_taps = config["filters"] * int(np.prod(config["kernel_size"]))
+    in_positions = int(np.prod(shape)) // _in_channels(config, shape)
+    # dx rounds once to bf16 (tconv3d) where Keras may or may not (XLA keeps excess precision); dkernel:
+    # Keras rounds once, tconv3d stays float32; dbias: Keras sums in bf16.
+    # The activation's derivative at Keras's bf16 pre-activation adds up to about 2 eps more (tanh, sigmoid).
+    tolerances = [4 * EPS + filters_taps * EPS32, 4 * EPS + in_positions * EPS32,
+                  bias_gradient_tolerance(out_positions)]
+    for name, a, b, e, tolerance in zip(("dx", "dkernel", "dbias"), got, expected, exact, tolerances):
+        assert a.dtype == b.dtype, name
+        err = _scaled_error(a, b, e)
+        assert err <= tolerance, f"{name} {config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
+    # Against the exact gradient: linear, dx within one bf16 rounding and the weights' within float32
+    # accumulation; tanh and sigmoid, the derivative at the bf16 pre-activation (a few eps).
+    linear = config["activation"] == "linear"
+    assert _scaled_error(got[0], exact[0], exact[0]) <= (EPS if linear else 4 * EPS) + filters_taps * EPS32
+    for a, e in zip(got[1:], exact[1:]):
+        assert _scaled_error(a, e, e) <= (1e-4 if linear else 3 * EPS)
+
+
 def _pair(config, shape, seed, policy="mixed_bfloat16"):
     """Keras's layer and tconv3d.keras's, each in a Sequential model (so Keras's __call__ casts inputs and
     autocasts the variables), with the same weights."""
@@ -284,21 +326,15 @@ def test_keras_mixed_bfloat16_forward(seed):
     config, shape = _random_config(rng, BOUNDED)
     plain, ours, kernel, bias = _pair(config, shape, seed)
     x = rng.standard_normal(shape).astype(np.float32)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with tconv3d_warnings() as messages:
         expected = np.asarray(plain(x))
         got = np.asarray(ours(x))
         got_jit = np.asarray(_jit_forward(ours)([v.value for v in ours.trainable_variables], x))
-    assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+    assert not messages
     _ran_bf16(ours)
     assert got.dtype == expected.dtype == BF16
     assert np.array_equal(got.view(np.uint16), got_jit.view(np.uint16))
-    exact = _exact(config, kernel, bias, x.astype(BF16))
-    tolerance = forward_tolerance(_reduction(config, shape))
-    err = _scaled_error(got, expected, exact)
-    assert err <= tolerance, f"{config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
-    # tconv3d itself rounds once.
-    assert _scaled_error(got, exact, exact) <= EPS + _reduction(config, shape) * EPS32
+    _check_forward(config, shape, got, expected, _exact(config, kernel, bias, x.astype(BF16)))
 
 
 def _gradients(model, x, cotangent):
@@ -321,9 +357,7 @@ def test_keras_mixed_bfloat16_gradients(seed):
     # sides of 0 into a whole cotangent of difference, no rounding bound.
     config, shape = _random_config(rng, ["linear", "tanh", "sigmoid"])
     plain, ours, kernel, bias = _pair(config, shape, seed)
-    exact_model = keras.Sequential([keras.Input(tuple(shape[1:]), batch_size=shape[0]),
-                                    keras.layers.Conv3DTranspose(**config, dtype="float32")])
-    exact_model.set_weights([kernel.astype(BF16).astype(np.float32)] + ([bias] if bias is not None else []))
+    exact_model = _exact_model(config, shape, kernel, bias)
     x = jnp.asarray(rng.standard_normal(shape).astype(BF16).astype(np.float32))
     out_shape = plain.output_shape
     # bf16 values, so the cotangent Keras casts to bf16 is exact.
@@ -332,24 +366,7 @@ def test_keras_mixed_bfloat16_gradients(seed):
     expected = _gradients(plain, x, cotangent)
     exact = _gradients(exact_model, x, cotangent)
     _ran_bf16(ours)
-    out_positions = int(np.prod(out_shape)) // config["filters"]
-    filters_taps = config["filters"] * int(np.prod(config["kernel_size"]))
-    in_positions = int(np.prod(shape)) // _in_channels(config, shape)
-    # dx rounds once to bf16 (tconv3d) where Keras may or may not (XLA keeps excess precision); dkernel:
-    # Keras rounds once, tconv3d stays float32; dbias: Keras sums in bf16.
-    # The activation's derivative at Keras's bf16 pre-activation adds up to about 2 eps more (tanh, sigmoid).
-    tolerances = [4 * EPS + filters_taps * EPS32, 4 * EPS + in_positions * EPS32,
-                  bias_gradient_tolerance(out_positions)]
-    for name, a, b, e, tolerance in zip(("dx", "dkernel", "dbias"), got, expected, exact, tolerances):
-        assert a.dtype == b.dtype, name
-        err = _scaled_error(a, b, e)
-        assert err <= tolerance, f"{name} {config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
-    # Against the exact gradient: linear, dx within one bf16 rounding and the weights' within float32
-    # accumulation; tanh and sigmoid, the derivative at the bf16 pre-activation (a few eps).
-    linear = config["activation"] == "linear"
-    assert _scaled_error(got[0], exact[0], exact[0]) <= (EPS if linear else 4 * EPS) + filters_taps * EPS32
-    for a, e in zip(got[1:], exact[1:]):
-        assert _scaled_error(a, e, e) <= (1e-4 if linear else 3 * EPS)
+    _check_gradients(config, shape, out_shape, got, expected, exact)
 
 
 @requires_backend("jax")
@@ -371,10 +388,9 @@ def test_global_policy_accelerate_predict_and_fit():
     x = rng.standard_normal((2, 3, 4, 5, 6)).astype(np.float32)
     expected = plain.predict(x, verbose=0)
     tk.accelerate(model)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with tconv3d_warnings() as messages:
         got = model.predict(x, verbose=0)
-    assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+    assert not messages
     for layer in model.layers[1:]:
         assert layer.compute_dtype == "bfloat16" and layer._tconv3d.jax_op_bf16 is not None
     assert got.dtype == BF16
@@ -433,45 +449,6 @@ def test_nan_and_inf_positions_equal_keras():
         np.testing.assert_array_equal(check(got), check(expected))
 
 
-@requires_backend("jax")
-def test_no_avx512_bf16_falls_back_to_keras_with_one_warning():
-    script = (
-        "import warnings, numpy as np, keras, tconv3d.keras as tk\n"
-        "layer = dict(filters=3, kernel_size=2, strides=2, padding='same', dtype='mixed_bfloat16')\n"
-        "models = [keras.Sequential([keras.Input((3, 3, 3, 2)), c(**layer)]) for c in "
-        "(keras.layers.Conv3DTranspose, tk.Conv3DTranspose)]\n"
-        "models[1].set_weights(models[0].get_weights())\n"
-        "x = np.random.default_rng(0).standard_normal((2, 3, 3, 3, 2)).astype(np.float32)\n"
-        "with warnings.catch_warnings(record=True) as caught:\n"
-        "    warnings.simplefilter('always')\n"
-        "    got = [models[1].predict(x, verbose=0) for _ in range(2)]\n"
-        "messages = [str(w.message) for w in caught if 'tconv3d.keras' in str(w.message)]\n"
-        "assert len(messages) == 1 and 'avx512_bf16' in messages[0], messages\n"
-        "expected = models[0].predict(x, verbose=0)\n"
-        "assert got[0].dtype == expected.dtype and np.array_equal(got[0], expected)\n"
-        "print('fell back once')\n")
-    env = dict(os.environ, TCONV3D_CPU_MASK="avx512_bf16", KERAS_BACKEND="jax")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 0 and "fell back once" in result.stdout, result.stderr[-3000:]
-
-
-@requires_backend("jax")
-@needs_bf16
-def test_axis_activation_and_pure_bfloat16_fall_back():
-    for policy, activation, reason in (("mixed_bfloat16", "softmax", "elementwise"),
-                                       ("bfloat16", "relu", "variable dtype bfloat16")):
-        config = {"filters": 3, "kernel_size": 2, "activation": activation, "strides": 1, "padding": "valid",
-                  "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
-        plain, ours, _, _ = _pair(config, [1, 2, 2, 2, 2], 0, policy=policy)
-        x = np.ones((1, 2, 2, 2, 2), np.float32)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            got = np.asarray(ours(x))
-        messages = [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
-        assert len(messages) == 1 and reason in messages[0], messages
-        assert np.array_equal(got, np.asarray(plain(x)))
-
-
 # --- The torch backend --------------------------------------------------------------------------------------
 
 
@@ -497,11 +474,9 @@ def test_torch_backend_mixed_bfloat16_forward_and_gradients(seed):
     model = _torch_model(config, shape, tk.Conv3DTranspose, kernel, bias)
     x = rng.standard_normal(shape).astype(np.float32)
     exact = _exact(config, kernel, bias, x.astype(BF16))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with torch.no_grad():
-            y = model(torch.from_numpy(x))
-    assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+    with tconv3d_warnings() as messages, torch.no_grad():
+        y = model(torch.from_numpy(x))
+    assert not messages
     assert y.dtype == torch.bfloat16
     layer = model.layers[-1]
     assert any(k[2] == "bfloat16" and s.latest() is not None for k, s in layer._tconv3d.specializers.items())
@@ -595,12 +570,11 @@ def test_tensorflow_mixed_bfloat16_forward(seed):
     config, shape = _random_config(rng, BOUNDED)
     plain, ours, kernel, bias = _pair(config, shape, seed)
     x = rng.standard_normal(shape).astype(np.float32)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with tconv3d_warnings() as messages:
         expected = _keras_on_tf(lambda: plain(x).numpy())
         got = ours(x).numpy()
         got_graph = tf.function(ours)(x).numpy()
-    assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+    assert not messages
     _ran_tf_bf16(ours)
     # The registered op with T = bfloat16 in the graph, no Python function.
     ops = _tf_graph_ops(ours, shape)
@@ -608,13 +582,7 @@ def test_tensorflow_mixed_bfloat16_forward(seed):
     assert ops["Tconv3dForward"].get_attr("T") == tf.bfloat16
     assert got.dtype == got_graph.dtype == BF16
     assert np.array_equal(got.view(np.uint16), got_graph.view(np.uint16))
-    exact = _exact(config, kernel, bias, x.astype(BF16))
-    if expected is not None:
-        assert expected.dtype == BF16
-        tolerance = forward_tolerance(_reduction(config, shape))
-        err = _scaled_error(got, expected, exact)
-        assert err <= tolerance, f"{config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
-    assert _scaled_error(got, exact, exact) <= EPS + _reduction(config, shape) * EPS32
+    _check_forward(config, shape, got, expected, _exact(config, kernel, bias, x.astype(BF16)))
     # The same bits as tconv3d's NumPy bf16 layer.
     numpy_layer = tconv3d.Layer(config, kernel, bias, dtype="bfloat16")
     assert np.array_equal(got.view(np.uint16), numpy_layer(x.astype(BF16)).view(np.uint16))
@@ -637,9 +605,7 @@ def test_tensorflow_mixed_bfloat16_gradients(seed):
     # Smooth activations, as on JAX (a kink turns opposite roundings into a whole cotangent).
     config, shape = _random_config(rng, ["linear", "tanh", "sigmoid"])
     plain, ours, kernel, bias = _pair(config, shape, seed)
-    exact_model = keras.Sequential([keras.Input(tuple(shape[1:]), batch_size=shape[0]),
-                                    keras.layers.Conv3DTranspose(**config, dtype="float32")])
-    exact_model.set_weights([kernel.astype(BF16).astype(np.float32)] + ([bias] if bias is not None else []))
+    exact_model = _exact_model(config, shape, kernel, bias)
     # bf16 values, so Keras's casts of the input and the cotangent are exact.
     x = rng.standard_normal(shape).astype(BF16).astype(np.float32)
     out_shape = plain.output_shape
@@ -648,20 +614,9 @@ def test_tensorflow_mixed_bfloat16_gradients(seed):
     expected = _keras_on_tf(lambda: _tf_gradients(plain, x, cotangent))
     exact = _tf_gradients(exact_model, x, cotangent)
     _ran_tf_bf16(ours)
-    out_positions = int(np.prod(out_shape)) // config["filters"]
-    filters_taps = config["filters"] * int(np.prod(config["kernel_size"]))
-    in_positions = int(np.prod(shape)) // _in_channels(config, shape)
-    # The bounds of test_keras_mixed_bfloat16_gradients (JAX backend).
-    tolerances = [4 * EPS + filters_taps * EPS32, 4 * EPS + in_positions * EPS32,
-                  bias_gradient_tolerance(out_positions)]
-    for name, a, b, e, tolerance in zip(("dx", "dkernel", "dbias"), got, expected or exact, exact, tolerances):
-        assert a.dtype == b.dtype, name
-        err = _scaled_error(a, b, e)
-        assert err <= tolerance, f"{name} {config}: {err / EPS:.2f} eps > {tolerance / EPS:.2f} eps"
-    linear = config["activation"] == "linear"
-    assert _scaled_error(got[0], exact[0], exact[0]) <= (EPS if linear else 4 * EPS) + filters_taps * EPS32
-    for a, e in zip(got[1:], exact[1:]):
-        assert _scaled_error(a, e, e) <= (1e-4 if linear else 3 * EPS)
+    # The bounds of test_keras_mixed_bfloat16_gradients (JAX backend); where Keras-on-TensorFlow refused the
+    # layer, against the exact gradients alone.
+    _check_gradients(config, shape, out_shape, got, expected or exact, exact)
     # The kernel gradient is the float32 variable's: tconv3d's bf16 backward, not a Keras cast.
     assert ours.layers[-1].kernel.dtype == "float32"
 
@@ -683,10 +638,9 @@ def test_tensorflow_mixed_bfloat16_unknown_shapes_and_fit():
     # Spatial sizes known only when the graph runs: the op sizes its bf16 output itself.
     for s in ((1, 3, 4, 5, 4), (2, 5, 2, 3, 4)):
         x = rng.standard_normal(s).astype(np.float32)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with tconv3d_warnings() as messages:
             got = model.predict(x, verbose=0)
-        assert not [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
+        assert not messages
         expected = plain.predict(x, verbose=0)
         assert got.dtype == BF16 and got.shape == expected.shape
         exact = _exact(model.layers[-1].get_config(), kernel, bias, x.astype(BF16))
@@ -786,25 +740,19 @@ def test_tensorflow_numpy_function_fallback_runs_bf16(monkeypatch):
         assert a.dtype == b.dtype and _scaled_error(a, b, b) <= 8 * EPS
 
 
-@requires_backend("tensorflow")
-@needs_bf16
-def test_tensorflow_axis_activation_and_pure_bfloat16_fall_back():
-    for policy, activation, reason in (("mixed_bfloat16", "softmax", "elementwise"),
-                                       ("bfloat16", "relu", "variable dtype bfloat16")):
-        config = {"filters": 3, "kernel_size": 2, "activation": activation, "strides": 1, "padding": "valid",
-                  "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
-        plain, ours, _, _ = _pair(config, [1, 2, 2, 2, 2], 0, policy=policy)
-        x = np.ones((1, 2, 2, 2, 2), np.float32)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            got = [ours(x).numpy() for _ in range(2)]
-        messages = [str(w.message) for w in caught if "tconv3d.keras" in str(w.message)]
-        assert len(messages) == 1 and reason in messages[0], messages
-        assert np.array_equal(got[0], plain(x).numpy())
+# --- JAX and TensorFlow alike ---------------------------------------------------------------------------------
 
 
-@requires_backend("tensorflow")
-def test_tensorflow_without_avx512_bf16_falls_back_with_one_warning():
+@pytest.fixture(params=["jax", "tensorflow"])
+def jax_or_tensorflow(request):
+    """The Keras backend of a test that runs alike on JAX and TensorFlow: one case per backend, each skipped
+    in the other backends' sessions."""
+    if BACKEND != request.param:
+        pytest.skip(f"needs KERAS_BACKEND={request.param} (this session: {BACKEND})")
+    return request.param
+
+
+def test_no_avx512_bf16_falls_back_to_keras_with_one_warning(jax_or_tensorflow):
     script = (
         "import warnings, numpy as np, keras, tconv3d.keras as tk\n"
         "layer = dict(filters=3, kernel_size=2, strides=2, padding='same', dtype='mixed_bfloat16')\n"
@@ -820,30 +768,38 @@ def test_tensorflow_without_avx512_bf16_falls_back_with_one_warning():
         "expected = models[0].predict(x, verbose=0)\n"
         "assert got[0].dtype == expected.dtype and np.array_equal(got[0], expected)\n"
         "print('fell back once')\n")
-    env = dict(os.environ, TCONV3D_CPU_MASK="avx512_bf16", KERAS_BACKEND="tensorflow")
+    env = dict(os.environ, TCONV3D_CPU_MASK="avx512_bf16", KERAS_BACKEND=jax_or_tensorflow)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0 and "fell back once" in result.stdout, result.stderr[-3000:]
 
 
-@requires_backend("jax")
 @needs_bf16
-def test_bench_command_runs():
-    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.bf16", "--layers", "k3s2_op1_odd", "--threads", "1",
-                             "--min-time", "0"], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "k3s2_op1_odd" in result.stdout and "geomean" in result.stdout, result.stdout
-    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.bf16", "--layers", "no_such_layer"],
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode != 0 and "no_such_layer" in bad.stderr
+def test_axis_activation_and_pure_bfloat16_fall_back(jax_or_tensorflow):
+    for policy, activation, reason in (("mixed_bfloat16", "softmax", "elementwise"),
+                                       ("bfloat16", "relu", "variable dtype bfloat16")):
+        config = {"filters": 3, "kernel_size": 2, "activation": activation, "strides": 1, "padding": "valid",
+                  "data_format": "channels_last", "use_bias": True, "dilation_rate": 1, "output_padding": None}
+        plain, ours, _, _ = _pair(config, [1, 2, 2, 2, 2], 0, policy=policy)
+        x = np.ones((1, 2, 2, 2, 2), np.float32)
+        # Two calls, one warning.
+        with tconv3d_warnings() as messages:
+            got = [np.asarray(ours(x)) for _ in range(2)]
+        assert len(messages) == 1 and reason in messages[0], messages
+        assert np.array_equal(got[0], np.asarray(plain(x)))
 
 
-@requires_backend("tensorflow")
+# Each backend's bf16 side-by-side command: its module, extra arguments, and a word its table prints.
+BENCH_COMMANDS = {"jax": ("tconv3d.bench.bf16", ["--threads", "1"], "geomean"),
+                  "tensorflow": ("tconv3d.bench.tf_bf16", [], "fwd+bwd")}
+
+
 @needs_bf16
-def test_tensorflow_bench_command_runs():
-    result = subprocess.run([sys.executable, "-m", "tconv3d.bench.tf_bf16", "--layers", "k3s2_op1_odd",
-                             "--min-time", "0"], capture_output=True, text=True, timeout=600)
+def test_bench_command_runs(jax_or_tensorflow):
+    module, extra, word = BENCH_COMMANDS[jax_or_tensorflow]
+    result = subprocess.run([sys.executable, "-m", module, "--layers", "k3s2_op1_odd", *extra, "--min-time", "0"],
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "k3s2_op1_odd" in result.stdout and "fwd+bwd" in result.stdout, result.stdout
-    bad = subprocess.run([sys.executable, "-m", "tconv3d.bench.tf_bf16", "--layers", "no_such_layer"],
+    assert "k3s2_op1_odd" in result.stdout and word in result.stdout, result.stdout
+    bad = subprocess.run([sys.executable, "-m", module, "--layers", "no_such_layer"],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "no_such_layer" in bad.stderr

@@ -279,6 +279,7 @@ void finish_plan(KernelPlan& plan) {
       break;
     }
   }
+  plan.w_segments.clear();  // a plan may be finished again with other lanes
   for (const AxisPhase& p : plan.phases[2]) {
     int64_t full_lo = 0, full_hi = p.count;
     if (plan.w_pack > 1) {

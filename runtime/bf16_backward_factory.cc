@@ -75,7 +75,7 @@ class ReferenceBf16Backward final : public Bf16BackwardExecutor {
 std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore& weights) {
   const codegen::CodeBackend* xbyak = code_backend(Backend::kXbyak);
   if (!xbyak) throw Error("backend", "the bf16 backward needs the xbyak backend, which this build lacks");
-  codegen::KernelPlan plan = codegen::make_bf16_input_gradient_plan(problem);
+  codegen::KernelPlan plan = codegen::bf16_input_gradient_plan_for_backend(problem, Backend::kXbyak);
   const std::string name = codegen::kernel_name(plan) + xbyak->kernel_name_suffix;
   return make_row_executor(std::move(plan), weights, Backend::kXbyak, name, [xbyak](const codegen::KernelPlan& p) {
     return KernelCache::global().get_or_compile(xbyak->kernel_key(p),

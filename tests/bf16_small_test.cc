@@ -42,36 +42,21 @@ std::vector<uint16_t> random_bf16(int64_t count, std::mt19937_64& rng) {
   return out;
 }
 
-// A random layer with few filters (1-24) and input channels (1-26), the
+// A random layer (testing::random_case) cut down to few filters (1-24) and
+// input channels (1-26), mostly with W phases to pack, W up to 13: the
 // regime of the ymm and multi-vector lane-packed plans.
 RandomCase small_channel_case(std::mt19937_64& rng) {
   auto pick = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
-  static const char* kActivations[] = {"linear", "relu", "sigmoid", "elu", "tanh", "gelu", "leaky_relu"};
   for (;;) {
-    RandomCase rc;
+    RandomCase rc = testing::random_case(rng);
     LayerConfig& c = rc.config;
     c.filters = pick(1, 24);
-    const bool dilated = pick(0, 4) == 0;
-    for (int a = 0; a < 3; ++a) {
-      c.kernel_size[a] = pick(1, 4);
-      c.strides[a] = dilated ? 1 : pick(1, 3);
-      c.dilation_rate[a] = dilated ? pick(1, 2) : 1;
-    }
-    c.strides[2] = dilated ? 1 : pick(2, 3);  // W phases to pack (most cases)
-    c.padding = pick(0, 1) ? Padding::kSame : Padding::kValid;
-    if (pick(0, 2) == 0) {
-      Triple op;
-      for (int a = 0; a < 3; ++a) op[a] = pick(0, c.strides[a] - 1);
-      c.output_padding = op;
-    }
-    c.data_format = pick(0, 3) == 0 ? DataFormat::kChannelsFirst : DataFormat::kChannelsLast;
-    c.use_bias = pick(0, 4) != 0;
-    c.activation = parse_activation_name(kActivations[pick(0, 6)], Flavor::kKeras3);
-    const int64_t batch = pick(0, 2) == 0 ? pick(2, 3) : 1;
-    const int64_t channels = pick(1, 26);
-    const int64_t d = pick(1, 4), h = pick(1, 5), w = pick(1, 13);
-    rc.input_shape = c.data_format == DataFormat::kChannelsLast ? std::vector<int64_t>{batch, d, h, w, channels}
-                                                                : std::vector<int64_t>{batch, channels, d, h, w};
+    const bool dilated = c.dilation_rate[0] * c.dilation_rate[1] * c.dilation_rate[2] > 1;  // strides stay 1
+    if (!dilated && pick(0, 4) != 0) c.strides[2] = pick(2, 3);
+    if (c.output_padding) (*c.output_padding)[2] = std::min((*c.output_padding)[2], c.strides[2] - 1);
+    const bool last = c.data_format == DataFormat::kChannelsLast;
+    rc.input_shape[last ? 4 : 1] = pick(1, 26);
+    rc.input_shape[last ? 3 : 4] = pick(1, 13);
     try {
       const ConvGeometry g = resolve_geometry(c, rc.input_shape);
       if (g.output_elements() > 200000 || g.flops() > 2e7) continue;
@@ -89,22 +74,24 @@ codegen::KernelPlan xbyak_plan(const RandomCase& c, Backend backend = Backend::k
   return codegen::plan_for_backend(p, Isa::kAvx512, backend);
 }
 
-struct Weights {
+// A random small-channel layer with its weights and a bf16 input.
+struct Drawn {
+  RandomCase c;
+  ConvGeometry g;
   std::vector<float> kernel, bias;
-  std::vector<int64_t> kernel_shape;
-  ConstTensor k() const { return {kernel.data(), kernel_shape}; }
-  ConstTensor b(const LayerConfig& c) const {
-    return c.use_bias ? ConstTensor{bias.data(), {int64_t(bias.size())}} : ConstTensor{};
+  std::vector<uint16_t> x;
+  Drawn(RandomCase rc, std::mt19937_64& rng) : c(std::move(rc)), g(resolve_geometry(c.config, c.input_shape)) {
+    kernel = testing::random_tensor(g.kernel_elements(), rng);
+    bias = testing::random_tensor(g.out_channels, rng);
+    x = random_bf16(g.input_elements(), rng);
+  }
+  Layer layer(Backend backend, int threads = 1) const {
+    const ConstTensor k{kernel.data(), {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
+                                        g.in_channels}};
+    const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
+    return Layer::create(c.config, c.input_shape, k, b, options_for(backend, threads));
   }
 };
-
-Weights random_weights(const ConvGeometry& g, std::mt19937_64& rng) {
-  Weights w;
-  w.kernel_shape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels, g.in_channels};
-  w.kernel = testing::random_tensor(g.kernel_elements(), rng);
-  w.bias = testing::random_tensor(g.out_channels, rng);
-  return w;
-}
 
 // Each element within 1 bf16 ulp (relative 2^-7: both sides round to bf16
 // once) plus the float32 accumulation's error against the output scale;
@@ -169,38 +156,45 @@ TEST(Bf16Small, RandomSmallChannelLayersMatchTheReferenceOnAnyThreadCount) {
   std::mt19937_64 rng(2027);
   int ymm = 0, multi_vector = 0, channels_first = 0, batched = 0, odd_cin = 0;
   for (int i = 0; i < 120; ++i) {
-    const RandomCase c = small_channel_case(rng);
-    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    const codegen::KernelPlan plan = xbyak_plan(c);
+    const Drawn d(small_channel_case(rng), rng);
+    const codegen::KernelPlan plan = xbyak_plan(d.c);
     ymm += plan.lanes == 8;
     multi_vector += plan.w_pack > 1 && plan.oc_vectors > 1;
-    channels_first += c.config.data_format == DataFormat::kChannelsFirst;
-    batched += g.batch > 1;
-    odd_cin += g.in_channels % 2;
-    const Weights w = random_weights(g, rng);
-    const std::vector<uint16_t> x = random_bf16(g.input_elements(), rng);
-    const Layer reference = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kReference));
-    const std::vector<uint16_t> expected = forward(reference, x);
+    channels_first += d.c.config.data_format == DataFormat::kChannelsFirst;
+    batched += d.g.batch > 1;
+    odd_cin += d.g.in_channels % 2;
+    const std::vector<uint16_t> expected = forward(d.layer(Backend::kReference), d.x);
     std::vector<uint16_t> one;
     for (int threads : {1, 2, 3}) {
-      const Layer tested = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kXbyak, threads));
-      const std::vector<uint16_t> y = forward(tested, x);
+      const Layer tested = d.layer(Backend::kXbyak, threads);
+      const std::vector<uint16_t> y = forward(tested, d.x);
       if (threads == 1) {
         one = y;
         const int64_t bad = first_mismatch(expected, y);
-        ASSERT_LT(bad, 0) << c.describe() << " kernel " << tested.kernel_name() << ": element " << bad << " got "
+        ASSERT_LT(bad, 0) << d.c.describe() << " kernel " << tested.kernel_name() << ": element " << bad << " got "
                           << bf16_to_float(y[size_t(bad)]) << ", reference " << bf16_to_float(expected[size_t(bad)]);
       } else {
-        ASSERT_EQ(y, one) << c.describe() << ": " << threads << " threads changed a result";
+        ASSERT_EQ(y, one) << d.c.describe() << ": " << threads << " threads changed a result";
       }
     }
   }
   // The draw covers the new plans and what the kernels must get right.
+  RecordProperty("ymm_multi_vector_channels_first_batched_odd_cin",
+                 std::to_string(ymm) + " " + std::to_string(multi_vector) + " " + std::to_string(channels_first) + " " +
+                     std::to_string(batched) + " " + std::to_string(odd_cin));
   EXPECT_GT(ymm, 30);
   EXPECT_GT(multi_vector, 10);
   EXPECT_GT(channels_first, 10);
   EXPECT_GT(batched, 10);
   EXPECT_GT(odd_cin, 20);
+}
+
+// A small-channel case with a linear activation (NaN/Inf and bits reach the
+// output unchanged).
+RandomCase linear_case(std::mt19937_64& rng) {
+  RandomCase c = small_channel_case(rng);
+  c.config.activation = Activation{};
+  return c;
 }
 
 TEST(Bf16Small, NanAndInfReachExactlyTheReferencesOutputs) {
@@ -210,23 +204,19 @@ TEST(Bf16Small, NanAndInfReachExactlyTheReferencesOutputs) {
   std::mt19937_64 rng(77);
   int packed = 0;
   for (int i = 0; i < 60; ++i) {
-    RandomCase c = small_channel_case(rng);
-    c.config.activation = Activation{};  // linear: NaN/Inf reach the output unchanged
-    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    packed += xbyak_plan(c).w_pack > 1;
-    const Weights w = random_weights(g, rng);
-    std::vector<uint16_t> x = random_bf16(g.input_elements(), rng);
-    x[rng() % x.size()] = float_to_bf16(INFINITY);
-    x[rng() % x.size()] = float_to_bf16(-INFINITY);
-    x[rng() % x.size()] = float_to_bf16(NAN);
-    const Layer reference = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kReference));
-    const Layer tested = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kXbyak));
-    const std::vector<uint16_t> expected = forward(reference, x), y = forward(tested, x);
+    Drawn d(linear_case(rng), rng);
+    packed += xbyak_plan(d.c).w_pack > 1;
+    d.x[rng() % d.x.size()] = float_to_bf16(INFINITY);
+    d.x[rng() % d.x.size()] = float_to_bf16(-INFINITY);
+    d.x[rng() % d.x.size()] = float_to_bf16(NAN);
+    const Layer tested = d.layer(Backend::kXbyak);
+    const std::vector<uint16_t> expected = forward(d.layer(Backend::kReference), d.x), y = forward(tested, d.x);
     const int64_t bad = first_mismatch(expected, y);
-    ASSERT_LT(bad, 0) << c.describe() << " kernel " << tested.kernel_name() << ": element " << bad << " got "
+    ASSERT_LT(bad, 0) << d.c.describe() << " kernel " << tested.kernel_name() << ": element " << bad << " got "
                       << bf16_to_float(y[size_t(bad)]) << ", reference " << bf16_to_float(expected[size_t(bad)]);
   }
-  EXPECT_GT(packed, 20);
+  RecordProperty("lane_packed", packed);
+  EXPECT_GT(packed, 15);
 }
 
 TEST(Bf16Small, SameBitsAsTheLlvmZmmPlansWithoutActivation) {
@@ -237,21 +227,18 @@ TEST(Bf16Small, SameBitsAsTheLlvmZmmPlansWithoutActivation) {
   std::mt19937_64 rng(31);
   int differing_plans = 0;
   for (int i = 0; i < 40; ++i) {
-    RandomCase c = small_channel_case(rng);
-    c.config.activation = Activation{};
-    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    const Weights w = random_weights(g, rng);
-    const std::vector<uint16_t> x = random_bf16(g.input_elements(), rng);
+    const Drawn d(linear_case(rng), rng);
     std::optional<Layer> llvm;
     try {
-      llvm.emplace(Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kLlvm)));
+      llvm.emplace(d.layer(Backend::kLlvm));
     } catch (const Error& e) {
       GTEST_SKIP() << "no llvm backend: " << e.what();
     }
-    const Layer xbyak = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kXbyak));
-    differing_plans += xbyak_plan(c).cache_key() != xbyak_plan(c, Backend::kLlvm).cache_key();
-    ASSERT_EQ(forward(xbyak, x), forward(*llvm, x)) << c.describe() << " kernel " << xbyak.kernel_name();
+    const Layer xbyak = d.layer(Backend::kXbyak);
+    differing_plans += xbyak_plan(d.c).cache_key() != xbyak_plan(d.c, Backend::kLlvm).cache_key();
+    ASSERT_EQ(forward(xbyak, d.x), forward(*llvm, d.x)) << d.c.describe() << " kernel " << xbyak.kernel_name();
   }
+  RecordProperty("plans_unlike_llvm", differing_plans);
   EXPECT_GT(differing_plans, 15);
 }
 
@@ -261,33 +248,30 @@ TEST(Bf16Small, InputGradientInYmmVectorsMatchesTheReference) {
   std::mt19937_64 rng(404);
   int ymm = 0;
   for (int i = 0; i < 40; ++i) {
-    RandomCase c = small_channel_case(rng);
-    c.config.activation = Activation{};
-    const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    const Problem p = make_problem(g, c.config.use_bias, c.config.activation);
+    const Drawn d(linear_case(rng), rng);
+    const Problem p = make_problem(d.g, d.c.config.use_bias, d.c.config.activation);
     ymm += codegen::bf16_input_gradient_plan_for_backend(p, Backend::kXbyak).lanes == 8;
     EXPECT_EQ(codegen::bf16_input_gradient_plan_for_backend(p, Backend::kLlvm).lanes, 16);
-    const Weights w = random_weights(g, rng);
-    const std::vector<uint16_t> x = random_bf16(g.input_elements(), rng);
-    const Layer reference = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kReference));
-    const std::vector<uint16_t> y = forward(reference, x), dy = random_bf16(reference.output_elements(), rng);
-    std::vector<uint16_t> expected(x.size()), one;
-    reference.backward_bf16(x.data(), y.data(), dy.data(), expected.data(), nullptr, nullptr);
+    const Layer reference = d.layer(Backend::kReference);
+    const std::vector<uint16_t> y = forward(reference, d.x), dy = random_bf16(reference.output_elements(), rng);
+    std::vector<uint16_t> expected(d.x.size()), one;
+    reference.backward_bf16(d.x.data(), y.data(), dy.data(), expected.data(), nullptr, nullptr);
     for (int threads : {1, 2}) {
-      const Layer tested = Layer::create(c.config, c.input_shape, w.k(), w.b(c.config), options_for(Backend::kXbyak, threads));
-      std::vector<uint16_t> dx(x.size(), 0x7FC1);
-      tested.backward_bf16(x.data(), y.data(), dy.data(), dx.data(), nullptr, nullptr);
+      const Layer tested = d.layer(Backend::kXbyak, threads);
+      std::vector<uint16_t> dx(d.x.size(), 0x7FC1);
+      tested.backward_bf16(d.x.data(), y.data(), dy.data(), dx.data(), nullptr, nullptr);
       if (threads == 1) {
         one = dx;
         const int64_t bad = first_mismatch(expected, dx);
-        ASSERT_LT(bad, 0) << c.describe() << " kernels " << tested.backward_bf16_kernel_names() << ": element "
+        ASSERT_LT(bad, 0) << d.c.describe() << " kernels " << tested.backward_bf16_kernel_names() << ": element "
                           << bad << " got " << bf16_to_float(dx[size_t(bad)]) << ", reference "
                           << bf16_to_float(expected[size_t(bad)]);
       } else {
-        ASSERT_EQ(dx, one) << c.describe() << ": 2 threads changed dx";
+        ASSERT_EQ(dx, one) << d.c.describe() << ": 2 threads changed dx";
       }
     }
   }
+  RecordProperty("ymm_dx", ymm);
   EXPECT_GT(ymm, 10);
 }
 

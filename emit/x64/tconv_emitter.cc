@@ -199,10 +199,12 @@ void TConvEmitter<Traits>::broadcast_input(const Vmm& b, const Xbyak::Address& s
 
 template <typename Traits>
 void TConvEmitter<Traits>::multiply_add(const Vmm& acc, const Vmm& w, const Vmm& b) {
-  if (bf16_) {
-    if constexpr (Traits::kHasOpmask) vdpbf16ps(acc, w, b);
-  } else {
+  if (!bf16_) {
     vfmadd231ps(acc, w, b);
+  } else if constexpr (Traits::kHasOpmask) {
+    vdpbf16ps(acc, w, b);
+  } else {
+    throw Error("dtype", "vdpbf16ps needs AVX-512");  // the constructor refuses such a plan first
   }
 }
 
@@ -213,6 +215,8 @@ void TConvEmitter<Traits>::multiply_add(const Vmm& acc, const Xbyak::Opmask& k, 
       vdpbf16ps(acc | k, w, b);
     else
       vfmadd231ps(acc | k, w, b);
+  } else {
+    throw Error("isa", "merge masking needs AVX-512 opmasks");  // AVX2 masks its broadcasts instead
   }
 }
 

@@ -2,11 +2,11 @@
 // code of one layer's row kernel (see plan/plan.hpp for what a call
 // computes and core/kernel_args.hpp for its argument): the forward pass's or
 // the input gradient's (plan.pass), which differ only in the plan's phases
-// and W steps. One template serves
-// AVX2 and AVX-512 through the ISA traits, and float32 and bf16 plans
-// (plan.dtype, AVX-512 only: see bf16_emitter.hpp for what bf16 changes). The bytes are position-independent
-// (relative jumps, rip-relative constants after the final ret), ready to be
-// copied into W^X memory by runtime/exec_memory.hpp.
+// and W steps. One template serves AVX2 and AVX-512 through the ISA traits,
+// and float32 and bf16 plans (plan.dtype, AVX-512 only: see bf16_emitter.hpp
+// for what bf16 changes). The bytes are position-independent (relative
+// jumps, rip-relative constants after the final ret), ready to be copied
+// into W^X memory by runtime/exec_memory.hpp.
 #pragma once
 
 #include <memory>

@@ -436,7 +436,14 @@ void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, in
       for (int v : used[static_cast<size_t>(t)])
         vmovups(tap_weight(t, v), ptr[reg_w + 4 * (((int64_t(u) * taps + t) * vectors + v) * plan_.lanes)]);
   }
-  std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.at < b.at; });
+  // Input order, each voxel broadcast once. bf16 walks it so that every
+  // accumulator still adds its taps in tap order (a phase's offsets rise or,
+  // in the input gradient, fall with the tap), as the unshared steps and the
+  // LLVM kernel do: the same bits (float32 sums of bf16 products round
+  // differently in another order).
+  const bool reverse = bf16_ && taps >= 2 && phase.taps.back().offset > phase.taps.front().offset;
+  std::stable_sort(uses.begin(), uses.end(),
+                   [reverse](const Use& a, const Use& b) { return reverse ? a.at > b.at : a.at < b.at; });
   for (size_t i = 0; i < uses.size();) {
     const Vmm b(first_broadcast + broadcast_turn_++ % broadcasts);
     const Xbyak::Address src = ptr[reg_in + uses[i].at * input_voxel_bytes() + 4 * u];

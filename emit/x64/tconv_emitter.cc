@@ -442,8 +442,13 @@ void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, in
   // LLVM kernel do: the same bits (float32 sums of bf16 products round
   // differently in another order).
   const bool reverse = bf16_ && taps >= 2 && phase.taps.back().offset > phase.taps.front().offset;
-  std::stable_sort(uses.begin(), uses.end(),
-                   [reverse](const Use& a, const Use& b) { return reverse ? a.at > b.at : a.at < b.at; });
+  // (Walked backwards, one voxel's later taps go first: measured 2 % faster
+  // on the 4-filter head than tap order within a voxel. The tap order costs
+  // it 1.5-3 % against float32's forward walk.)
+  std::stable_sort(uses.begin(), uses.end(), [reverse](const Use& a, const Use& b) {
+    if (a.at != b.at) return reverse ? a.at > b.at : a.at < b.at;
+    return reverse && a.t > b.t;
+  });
   for (size_t i = 0; i < uses.size();) {
     const Vmm b(first_broadcast + broadcast_turn_++ % broadcasts);
     const Xbyak::Address src = ptr[reg_in + uses[i].at * input_voxel_bytes() + 4 * u];

@@ -210,8 +210,9 @@ std::vector<AxisPhase> axis_phases(const AxisGeometry& axis);
 // 16-lane ones (w_fma_halves; options.narrow_avx512): few filters that leave
 // zmm lanes idle (k3s2_op1_odd: 20 filters x 2 W phases in 5 ymm vectors
 // against 3 zmm with 8 lanes idle; the 4-filter head: 8 lanes). It is AVX2's
-// vector with twice the registers (larger tiles) and opmasks. Throws tconv3d::Error for shapes the generated code cannot
-// address (offsets beyond 32-bit displacements).
+// vector with twice the registers (larger tiles) and opmasks. Throws
+// tconv3d::Error for shapes the generated code cannot address (offsets
+// beyond 32-bit displacements).
 KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options = {});
 
 // The plan a code-generating backend (kXbyak or kLlvm) runs for a problem:

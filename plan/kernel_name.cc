@@ -19,6 +19,7 @@ std::string kernel_name(const KernelPlan& plan) {
          << h.stride << "x" << w.stride << "_d" << d.dilation << "x" << h.dilation << "x" << w.dilation << "_c"
          << g.out_channels << "to" << g.in_channels << "_w" << w.out << "to" << w.in << "c" << w.crop_begin << "__"
          << to_string(plan.isa) << "_" << plan.tile_w << "x" << plan.oc_block;
+    if (plan.isa == Isa::kAvx512 && plan.lanes == 8) name << "_ymm";
     if (plan.only_group >= 0) name << "_g" << plan.only_group;
     return name.str();
   }

@@ -233,9 +233,8 @@ KernelPlan make_plan_with_lanes(const Problem& problem, Isa isa, int lanes, cons
   for (int axis = 0; axis < 3; ++axis) plan.phases[axis] = axis_phases(g.axes[axis]);
   if (options.pack_w_phases) {
     AxisPhase packed = packed_w_phase(g.axes[2]);
-    const bool multi_vector = options.pack_w_multi_vector && !plan.bf16();
     if (worth_packing(plan.phases[2], packed, g.axes[2], g.out_channels, plan.lanes, plan.vector_registers,
-                      multi_vector)) {
+                      options.pack_w_multi_vector)) {
       plan.w_pack = static_cast<int>(g.axes[2].stride);
       plan.phases[2] = {std::move(packed)};
     }
@@ -248,7 +247,7 @@ KernelPlan make_plan_with_lanes(const Problem& problem, Isa isa, int lanes, cons
 
 KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options) {
   KernelPlan plan = make_plan_with_lanes(problem, isa, isa == Isa::kAvx512 ? 16 : 8, options);
-  if (isa != Isa::kAvx512 || !options.narrow_avx512 || plan.bf16()) return plan;
+  if (isa != Isa::kAvx512 || !options.narrow_avx512) return plan;
   KernelPlan narrow = make_plan_with_lanes(problem, isa, 8, options);
   return 8 * w_fma_halves(plan) >= 9 * w_fma_halves(narrow) ? narrow : plan;
 }
@@ -280,6 +279,7 @@ void finish_plan(KernelPlan& plan) {
       break;
     }
   }
+  plan.w_segments.clear();  // a plan may be finished again with other lanes
   for (const AxisPhase& p : plan.phases[2]) {
     int64_t full_lo = 0, full_hi = p.count;
     if (plan.w_pack > 1) {

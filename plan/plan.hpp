@@ -68,13 +68,13 @@ struct WSegment {
 // plan_for_backend().
 struct PlanOptions {
   bool pack_w_phases = true;
-  // Lane packing whose super voxel spans several vectors (float32 only; see
+  // Lane packing whose super voxel spans several vectors (see
   // KernelPlan::w_pack): the emitter skips the all-zero weight vectors of an
   // input offset and masks each vector of a partial super voxel on its own.
   bool pack_w_multi_vector = true;
   // AVX-512 with 8-lane (ymm) vectors and all 32 registers and opmasks,
-  // where that needs at least 1/8 fewer 256-bit FMAs than zmm vectors
-  // (float32 only; see make_plan).
+  // where that needs at least 1/8 fewer 256-bit FMAs (bf16: vdpbf16ps) than
+  // zmm vectors (see make_plan).
   bool narrow_avx512 = true;
   // Only what every emitter implements.
   static PlanOptions baseline() {
@@ -205,13 +205,14 @@ struct KernelPlan {
 std::vector<AxisPhase> axis_phases(const AxisGeometry& axis);
 
 // isa must be kAvx2 or kAvx512 (resolved); the problem's activation must be
-// elementwise. An AVX-512 float32 plan uses 8-lane (ymm) vectors where
-// their plan needs at least 1/8 fewer 256-bit FMAs than 16-lane ones
-// (w_fma_halves; options.narrow_avx512): few filters that leave zmm lanes
-// idle (k3s2_op1_odd: 20 filters x 2 W phases in 5 ymm vectors against 3 zmm
-// with 8 lanes idle; the 4-filter head: 8 lanes). It is AVX2's vector with
-// twice the registers (larger tiles) and opmasks. Throws tconv3d::Error for shapes the generated code cannot
-// address (offsets beyond 32-bit displacements).
+// elementwise. An AVX-512 plan (float32 or bf16) uses 8-lane (ymm) vectors
+// where their plan needs at least 1/8 fewer 256-bit FMAs (vdpbf16ps) than
+// 16-lane ones (w_fma_halves; options.narrow_avx512): few filters that leave
+// zmm lanes idle (k3s2_op1_odd: 20 filters x 2 W phases in 5 ymm vectors
+// against 3 zmm with 8 lanes idle; the 4-filter head: 8 lanes). It is AVX2's
+// vector with twice the registers (larger tiles) and opmasks. Throws
+// tconv3d::Error for shapes the generated code cannot address (offsets
+// beyond 32-bit displacements).
 KernelPlan make_plan(const Problem& problem, Isa isa, const PlanOptions& options = {});
 
 // The plan a code-generating backend (kXbyak or kLlvm) runs for a problem:

@@ -14,7 +14,8 @@ namespace tconv3d::codegen {
 KernelPlan plan_skeleton(Isa isa);
 
 // Needs isa, lanes, vector_registers, pass, geometry, w_pack, activation and
-// phases set. Throws tconv3d::Error for shapes the generated code cannot
+// phases set; recomputes everything else (so a finished plan may be
+// finished again after a change of lanes). Throws tconv3d::Error for shapes the generated code cannot
 // address (offsets beyond 32-bit displacements).
 void finish_plan(KernelPlan& plan);
 

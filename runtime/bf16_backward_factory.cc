@@ -79,7 +79,7 @@ std::unique_ptr<Executor> make_bf16_dx_rows(const Problem& problem, WeightStore&
   if (!generator)
     throw Error("backend",
                 "the bf16 backward on " + to_string(backend) + " needs that backend, which this build lacks");
-  codegen::KernelPlan plan = codegen::make_bf16_input_gradient_plan(problem);
+  codegen::KernelPlan plan = codegen::bf16_input_gradient_plan_for_backend(problem, backend);
   const std::string name = codegen::kernel_name(plan) + generator->kernel_name_suffix;
   return make_row_executor(std::move(plan), weights, backend, name, [generator](const codegen::KernelPlan& p) {
     return KernelCache::global().get_or_compile(generator->kernel_key(p),

@@ -178,8 +178,8 @@ TEST(Bf16, Float32AndBf16CallsDoNotMix) {
 TEST(Bf16, Float32PlansKeysAndNamesCarryNoDtype) {
   const ConvGeometry g = resolve_geometry(config_of(24, 3, 2), {1, 4, 4, 6, 7});
   Problem p = make_problem(g, true, Activation{});
-  // Without the float32-only plan choices (lane packing over several
-  // vectors, ymm vectors), which bf16 plans never make: the same blocking.
+  // The same plan choices for both (here: no lane packing over several
+  // vectors, no ymm vectors): the same blocking.
   codegen::PlanOptions float32_only_off;
   float32_only_off.pack_w_multi_vector = false;
   float32_only_off.narrow_avx512 = false;
@@ -188,7 +188,7 @@ TEST(Bf16, Float32PlansKeysAndNamesCarryNoDtype) {
   EXPECT_EQ(f32.weight_layout_key().find("bf16"), std::string::npos);
   EXPECT_EQ(codegen::kernel_name(f32).rfind("tconv3d_f32_", 0), 0u);
   p.dtype = DataType::kBfloat16;
-  const codegen::KernelPlan bf = codegen::make_plan(p, Isa::kAvx512);
+  const codegen::KernelPlan bf = codegen::make_plan(p, Isa::kAvx512, float32_only_off);
   EXPECT_EQ(bf.cache_key(), f32.cache_key() + "/bf16");
   EXPECT_EQ(bf.weight_layout_key(), f32.weight_layout_key() + "/bf16");
   EXPECT_EQ(codegen::kernel_name(bf).rfind("tconv3d_bf16_", 0), 0u);
@@ -203,7 +203,9 @@ TEST(Bf16, PackedWeightsArePairsRoundedToNearestEven) {
   const ConvGeometry g = resolve_geometry(config_of(2, 1, 1), {1, 1, 1, 1, 3});
   Problem p = make_problem(g, false, Activation{});
   p.dtype = DataType::kBfloat16;
-  const codegen::KernelPlan plan = codegen::make_plan(p, Isa::kAvx512);
+  codegen::PlanOptions zmm;  // 16 lanes (2 filters alone would take ymm vectors)
+  zmm.narrow_avx512 = false;
+  const codegen::KernelPlan plan = codegen::make_plan(p, Isa::kAvx512, zmm);
   // 1 + 2^-8 is a tie: rounds to even (1.0); 1 + 3 * 2^-8 rounds up to 1 + 2^-6.
   const float kernel[6] = {1.0f + 0x1p-8f, 2.0f, -3.0f, 1.0f + 3 * 0x1p-8f, 5.0f, 6.0f};
   const AlignedFloats packed = pack_weights(plan, kernel);

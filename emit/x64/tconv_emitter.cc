@@ -39,6 +39,9 @@ const Xbyak::Opmask store_opmask = k6;  // a partial super voxel's vector
 // k1-k3 and store_opmask are used only after them; reloaded per tap loop).
 const Xbyak::Opmask input_opmasks[] = {k1, k2, k3, k5, k6};
 const Xbyak::Opmask spare_input_opmask = k7;  // patterns past the resident ones
+// bf16 with an odd Cin: 0x5555...: the low bf16 of every dword, for the last
+// (half) pair; takes the last resident input opmask, reloaded per tap loop.
+const Xbyak::Opmask even_words = k6;
 
 }  // namespace
 
@@ -46,17 +49,25 @@ template <typename Traits>
 TConvEmitter<Traits>::TConvEmitter(const codegen::KernelPlan& plan)
     : Xbyak::CodeGenerator(16384, Xbyak::AutoGrow),
       plan_(plan),
+      bf16_(plan.bf16()),
       activation_(*this, plan.activation) {
   if (plan.isa != Traits::kIsa || plan.lanes != Traits::kLanes || plan.vector_registers != Traits::kRegisters)
     throw Error("isa", "plan made for " + to_string(plan.isa) + " given to the " + to_string(Traits::kIsa) +
                            " emitter");
+  if (bf16_) {
+    if constexpr (!Traits::kHasOpmask) {
+      throw Error("dtype", "bf16 kernels need AVX-512 (with AVX512_BF16), the plan is for " + to_string(plan.isa));
+    }
+    if (plan.activation_row_pass) throw Error("plan", "a bf16 plan fuses its activation: no row pass");
+    odd_half_pair_ = plan.geometry.in_channels % 2 != 0;
+  }
   // Accumulators, one weight register per vector, at least one broadcast.
   if (plan.tile_w < 1 || plan.oc_block < 1 || plan.tile_w * plan.oc_block + plan.oc_block + 1 > Traits::kRegisters)
     throw Error("plan", "register tile " + std::to_string(plan.tile_w) + "x" + std::to_string(plan.oc_block) +
                             " does not fit the " + std::to_string(Traits::kRegisters) + " vector registers of " +
                             to_string(Traits::kIsa));
   if constexpr (Traits::kHasOpmask && std::is_same_v<Vmm, Xbyak::Ymm>) {
-    if (plan.activation_row_pass)
+    if (plan.activation_row_pass || (bf16_ && plan.activation.kind != ActivationKind::kLinear))
       wide_activation_ = std::make_unique<ActivationEmitter<Xbyak::Zmm>>(*this, plan.activation);
   }
   if (plan.w_pack > 1) {
@@ -100,9 +111,13 @@ uint32_t TConvEmitter<Traits>::input_lanes(int t, int v) const {
 template <typename Traits>
 void TConvEmitter<Traits>::load_input_masks() {
   if constexpr (Traits::kHasOpmask) {
-    for (size_t i = 0; i < input_masks_.size() && i < kResidentInputMasks; ++i) {
+    for (size_t i = 0; i < input_masks_.size() && i < size_t(resident_input_masks()); ++i) {
       mov(eax, input_masks_[i]);
       kmovw(input_opmasks[i], eax);
+    }
+    if (odd_half_pair_) {
+      mov(eax, 0x55555555u);
+      kmovd(even_words, eax);
     }
   } else {
     if (input_mask_register_ >= 0) vmovups(Vmm(input_mask_register_), ptr[rip + input_mask_labels_[0]]);
@@ -121,15 +136,15 @@ void TConvEmitter<Traits>::emit_lane_fmas(const Vmm& b, const Xbyak::Address& sr
     // Merge masking: the lanes left out keep their sum (no extra operation).
     for (const LaneFma& f : fmas) {
       if (f.bits == lane_all) {
-        vfmadd231ps(f.acc, f.w, b);
+        multiply_add(f.acc, f.w, b);
         continue;
       }
       const size_t i = index_of(f.bits);
-      if (i < kResidentInputMasks) {
-        vfmadd231ps(f.acc | input_opmasks[i], f.w, b);
+      if (i < size_t(resident_input_masks())) {
+        multiply_add(f.acc, input_opmasks[i], f.w, b);
       } else {
         kmovw(spare_input_opmask, ptr[rip + input_mask_labels_[i]]);
-        vfmadd231ps(f.acc | spare_input_opmask, f.w, b);
+        multiply_add(f.acc, spare_input_opmask, f.w, b);
       }
     }
   } else {
@@ -172,6 +187,40 @@ typename TConvEmitter<Traits>::Vmm TConvEmitter<Traits>::broadcast(int i) const 
 }
 
 template <typename Traits>
+void TConvEmitter<Traits>::broadcast_input(const Vmm& b, const Xbyak::Address& src, bool half) {
+  if (!bf16_) {
+    vbroadcastss(b, src);
+  } else if (half) {
+    vpbroadcastw(b | even_words | T_z, src);  // the last channel, the other half 0 (never 0 * Inf)
+  } else {
+    vpbroadcastd(b, src);
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::multiply_add(const Vmm& acc, const Vmm& w, const Vmm& b) {
+  if (!bf16_) {
+    vfmadd231ps(acc, w, b);
+  } else if constexpr (Traits::kHasOpmask) {
+    vdpbf16ps(acc, w, b);
+  } else {
+    throw Error("dtype", "vdpbf16ps needs AVX-512");  // the constructor refuses such a plan first
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::multiply_add(const Vmm& acc, const Xbyak::Opmask& k, const Vmm& w, const Vmm& b) {
+  if constexpr (Traits::kHasOpmask) {
+    if (bf16_)
+      vdpbf16ps(acc | k, w, b);
+    else
+      vfmadd231ps(acc | k, w, b);
+  } else {
+    throw Error("isa", "merge masking needs AVX-512 opmasks");  // AVX2 masks its broadcasts instead
+  }
+}
+
+template <typename Traits>
 CompiledCode TConvEmitter<Traits>::generate() {
   preamble();
   if constexpr (Traits::kHasOpmask) {
@@ -208,7 +257,9 @@ template <typename Traits>
 void TConvEmitter<Traits>::emit_w_phase(int rw) {
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   if (phase.count == 0) return;
-  const int64_t group_bytes = 4 * int64_t(plan_.oc_block) * plan_.lanes;
+  // A group's bytes: outputs (float32 or bf16), float32 bias.
+  const int64_t group_bytes = plan_.element_bytes() * int64_t(plan_.oc_block) * plan_.lanes;
+  const int64_t bias_group_bytes = 4 * int64_t(plan_.oc_block) * plan_.lanes;
   mov(reg_out_group, ptr[reg_args + off::kOutput]);
   // Negative for a lane-packed row whose first super voxel starts before the
   // row: only its stored lanes are ever written.
@@ -222,7 +273,7 @@ void TConvEmitter<Traits>::emit_w_phase(int rw) {
     const int g = plan_.only_group;
     const bool last = g == plan_.oc_groups - 1;
     add(reg_out_group, static_cast<uint32_t>(g * group_bytes));
-    add(reg_bias, static_cast<uint32_t>(g * group_bytes));
+    add(reg_bias, static_cast<uint32_t>(g * bias_group_bytes));
     add(reg_wgroup, static_cast<uint32_t>(4 * g * plan_.weights_group_stride(rw)));
     emit_channel_group(rw, last ? plan_.last_group_vectors : plan_.oc_block, last && plan_.tail_lanes != 0);
     return;
@@ -231,7 +282,7 @@ void TConvEmitter<Traits>::emit_w_phase(int rw) {
   const int uniform = plan_.oc_groups - (last_differs ? 1 : 0);
   auto advance_group = [&] {
     add(reg_out_group, static_cast<uint32_t>(group_bytes));
-    add(reg_bias, static_cast<uint32_t>(group_bytes));
+    add(reg_bias, static_cast<uint32_t>(bias_group_bytes));
     add(reg_wgroup, static_cast<uint32_t>(4 * plan_.weights_group_stride(rw)));
   };
   if (uniform >= 2) {
@@ -293,14 +344,19 @@ void TConvEmitter<Traits>::emit_tile(int rw, const TapMask& valid, int width, in
   bool any = false;
   for (const auto& row : valid) any = any || std::find(row.begin(), row.end(), true) != row.end();
   if (any) emit_row_tap_loop(rw, valid, width, vectors);
-  store_tile(width, vectors, masked, first);
+  if (bf16_)
+    store_tile_bf16(width, vectors, masked, first);
+  else
+    store_tile(width, vectors, masked, first);
 }
 
 template <typename Traits>
 void TConvEmitter<Traits>::emit_row_tap_loop(int rw, const TapMask& valid, int width, int vectors) {
-  const int64_t cin = plan_.geometry.in_channels;
+  // Full contraction steps (bf16: channel pairs; an odd Cin adds a half pair
+  // after them). A step is 4 input bytes either way (a float32, two bf16).
+  const int64_t cin = bf16_ ? plan_.geometry.in_channels / 2 : plan_.geometry.in_channels;
   const int unroll = plan_.cin_unroll;
-  const int64_t w_step_bytes = 4 * plan_.w_taps(rw) * vectors * plan_.lanes;  // per Cin step
+  const int64_t w_step_bytes = 4 * plan_.w_taps(rw) * vectors * plan_.lanes;  // per Cin step (dwords)
   Xbyak::Label next_tap, done;
   load_input_masks();
   mov(reg_tap_ptr, ptr[reg_args + off::kRowTaps]);
@@ -329,9 +385,10 @@ void TConvEmitter<Traits>::emit_row_tap_loop(int rw, const TapMask& valid, int w
     jnz(next_ci, T_NEAR);
   } else if (iterations == 1) {
     emit_cin_steps(rw, valid, width, vectors, unroll);
-    if (remainder) advance();
+    if (remainder || odd_half_pair_) advance();
   }
-  if (remainder) emit_cin_steps(rw, valid, width, vectors, remainder);
+  if (remainder || odd_half_pair_)
+    emit_cin_steps(rw, valid, width, vectors, remainder + (odd_half_pair_ ? 1 : 0), odd_half_pair_);
   add(reg_tap_ptr, 16);
   dec(reg_tap_count);
   jnz(next_tap, T_NEAR);
@@ -350,7 +407,8 @@ bool TConvEmitter<Traits>::shares_broadcasts(int rw, int vectors) const {
 }
 
 template <typename Traits>
-void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, int width, int vectors, int u) {
+void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, int width, int vectors, int u,
+                                                bool half) {
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   const int taps = static_cast<int>(phase.taps.size());
   const int64_t in_step = plan_.w_input_step();
@@ -378,11 +436,23 @@ void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, in
       for (int v : used[static_cast<size_t>(t)])
         vmovups(tap_weight(t, v), ptr[reg_w + 4 * (((int64_t(u) * taps + t) * vectors + v) * plan_.lanes)]);
   }
-  std::stable_sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.at < b.at; });
+  // Input order, each voxel broadcast once. bf16 walks it so that every
+  // accumulator still adds its taps in tap order (a phase's offsets rise or,
+  // in the input gradient, fall with the tap), as the unshared steps and the
+  // LLVM kernel do: the same bits (float32 sums of bf16 products round
+  // differently in another order).
+  const bool reverse = bf16_ && taps >= 2 && phase.taps.back().offset > phase.taps.front().offset;
+  // (Walked backwards, one voxel's later taps go first: measured 2 % faster
+  // on the 4-filter head than tap order within a voxel. The tap order costs
+  // it 1.5-3 % against float32's forward walk.)
+  std::stable_sort(uses.begin(), uses.end(), [reverse](const Use& a, const Use& b) {
+    if (a.at != b.at) return reverse ? a.at > b.at : a.at < b.at;
+    return reverse && a.t > b.t;
+  });
   for (size_t i = 0; i < uses.size();) {
     const Vmm b(first_broadcast + broadcast_turn_++ % broadcasts);
     const Xbyak::Address src = ptr[reg_in + uses[i].at * input_voxel_bytes() + 4 * u];
-    vbroadcastss(b, src);
+    broadcast_input(b, src, half);
     const int64_t at = uses[i].at;
     std::vector<LaneFma> fmas;
     for (; i < uses.size() && uses[i].at == at; ++i)
@@ -393,15 +463,17 @@ void TConvEmitter<Traits>::emit_shared_cin_step(int rw, const TapMask& valid, in
 }
 
 template <typename Traits>
-void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps) {
+void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int width, int vectors, int steps,
+                                          bool half_last) {
   const codegen::AxisPhase& phase = plan_.phases[2][rw];
   const int64_t taps = static_cast<int64_t>(phase.taps.size());
   const int64_t in_step = plan_.w_input_step();
   if (shares_broadcasts(rw, vectors)) {
-    for (int u = 0; u < steps; ++u) emit_shared_cin_step(rw, valid, width, vectors, u);
+    for (int u = 0; u < steps; ++u) emit_shared_cin_step(rw, valid, width, vectors, u, half_last && u == steps - 1);
     return;
   }
   for (int u = 0; u < steps; ++u) {
+    const bool half = half_last && u == steps - 1;
     for (int64_t t = 0; t < taps; ++t) {
       const auto& use = valid[static_cast<size_t>(t)];
       if (std::find(use.begin(), use.end(), true) == use.end()) continue;
@@ -416,7 +488,7 @@ void TConvEmitter<Traits>::emit_cin_steps(int rw, const TapMask& valid, int widt
         const Vmm b = broadcast(broadcast_turn_++);
         const Xbyak::Address src =
             ptr[reg_in + (p * in_step - phase.taps[static_cast<size_t>(t)].offset) * input_voxel_bytes() + 4 * u];
-        vbroadcastss(b, src);
+        broadcast_input(b, src, half);
         std::vector<LaneFma> fmas;
         for (int v : used)
           fmas.push_back({accumulator(p, v, vectors), weight(v), input_lanes(static_cast<int>(t), v)});
@@ -471,6 +543,94 @@ void TConvEmitter<Traits>::store_tile(int width, int vectors, bool masked, int64
       } else {
         vmovups(dst, acc);
       }
+    }
+  }
+}
+
+template <typename Traits>
+uint32_t TConvEmitter<Traits>::stored_lanes(int64_t first, int p, int v, int vectors, bool masked) const {
+  const uint32_t lane_all = (uint32_t(1) << plan_.lanes) - 1;
+  if (first >= 0 && plan_.w_pack > 1) {
+    // A lane-packed super voxel reaching outside the row stores only its
+    // inside lanes (its lanes past the channels are 0 bits).
+    const int64_t voxel_all = (int64_t(1) << plan_.vector_channels()) - 1;
+    const int64_t stored = plan_.w_pack_lane_mask(first + p);
+    if (stored != voxel_all) return static_cast<uint32_t>(stored >> (v * plan_.lanes)) & lane_all;
+  }
+  if (masked && v == vectors - 1) return (uint32_t(1) << plan_.tail_lanes) - 1;
+  return lane_all;
+}
+
+template <typename Traits>
+template <typename Half>
+void TConvEmitter<Traits>::store_bf16(const Xbyak::Address& dst, const Half& x, uint32_t bits) {
+  if constexpr (Traits::kHasOpmask) {
+    const uint32_t lane_all = (uint32_t(1) << plan_.lanes) - 1;
+    if (bits == lane_all) {
+      vmovdqu16(dst, x);
+    } else if (plan_.tail_lanes && bits == (uint32_t(1) << plan_.tail_lanes) - 1) {
+      vmovdqu16(dst | tail_opmask, x);
+    } else if (bits) {
+      mov(eax, bits);
+      kmovw(store_opmask, eax);
+      vmovdqu16(dst | store_opmask, x);
+    }
+  }
+}
+
+template <typename Traits>
+void TConvEmitter<Traits>::store_tile_bf16(int width, int vectors, bool masked, int64_t first) {
+  // Activation on the float32 accumulators, in zmm vectors (a ymm plan
+  // activates two accumulators per zmm: half the operations), then
+  // vcvtneps2bf16 (nearest even) and bf16 stores under the lane masks.
+  if constexpr (Traits::kHasOpmask) {
+    const int64_t pitch = plan_.w_output_step() * output_voxel_bytes();
+    const bool activate = plan_.activation.kind != ActivationKind::kLinear;
+    constexpr bool kYmm = std::is_same_v<Vmm, Xbyak::Ymm>;
+    const int count = width * vectors;
+    auto dst = [&](int a) {
+      return ptr[reg_out + (a / vectors) * pitch + 2 * (a % vectors) * plan_.lanes];
+    };
+    auto bits = [&](int a) { return stored_lanes(first, a / vectors, a % vectors, vectors, masked); };
+    // Scratch while accumulator a (and a + 1, moved into a's upper half) is
+    // activated: every register but the accumulators not yet stored.
+    auto scratch = [&](int a, bool pair) {
+      std::vector<Xbyak::Zmm> free;
+      for (int r = 0; r < Traits::kRegisters; ++r)
+        if (r < a || r >= count || (pair && r == a + 1)) free.emplace_back(r);
+      return free;
+    };
+    for (int a = 0; a < count;) {
+      const Xbyak::Zmm acc(a);
+      if (kYmm && activate && a + 1 < count) {
+        // Accumulators a and a + 1 in the two halves of zmm a.
+        vinsertf32x8(acc, acc, Xbyak::Ymm(a + 1), 1);
+        wide_activation_->emit(acc, scratch(a, true));
+        const Xbyak::Ymm both(a);
+        vcvtneps2bf16(both, acc, Xbyak::EvexEncoding);
+        const Xbyak::Xmm low(a), high(a + 1);
+        vextracti32x4(high, both, 1);
+        store_bf16(dst(a), low, bits(a));
+        store_bf16(dst(a + 1), high, bits(a + 1));
+        a += 2;
+        continue;
+      }
+      if (activate) {
+        if constexpr (kYmm)
+          wide_activation_->emit(acc, scratch(a, false));
+        else
+          activation_.emit(acc, scratch(a, false));
+      }
+      if constexpr (kYmm) {
+        const Xbyak::Xmm half(a);
+        vcvtneps2bf16(half, Xbyak::Ymm(a), Xbyak::EvexEncoding);
+        store_bf16(dst(a), half, bits(a));
+      } else {
+        const Xbyak::Ymm half(a);
+        vcvtneps2bf16(half, acc, Xbyak::EvexEncoding);
+        store_bf16(dst(a), half, bits(a));
+      }
+      ++a;
     }
   }
 }
@@ -612,6 +772,10 @@ template class TConvEmitter<Avx512YmmTraits>;
 
 CompiledCode emit_tconv_kernel(const codegen::KernelPlan& plan) {
   if (plan.bf16()) return emit_bf16_kernel(plan);
+  return emit_tconv_template_kernel(plan);
+}
+
+CompiledCode emit_tconv_template_kernel(const codegen::KernelPlan& plan) {
   try {
     if (plan.isa == Isa::kAvx512 && plan.lanes == Avx512YmmTraits::kLanes)
       return TConvEmitter<Avx512YmmTraits>(plan).generate();

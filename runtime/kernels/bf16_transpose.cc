@@ -28,8 +28,17 @@ inline void transpose_8x8(const uint16_t* src, int64_t ss, uint16_t* dst, int64_
 
 void transpose_block_u16(const uint16_t* src, int64_t ss, uint16_t* dst, int64_t ds, int64_t rows, int64_t cols) {
   const int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
-  for (int64_t r = 0; r < r8; r += 8)
-    for (int64_t c = 0; c < c8; c += 8) transpose_8x8(src + r * ss + c, ss, dst + c * ds + r, ds);
+  // Finish with far-apart lines before moving on (as the float32
+  // transpose_block): source rows far apart (an NCDHW input): use up each
+  // source row's lines in one go; destination rows far apart (an NCDHW
+  // output): fill each destination row front to back.
+  if (ss > ds) {
+    for (int64_t r = 0; r < r8; r += 8)
+      for (int64_t c = 0; c < c8; c += 8) transpose_8x8(src + r * ss + c, ss, dst + c * ds + r, ds);
+  } else {
+    for (int64_t c = 0; c < c8; c += 8)
+      for (int64_t r = 0; r < r8; r += 8) transpose_8x8(src + r * ss + c, ss, dst + c * ds + r, ds);
+  }
   // The ragged right and bottom edges.
   for (int64_t c = c8; c < cols; ++c)
     for (int64_t r = 0; r < rows; ++r) dst[c * ds + r] = src[r * ss + c];

@@ -62,6 +62,38 @@ echo "bench rows: $(wc -l < "$out/bench.jsonl"), torch rows: $(wc -l < "$out/tor
 python3 scripts/compare_bench.py "$out/bench.jsonl" "$out/torch.jsonl" > "$out/summary.txt" 2>&1 || true
 cat "$out/summary.txt"
 
+# Thread scaling (issue 17): the larger copies of the suite layers
+# (bench/layers_large.json) at all threads, forward and backward in float32,
+# and forward in bf16 where the CPU has AVX512_BF16; once each (TCONV3D_XEON_LARGE=0 skips).
+# The share of the FMA peak is against the highest peak this run measured.
+if [ "${TCONV3D_XEON_LARGE:-1}" != 0 ]; then
+  for pass in forward backward; do
+    $cli bench --suite bench/layers_large.json --backend xbyak --pass "$pass" --threads "$threads" --json \
+      --min-time 0.3 2>>"$out/bench.err"
+  done > "$out/large.jsonl"
+  if grep -q -w avx512_bf16 /proc/cpuinfo; then
+    $cli bench --suite bench/layers_large.json --dtype bf16 --threads "$threads" --json --min-time 0.3 \
+      >> "$out/large.jsonl" 2>>"$out/bench.err"
+  fi
+  python3 - "$out/bench.jsonl" "$out/large.jsonl" "$threads" <<'PY' | tee "$out/large.txt"
+import json, sys
+peak, threads = 0.0, int(sys.argv[3])
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if "gflops_per_thread" in r and r.get("threads") == threads and r.get("isa") != "avx512_bf16":
+        peak = max(peak, r["gflops"])
+print(f"larger layers at {threads} threads; FMA peak {peak:.0f} GFLOP/s")
+for line in open(sys.argv[2]):
+    r = json.loads(line)
+    if r.get("dtype") == "bf16":
+        print(f"{r['name']:20} bf16 forward {r['ms']:9.3f} ms, x{r['speedup']:.2f} float32")
+        continue
+    useful = r.get("useful_gflops", r["gflops"])
+    share = f"{100 * useful / peak:5.1f}% of peak" if peak else ""
+    print(f"{r['name']:20} {r.get('pass', 'forward'):8} {r['ms']:9.3f} ms {useful:8.1f} GFLOP/s {share}")
+PY
+fi
+
 # A baseline revision (prepare-device.sh REV): the same CLI built from it, and
 # each suite layer timed at 1 thread with both builds alternately, 3 rounds.
 if [ -d "$deps/baseline" ]; then

@@ -17,8 +17,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/activation.hpp"
+#include "core/float_math.hpp"
 #include "tconv3d/config.hpp"
 
 namespace tconv3d {
@@ -85,27 +87,108 @@ T relu_general_derivative(const Activation& act, T x) {
 }
 }  // namespace detail
 
+// The float32 derivatives that need exp, expm1, log1p, tanh or erf, written
+// once for a float and for eight floats (float_math::Floats8) on
+// float_math's functions: activation_derivative<float> (the general path)
+// and the dz loops (runtime/dz_loops.cc) run these very operations, so they
+// agree bit for bit. The double reference keeps libm (the templates below).
+// Each is the double formula's operations in the same order, in float.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // as in float_math.hpp
+namespace float_grad {
+using float_math::detail::pick;
+using float_math::detail::splat;
+
+// jax.nn.sigmoid as detail::sigmoid computes it: 1 / (1 + e^-x) for x >= 0,
+// e^x / (1 + e^x) below, with e = e^-|x| shared by both sides.
+template <class F>
+TCONV3D_MATH_INLINE F sigmoid_from(F x, F e) {
+  return pick(x >= 0.0f, 1.0f / (1.0f + e), e / (1.0f + e));
+}
+template <class F>
+TCONV3D_MATH_INLINE F exp_minus_abs(F x) {
+  return float_math::exp(pick(x < 0.0f, x, -x));
+}
+template <class F>
+TCONV3D_MATH_INLINE F sigmoid(F x) {
+  return sigmoid_from(x, exp_minus_abs(x));
+}
+template <class F>
+TCONV3D_MATH_INLINE F silu(F x) {
+  const F s = sigmoid(x);
+  return s * (1.0f + x * (1.0f - s));
+}
+template <class F>
+TCONV3D_MATH_INLINE F gelu(F x) {
+  const float inv_sqrt2 = 0.70710678118654752440084436210485f;
+  const float inv_sqrt_2pi = 0.39894228040143267793994605993438f;
+  return 0.5f * (1.0f + float_math::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * float_math::exp(-0.5f * x * x);
+}
+template <class F>
+TCONV3D_MATH_INLINE F gelu_tanh(F x, float c) {  // c = sqrt(2 / pi) in float, as the template computes it
+  const F t = float_math::tanh(c * (x + 0.044715f * x * x * x));
+  return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * c * (1.0f + static_cast<float>(3 * 0.044715) * x * x);
+}
+template <class F>
+TCONV3D_MATH_INLINE F tanh_shrink(F x) {
+  const F t = float_math::tanh(x);
+  return t * t;
+}
+// mish: tanh(softplus(x)) + x (1 - tanh^2) sigmoid(x), softplus as
+// detail::stable_softplus (x + log1p(e^-x) above 0, log1p(e^x) below).
+template <class F>
+TCONV3D_MATH_INLINE F mish(F x) {
+  const F e = exp_minus_abs(x);
+  const F l = float_math::log1p(e);
+  const F t = float_math::tanh(pick(x > 0.0f, x + l, l));
+  return t + x * (1.0f - t * t) * sigmoid_from(x, e);
+}
+template <class F>
+TCONV3D_MATH_INLINE F elu(F x, float alpha) {  // from z
+  return pick(x > 0.0f, splat<F>(1.0), alpha * float_math::exp(x));
+}
+template <class F>
+TCONV3D_MATH_INLINE F celu(F x, float alpha) {  // from z
+  return pick(x >= 0.0f, splat<F>(1.0), float_math::exp(x / alpha));
+}
+template <class F>
+TCONV3D_MATH_INLINE F softplus_from_output(F y) {  // sigmoid(z) = 1 - e^-y
+  return -float_math::expm1(-y);
+}
+template <class F>
+TCONV3D_MATH_INLINE F log_sigmoid_from_output(F y) {  // 1 - sigmoid(z), sigmoid(z) = e^y
+  return -float_math::expm1(y);
+}
+}  // namespace float_grad
+#pragma GCC diagnostic pop
+
 // act'(z) for an elementwise activation (axis activations: 1, never used).
 template <typename T>
 T activation_derivative(const Activation& act, T x) {
   using detail::sigmoid;
   const T alpha = static_cast<T>(act.alpha);
+  constexpr bool kFloat = std::is_same_v<T, float>;  // float_grad's functions, not libm
   switch (act.kind) {
     case ActivationKind::kLinear: return T(1);
     case ActivationKind::kRelu: return detail::relu_general_derivative(act, x);
     case ActivationKind::kLeakyRelu: return x >= T(0) ? T(1) : alpha;
     case ActivationKind::kRelu6: return detail::relu6_grad(x);
-    case ActivationKind::kElu: return x > T(0) ? T(1) : alpha * std::exp(x);
+    case ActivationKind::kElu:
+      if constexpr (kFloat) return float_grad::elu(x, alpha);
+      return x > T(0) ? T(1) : alpha * std::exp(x);
     case ActivationKind::kCelu:
       // maximum(x, 0) + alpha * expm1(minimum(x, 0) / alpha): the two half
       // gradients at 0 add up to 1.
+      if constexpr (kFloat) return float_grad::celu(x, alpha);
       return x >= T(0) ? T(1) : std::exp(x / alpha);
     case ActivationKind::kSelu: {
       const T selu_alpha = T(1.6732632423543772848170429916717);
       const T selu_scale = T(1.0507009873554804934193349852946);
       return x > T(0) ? selu_scale : selu_scale * selu_alpha * std::exp(x);
     }
-    case ActivationKind::kSoftplus: return sigmoid(x);
+    case ActivationKind::kSoftplus:
+      if constexpr (kFloat) return float_grad::sigmoid(x);
+      return sigmoid(x);
     case ActivationKind::kSoftsign: {
       const T d = T(1) + std::abs(x);
       return T(1) / (d * d);
@@ -115,6 +198,7 @@ T activation_derivative(const Activation& act, T x) {
     case ActivationKind::kHardShrink: return std::abs(x) > alpha ? T(1) : T(0);
     case ActivationKind::kSparsePlus: return x <= T(-1) ? T(0) : (x >= T(1) ? T(1) : (x + T(1)) / T(2));
     case ActivationKind::kSilu: {
+      if constexpr (kFloat) return float_grad::silu(x);
       const T s = sigmoid(x);
       return s * (T(1) + x * (T(1) - s));
     }
@@ -124,12 +208,14 @@ T activation_derivative(const Activation& act, T x) {
       return std::min(std::max(shifted, T(0)), T(6)) / T(6) + x * detail::relu6_grad(shifted) / T(6);
     }
     case ActivationKind::kGelu: {
+      if constexpr (kFloat) return float_grad::gelu(x);
       const T inv_sqrt2 = T(0.70710678118654752440084436210485);
       const T inv_sqrt_2pi = T(0.39894228040143267793994605993438);
       return T(0.5) * (T(1) + std::erf(x * inv_sqrt2)) + x * inv_sqrt_2pi * std::exp(-T(0.5) * x * x);
     }
     case ActivationKind::kGeluTanh: {
       const T c = std::sqrt(T(2) / T(3.14159265358979323846));
+      if constexpr (kFloat) return float_grad::gelu_tanh(x, c);
       const T t = std::tanh(c * (x + T(0.044715) * x * x * x));
       return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * c * (T(1) + T(3 * 0.044715) * x * x);
     }
@@ -138,6 +224,7 @@ T activation_derivative(const Activation& act, T x) {
       return T(1) - t * t;
     }
     case ActivationKind::kTanhShrink: {
+      if constexpr (kFloat) return float_grad::tanh_shrink(x);
       const T t = std::tanh(x);
       return t * t;
     }
@@ -158,9 +245,12 @@ T activation_derivative(const Activation& act, T x) {
       const T lower = v > T(0) ? v : T(0);
       return T(0.5) * detail::max_grad(v, T(0)) * detail::min_grad(lower, T(2));
     }
-    case ActivationKind::kLogSigmoid: return sigmoid(-x);
+    case ActivationKind::kLogSigmoid:
+      if constexpr (kFloat) return float_grad::sigmoid(-x);
+      return sigmoid(-x);
     case ActivationKind::kExponential: return std::exp(x);
     case ActivationKind::kMish: {
+      if constexpr (kFloat) return float_grad::mish(x);
       const T t = std::tanh(detail::stable_softplus(x));
       return t + x * (T(1) - t * t) * sigmoid(x);
     }
@@ -189,7 +279,9 @@ T activation_derivative_from_output(const Activation& act, T y) {
       const T selu_scale = T(1.0507009873554804934193349852946);
       return y > T(0) ? selu_scale : y + selu_scale * selu_alpha;
     }
-    case ActivationKind::kSoftplus: return -std::expm1(-y);  // sigmoid(z) = 1 - exp(-softplus(z))
+    case ActivationKind::kSoftplus:
+      if constexpr (std::is_same_v<T, float>) return float_grad::softplus_from_output(y);
+      return -std::expm1(-y);  // sigmoid(z) = 1 - exp(-softplus(z))
     case ActivationKind::kSoftsign: {
       const T d = T(1) - std::abs(y);  // 1 / (1 + |z|)
       return d * d;
@@ -205,7 +297,9 @@ T activation_derivative_from_output(const Activation& act, T y) {
     case ActivationKind::kTanh: return T(1) - y * y;
     case ActivationKind::kSigmoid: return y * (T(1) - y);
     case ActivationKind::kHardSigmoid: return y > T(0) && y < T(1) ? T(1) / T(6) : T(0);
-    case ActivationKind::kLogSigmoid: return -std::expm1(y);  // 1 - sigmoid(z), sigmoid(z) = exp(y)
+    case ActivationKind::kLogSigmoid:
+      if constexpr (std::is_same_v<T, float>) return float_grad::log_sigmoid_from_output(y);
+      return -std::expm1(y);  // 1 - sigmoid(z), sigmoid(z) = exp(y)
     case ActivationKind::kExponential: return y;
     default: break;  // needs z
   }

@@ -1,3 +1,8 @@
+// Vectors pass by value only between inlined helpers (here and in
+// core/float_math.hpp), so the generic target's ABI for 32-byte vectors
+// (GCC's -Wpsabi note) never applies.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #include "runtime/dz_loops.hpp"
 
 #include <algorithm>
@@ -18,9 +23,6 @@
 // target's code: lambdas do not inherit their caller's target attribute).
 #define TCONV3D_INLINE inline __attribute__((always_inline))
 #define TCONV3D_LAMBDA_INLINE __attribute__((always_inline))
-// Vectors pass by value only between inlined helpers, so the generic target's
-// ABI for 32-byte vectors (GCC's -Wpsabi note) never applies.
-#pragma GCC diagnostic ignored "-Wpsabi"
 // No product is fused with an add into an FMA (GCC's C++ default fuses
 // wherever the target has FMA, as AVX-512 does): the general path, built for
 // the generic target, rounds every product, and these loops must match it.

@@ -4,6 +4,10 @@
 // specials; the float and eight-lane versions bitwise equal; and the float32
 // activation derivatives built on them (core/activation_gradient.hpp's
 // float_grad) close to the double reference.
+// Floats8 by value between this file's helpers (inlined or not): one ABI
+// throughout, so GCC's -Wpsabi note does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #include "core/float_math.hpp"
 
 #include <gtest/gtest.h>
@@ -16,9 +20,6 @@
 
 #include "core/activation_gradient.hpp"
 #include "tconv3d/config.hpp"
-
-// Floats8 by value between test helpers (inlined or not) is fine here.
-#pragma GCC diagnostic ignored "-Wpsabi"
 
 namespace tconv3d {
 namespace {

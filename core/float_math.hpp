@@ -130,12 +130,14 @@ TCONV3D_MATH_INLINE D exp_reduced(D x, D& scale) {
   return p * r;
 }
 
-// e^x in double for any x (clamped to ±200: far past float's range).
+// e^x in double for any x (0 below -200 and inf above 200: far past
+// float's range).
 template <class D>
 TCONV3D_MATH_INLINE D exp_d(D x) {
   D scale;
   const D q = exp_reduced(clamp(x, -200.0, 200.0), scale);
-  return scale * (q + 1.0);
+  const D out = pick(x < -200.0, splat<D>(0.0), scale * (q + 1.0));  // e^-inf = 0, as libm
+  return pick(x > 200.0, splat<D>(std::numeric_limits<double>::infinity()), out);
 }
 
 // e^x - 1: 2^n expm1(r) + (2^n - 1), exact in r when n = 0 (|x| < ln2 / 2).
@@ -190,13 +192,10 @@ TCONV3D_MATH_INLINE D tanh_d(D x) {
   return e / (e + 2.0);
 }
 
-// erf x: |x| < 0.75, x times its Taylor series in x^2 (to x^21: error under
-// 1e-11 relative); up to 4, 1 - e^{-x^2} g(x) with g = erfc(x) e^{x^2} fitted
-// by a degree-17 polynomial in t = (x - 2.375) / 1.625 (Chebyshev fit of
-// double erfc on [0.75, 4], rewritten in powers of t: error 1e-11 relative);
-// past 4, erfc x < 1.6e-8 and the float result is ±1 (x clamped to 4).
+// erf x for |x| < 0.75: x times its Taylor series in x^2 (to x^21: error
+// under 1e-11 relative).
 template <class D>
-TCONV3D_MATH_INLINE D erf_d(D x) {
+TCONV3D_MATH_INLINE D erf_taylor_d(D x) {
   const D x2 = x * x;
   // (-1)^n / (n! (2n + 1)), n = 10 down to 0.
   static constexpr double kTaylor[11] = {
@@ -206,7 +205,14 @@ TCONV3D_MATH_INLINE D erf_d(D x) {
       -1.0 / 3.0,                    1.0};
   D taylor = splat<D>(kTaylor[0]);
   for (int i = 1; i < 11; ++i) taylor = taylor * x2 + kTaylor[i];
-  taylor = x * taylor * 1.1283791670955126;  // 2 / sqrt(pi)
+  return x * taylor * 1.1283791670955126;  // 2 / sqrt(pi)
+}
+
+// g(a) = erfc(a) e^{a^2} for a = |x| clamped to [0.75, 4]: a degree-17
+// polynomial in t = (a - 2.375) / 1.625 (Chebyshev fit of double erfc on
+// [0.75, 4], rewritten in powers of t: error 1e-11 relative).
+template <class D>
+TCONV3D_MATH_INLINE D erfc_scaled_d(D x) {
   const D a = clamp(magnitude(x), 0.75, 4.0);
   const D t = (a - 2.375) * (1.0 / 1.625);
   static constexpr double kErfcScaled[18] = {
@@ -217,50 +223,62 @@ TCONV3D_MATH_INLINE D erf_d(D x) {
       -0.13158783482858474, 0.2205056922063651};
   D g = splat<D>(kErfcScaled[0]);
   for (int i = 1; i < 18; ++i) g = g * t + kErfcScaled[i];
-  const D tail = 1.0 - exp_d(-(a * a)) * g;
+  return g;
+}
+
+// erf x: the Taylor series below 0.75 in |x|; up to 4, 1 - e^{-x^2} g(|x|);
+// past 4, erfc x < 1.6e-8 and the float result is ±1 (g taken at 4).
+template <class D>
+TCONV3D_MATH_INLINE D erf_d(D x) {
+  const D a = clamp(magnitude(x), 0.75, 4.0);
+  const D tail = 1.0 - exp_d(-(a * a)) * erfc_scaled_d(x);
   const D signed_tail = pick(x < 0.0, -tail, tail);
-  return pick(magnitude(x) < 0.75, taylor, signed_tail);  // NaN: the tail's NaN
+  return pick(magnitude(x) < 0.75, erf_taylor_d(x), signed_tail);  // NaN: the tail's NaN
 }
 
-enum class Fn { kExp, kExpm1, kLog1p, kTanh, kErf };
+#define TCONV3D_MATH_OP(NAME, FN)                \
+  struct NAME {                                  \
+    template <class D>                           \
+    static TCONV3D_MATH_INLINE D apply(D x) {    \
+      return FN(x);                              \
+    }                                            \
+  };
+TCONV3D_MATH_OP(ExpOp, exp_d)
+TCONV3D_MATH_OP(Expm1Op, expm1_d)
+TCONV3D_MATH_OP(Log1pOp, log1p_d)
+TCONV3D_MATH_OP(TanhOp, tanh_d)
+TCONV3D_MATH_OP(ErfOp, erf_d)
+#undef TCONV3D_MATH_OP
 
-template <Fn kFn, class D>
-TCONV3D_MATH_INLINE D apply(D x) {
-  if constexpr (kFn == Fn::kExp) return exp_d(x);
-  if constexpr (kFn == Fn::kExpm1) return expm1_d(x);
-  if constexpr (kFn == Fn::kLog1p) return log1p_d(x);
-  if constexpr (kFn == Fn::kTanh) return tanh_d(x);
-  if constexpr (kFn == Fn::kErf) return erf_d(x);
-}
+}  // namespace detail
 
-// A float function through its double one: per value for a float, per half
-// (four doubles) for eight floats.
-template <Fn kFn, class F>
+// A float function through its double one, Op::apply (a static member
+// template over double or Doubles4): per value for a float, per half (four
+// doubles) for eight floats; one rounding to float at the end.
+template <class Op, class F>
 TCONV3D_MATH_INLINE F through_double(F x) {
   if constexpr (std::is_same_v<F, float>) {
-    return static_cast<float>(apply<kFn>(static_cast<double>(x)));
+    return static_cast<float>(Op::apply(static_cast<double>(x)));
   } else {
     static_assert(std::is_same_v<F, Floats8>, "float or Floats8");
     const Floats4 lo = __builtin_shufflevector(x, x, 0, 1, 2, 3), hi = __builtin_shufflevector(x, x, 4, 5, 6, 7);
-    const Floats4 out_lo = __builtin_convertvector(apply<kFn>(__builtin_convertvector(lo, Doubles4)), Floats4);
-    const Floats4 out_hi = __builtin_convertvector(apply<kFn>(__builtin_convertvector(hi, Doubles4)), Floats4);
+    const Floats4 out_lo = __builtin_convertvector(Op::apply(__builtin_convertvector(lo, Doubles4)), Floats4);
+    const Floats4 out_hi = __builtin_convertvector(Op::apply(__builtin_convertvector(hi, Doubles4)), Floats4);
     return __builtin_shufflevector(out_lo, out_hi, 0, 1, 2, 3, 4, 5, 6, 7);
   }
 }
 
-}  // namespace detail
-
 // The float functions (F: float or Floats8).
 template <class F>
-TCONV3D_MATH_INLINE F exp(F x) { return detail::through_double<detail::Fn::kExp>(x); }
+TCONV3D_MATH_INLINE F exp(F x) { return through_double<detail::ExpOp>(x); }
 template <class F>
-TCONV3D_MATH_INLINE F expm1(F x) { return detail::through_double<detail::Fn::kExpm1>(x); }
+TCONV3D_MATH_INLINE F expm1(F x) { return through_double<detail::Expm1Op>(x); }
 template <class F>
-TCONV3D_MATH_INLINE F log1p(F x) { return detail::through_double<detail::Fn::kLog1p>(x); }
+TCONV3D_MATH_INLINE F log1p(F x) { return through_double<detail::Log1pOp>(x); }
 template <class F>
-TCONV3D_MATH_INLINE F tanh(F x) { return detail::through_double<detail::Fn::kTanh>(x); }
+TCONV3D_MATH_INLINE F tanh(F x) { return through_double<detail::TanhOp>(x); }
 template <class F>
-TCONV3D_MATH_INLINE F erf(F x) { return detail::through_double<detail::Fn::kErf>(x); }
+TCONV3D_MATH_INLINE F erf(F x) { return through_double<detail::ErfOp>(x); }
 
 }  // namespace tconv3d::float_math
 

@@ -182,3 +182,41 @@ TEST(FloatMath, DerivativesMatchDoubleReference) {
 
 }  // namespace
 }  // namespace tconv3d
+
+namespace tconv3d {
+namespace {
+
+// mish' and gelu' are computed in double and rounded once (float_grad's
+// MishOp, GeluOp): mish' within 0.5 ulp of the value, gelu' within 2 (1.94
+// where its erfc switches to the asymptotic series, x = -5.66; bound 2.5), far
+// tails included
+// (gelu' against Phi from erfc: the double 1 + erf of the reference template
+// loses Phi below -5). A broken tail (erfc's scaling clamped instead of its
+// asymptotic series) is 1e5 ulp off near -11.
+double ulp_error(float got, double want) {
+  const double ulp = std::abs(want) < double(std::numeric_limits<float>::min())
+                         ? std::ldexp(1.0, -149)
+                         : std::ldexp(1.0, std::ilogb(std::abs(want)) - 23);
+  return std::abs(double(got) - want) / ulp;
+}
+
+TEST(FloatMath, MishAndGeluDerivativesWithinAFewUlp) {
+  Activation gelu, mish;
+  gelu.kind = ActivationKind::kGelu;
+  mish.kind = ActivationKind::kMish;
+  double worst_gelu = 0.0, worst_mish = 0.0;
+  for (int i = -300000; i <= 300000; ++i) {
+    const float x = static_cast<float>(i) * 1e-4f;
+    const double xd = x;
+    const double gelu_want = 0.5 * std::erfc(-xd / std::sqrt(2.0)) + xd * 0.3989422804014327 * std::exp(-0.5 * xd * xd);
+    if (gelu_want != 0.0) worst_gelu = std::max(worst_gelu, ulp_error(activation_derivative<float>(gelu, x), gelu_want));
+    if (std::abs(x) <= 20.0f)
+      worst_mish = std::max(worst_mish, ulp_error(activation_derivative<float>(mish, x), activation_derivative<double>(mish, xd)));
+  }
+  std::printf("gelu' max error %.3f ulp, mish' %.3f ulp\n", worst_gelu, worst_mish);
+  EXPECT_LE(worst_gelu, 2.5);
+  EXPECT_LE(worst_mish, 1.0);
+}
+
+}  // namespace
+}  // namespace tconv3d

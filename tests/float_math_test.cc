@@ -60,8 +60,8 @@ std::vector<float> sweep_values() {
                             88.72284f, -87.33654f, -103.97208f, -103.97209f, -1.0f, -0.99999994f, 0.75f, -0.75f,
                             4.0f, -4.0f, 20.0f, 0.34657359f, -0.34657359f, 1e-10f, -1e-10f};
   out.insert(out.end(), std::begin(specials), std::end(specials));
-  // A dense run where the functions bend (|x| < 8): every 16th pattern.
-  for (uint32_t b = bits_of(1e-3f); b < bits_of(8.0f); b += 16) {
+  // A dense run where the functions bend (1e-3 < |x| < 8): every 61st pattern.
+  for (uint32_t b = bits_of(1e-3f); b < bits_of(8.0f); b += 61) {
     out.push_back(from_bits(b));
     out.push_back(-from_bits(b));
   }

@@ -1,9 +1,16 @@
+// Vectors pass by value only between inlined helpers (here and in
+// core/float_math.hpp), so the generic target's ABI for 32-byte vectors
+// (GCC's -Wpsabi note) never applies.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 #include "runtime/dz_loops.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -16,9 +23,6 @@
 // target's code: lambdas do not inherit their caller's target attribute).
 #define TCONV3D_INLINE inline __attribute__((always_inline))
 #define TCONV3D_LAMBDA_INLINE __attribute__((always_inline))
-// Vectors pass by value only between inlined helpers, so the generic target's
-// ABI for 32-byte vectors (GCC's -Wpsabi note) never applies.
-#pragma GCC diagnostic ignored "-Wpsabi"
 // No product is fused with an add into an FMA (GCC's C++ default fuses
 // wherever the target has FMA, as AVX-512 does): the general path, built for
 // the generic target, rounds every product, and these loops must match it.
@@ -74,6 +78,14 @@ TCONV3D_INLINE Floats pick(const Ints& mask, const Floats& a, const Floats& b) {
 
 TCONV3D_INLINE Floats magnitude(const Floats& v) {
   return reinterpret_cast<Floats>(reinterpret_cast<Uints>(v) & 0x7FFFFFFFu);
+}
+
+// std::sqrt per lane (IEEE: correctly rounded on every ISA, so the scalar
+// path's value).
+TCONV3D_INLINE Floats lane_sqrt(const Floats& v) {
+  Floats out;
+  for (int j = 0; j < kLanes; ++j) out[j] = std::sqrt(v[j]);
+  return out;
 }
 
 enum : unsigned { kToFloat = 1, kToBf16 = 2 };
@@ -163,8 +175,9 @@ TCONV3D_INLINE bool relu_general(const Activation& act, const Run& run) {
 // The activations with loops of their own: each computes, in vectors, the
 // very operations of activation_derivative_from_output (from y) or of
 // activation_derivative (from z, where needs_preactivation), in the same
-// order, and dz = dy * that, as activation_gradient_rows does. The others
-// (those needing exp, log, erf, tanh, sqrt per value) return false: the
+// order, and dz = dy * that, as activation_gradient_rows does (those on
+// exp, expm1, log1p, tanh or erf through float_grad, core's float32 formulas
+// on float_math, which the general path runs too). Those false return: the
 // caller runs the general path (float32) or a table of it (bf16). With
 // count = 0 this only answers whether there is a loop (has_dz_loop).
 template <unsigned kOut, class In>
@@ -173,6 +186,7 @@ TCONV3D_INLINE bool dz_body(const Activation& act, const In* z, const In* y, con
   const Floats zero = {}, one = zero + 1.0f, half = zero + 0.5f;
   const Floats alpha = zero + static_cast<float>(act.alpha);
   const bool from_z = needs_preactivation(act);
+  constexpr bool kMath = std::is_same_v<In, float>;
   const In* x = from_z ? z : y;
   auto run = [&](const auto& f) TCONV3D_LAMBDA_INLINE {
     map_dz<kOut>(x, dy, dz_float, dz_bf16, count, f);
@@ -196,10 +210,18 @@ TCONV3D_INLINE bool dz_body(const Activation& act, const In* z, const In* y, con
                      TCONV3D_LAMBDA_INLINE { return g * pick((v > zero) & (v < six), one, zero); });
     }
     case ActivationKind::kElu:
-      if (from_z) return false;  // alpha < 0: alpha * exp(z)
+      if (from_z) {  // alpha < 0: alpha * exp(z)
+        if constexpr (!kMath) return false;
+        const float a = static_cast<float>(act.alpha);
+        return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::elu(v, a); });
+      }
       return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v > zero, one, v + alpha); });
     case ActivationKind::kCelu:
-      if (from_z) return false;
+      if (from_z) {
+        if constexpr (!kMath) return false;
+        const float a = static_cast<float>(act.alpha);
+        return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::celu(v, a); });
+      }
       return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v > zero, one, v / alpha + one); });
     case ActivationKind::kSelu: {
       // As the template's T(double constant): the double rounded to float.
@@ -214,7 +236,11 @@ TCONV3D_INLINE bool dz_body(const Activation& act, const In* z, const In* y, con
         return g * (d * d);
       });
     case ActivationKind::kSquareplus: {
-      if (from_z) return false;
+      if (from_z) {  // b <= 0: (1 + z / sqrt(z^2 + b)) / 2
+        const Floats b = zero + static_cast<float>(act.alpha), two = zero + 2.0f;
+        return run([=](const Floats& g, const Floats& v)
+                       TCONV3D_LAMBDA_INLINE { return g * ((one + v / lane_sqrt(v * v + b)) / two); });
+      }
       const Floats quarter_b = zero + static_cast<float>(act.alpha) / 4.0f;
       return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE {
         const Floats y2 = v * v;
@@ -223,7 +249,14 @@ TCONV3D_INLINE bool dz_body(const Activation& act, const In* z, const In* y, con
     }
     case ActivationKind::kSoftShrink:
     case ActivationKind::kHardShrink:
-      if (from_z) return false;
+      if (from_z) {  // threshold < 0
+        const Floats minus_alpha = zero + -static_cast<float>(act.alpha);
+        if (act.kind == ActivationKind::kSoftShrink)
+          return run([=](const Floats& g, const Floats& v)
+                         TCONV3D_LAMBDA_INLINE { return g * pick((v > alpha) | (v < minus_alpha), one, zero); });
+        return run([=](const Floats& g, const Floats& v)
+                       TCONV3D_LAMBDA_INLINE { return g * pick(magnitude(v) > alpha, one, zero); });
+      }
       return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v != zero, one, zero); });
     case ActivationKind::kTanh:
       return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * (one - v * v); });
@@ -266,6 +299,34 @@ TCONV3D_INLINE bool dz_body(const Activation& act, const In* z, const In* y, con
         return g * (clipped / six + v * inside / six);
       });
     }
+    case ActivationKind::kSparsePlus:  // from y: (z + 1) / 2 = sqrt(y)
+      return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * pick(v >= one, one, lane_sqrt(v)); });
+    // Those on float_math (exp, expm1, log1p, tanh, erf in double per value):
+    // float32 only; the bf16 pass looks them up in a table (derivative_table),
+    // a load per value against some 40 to 150 operations.
+    case ActivationKind::kSoftplus:  // from y
+      if constexpr (!kMath) return false;
+      return run([](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::softplus_from_output(v); });
+    case ActivationKind::kLogSigmoid:  // from y
+      if constexpr (!kMath) return false;
+      return run([](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::log_sigmoid_from_output(v); });
+    case ActivationKind::kSilu:
+      if constexpr (!kMath) return false;
+      return run([](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::silu(v); });
+    case ActivationKind::kGelu:
+      if constexpr (!kMath) return false;
+      return run([](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::gelu(v); });
+    case ActivationKind::kGeluTanh: {
+      if constexpr (!kMath) return false;
+      const float c = std::sqrt(2.0f / static_cast<float>(3.14159265358979323846));  // as the template's T(2) / T(pi)
+      return run([=](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::gelu_tanh(v, c); });
+    }
+    case ActivationKind::kTanhShrink:
+      if constexpr (!kMath) return false;
+      return run([](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::tanh_shrink(v); });
+    case ActivationKind::kMish:
+      if constexpr (!kMath) return false;
+      return run([](const Floats& g, const Floats& v) TCONV3D_LAMBDA_INLINE { return g * float_grad::mish(v); });
     default: return false;
   }
 }
@@ -442,6 +503,10 @@ DzIsa dz_isa() {
 
 bool has_dz_loop(const Activation& act) {
   return dz_body<kToFloat, float>(act, nullptr, nullptr, nullptr, nullptr, nullptr, 0);
+}
+
+bool has_dz_bf16_loop(const Activation& act) {
+  return dz_body<kToBf16, uint16_t>(act, nullptr, nullptr, nullptr, nullptr, nullptr, 0);
 }
 
 void elementwise_dz(DzIsa isa, const Activation& act, const float* z, const float* y, const float* dy, float* dz,

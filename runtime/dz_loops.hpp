@@ -24,6 +24,10 @@ DzIsa dz_isa();
 // the general per-value activation_gradient_rows().
 bool has_dz_loop(const Activation& act);
 
+// True when elementwise_dz_bf16 computes act' in a loop of its own; otherwise
+// it looks act' up in a table (those on exp, tanh, erf... per value).
+bool has_dz_bf16_loop(const Activation& act);
+
 // dz = dy * act'(.) over `count` values of an elementwise activation (not an
 // axis one): bitwise activation_gradient_rows(act, z, y, dy, dz, 1, count).
 // z may be null unless needs_preactivation(act), y unless needs_output(act);

@@ -17,7 +17,7 @@
 #include "plan/plan.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/layer.hpp"
-#include "test_support.hpp"
+#include "tests/bf16_test_support.hpp"
 
 namespace tconv3d {
 namespace {
@@ -27,20 +27,9 @@ using testing::RandomCase;
 #define REQUIRE_BF16() \
   if (!detected_cpu_features().avx512_bf16) GTEST_SKIP() << "this CPU lacks avx512_bf16"
 
-LayerOptions options_for(Backend backend, int threads = 1) {
-  LayerOptions o;
-  o.backend = backend;
-  o.dtype = DataType::kBfloat16;
-  o.threads = threads;
-  return o;
-}
-
-std::vector<uint16_t> random_bf16(int64_t count, std::mt19937_64& rng) {
-  const std::vector<float> v = testing::random_tensor(count, rng);
-  std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = float_to_bf16(v[i]);
-  return out;
-}
+using testing::bf16_options;
+using testing::first_bf16_mismatch;
+using testing::random_bf16;
 
 // A random layer (testing::random_case) cut down to few filters (1-24) and
 // input channels (1-26), mostly with W phases to pack, W up to 13: the
@@ -89,32 +78,9 @@ struct Drawn {
     const ConstTensor k{kernel.data(), {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
                                         g.in_channels}};
     const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
-    return Layer::create(c.config, c.input_shape, k, b, options_for(backend, threads));
+    return Layer::create(c.config, c.input_shape, k, b, bf16_options(backend, threads));
   }
 };
-
-// Each element within 1 bf16 ulp (relative 2^-7: both sides round to bf16
-// once) plus the float32 accumulation's error against the output scale;
-// NaN where the reference has NaN, infinities equal. The first bad index, or -1.
-int64_t first_mismatch(const std::vector<uint16_t>& expected, const std::vector<uint16_t>& actual) {
-  if (expected.size() != actual.size()) return 0;
-  double scale = 1.0;
-  for (uint16_t e : expected)
-    if (std::isfinite(bf16_to_float(e))) scale = std::max(scale, std::fabs(double(bf16_to_float(e))));
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const double e = bf16_to_float(expected[i]), a = bf16_to_float(actual[i]);
-    if (std::isnan(e) || std::isnan(a)) {
-      if (std::isnan(e) != std::isnan(a)) return int64_t(i);
-      continue;
-    }
-    if (std::isinf(e) || std::isinf(a)) {
-      if (e != a) return int64_t(i);
-      continue;
-    }
-    if (std::fabs(a - e) > std::ldexp(std::max(std::fabs(e), std::fabs(a)), -7) + 2e-4 * scale) return int64_t(i);
-  }
-  return -1;
-}
 
 std::vector<uint16_t> forward(const Layer& layer, const std::vector<uint16_t>& x) {
   std::vector<uint16_t> y(static_cast<size_t>(layer.output_elements()), 0x7FC1);
@@ -170,7 +136,7 @@ TEST(Bf16Small, RandomSmallChannelLayersMatchTheReferenceOnAnyThreadCount) {
       const std::vector<uint16_t> y = forward(tested, d.x);
       if (threads == 1) {
         one = y;
-        const int64_t bad = first_mismatch(expected, y);
+        const int64_t bad = first_bf16_mismatch(expected, y);
         ASSERT_LT(bad, 0) << d.c.describe() << " kernel " << tested.kernel_name() << ": element " << bad << " got "
                           << bf16_to_float(y[size_t(bad)]) << ", reference " << bf16_to_float(expected[size_t(bad)]);
       } else {
@@ -211,7 +177,7 @@ TEST(Bf16Small, NanAndInfReachExactlyTheReferencesOutputs) {
     d.x[rng() % d.x.size()] = float_to_bf16(NAN);
     const Layer tested = d.layer(Backend::kXbyak);
     const std::vector<uint16_t> expected = forward(d.layer(Backend::kReference), d.x), y = forward(tested, d.x);
-    const int64_t bad = first_mismatch(expected, y);
+    const int64_t bad = first_bf16_mismatch(expected, y);
     ASSERT_LT(bad, 0) << d.c.describe() << " kernel " << tested.kernel_name() << ": element " << bad << " got "
                       << bf16_to_float(y[size_t(bad)]) << ", reference " << bf16_to_float(expected[size_t(bad)]);
   }
@@ -272,7 +238,7 @@ TEST(Bf16Small, InputGradientInYmmVectorsMatchesTheReference) {
       tested.backward_bf16(d.x.data(), y.data(), dy.data(), dx.data(), nullptr, nullptr);
       if (threads == 1) {
         one = dx;
-        const int64_t bad = first_mismatch(expected, dx);
+        const int64_t bad = first_bf16_mismatch(expected, dx);
         ASSERT_LT(bad, 0) << d.c.describe() << " kernels " << tested.backward_bf16_kernel_names() << ": element "
                           << bad << " got " << bf16_to_float(dx[size_t(bad)]) << ", reference "
                           << bf16_to_float(expected[size_t(bad)]);

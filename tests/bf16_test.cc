@@ -34,8 +34,8 @@ using testing::channels_last;
 using testing::config_of;
 using testing::first_bf16_mismatch;
 using testing::have_bf16;
+using testing::random_bf16;
 using testing::RandomCase;
-using testing::to_bf16;
 
 #define REQUIRE_BF16() \
   if (!have_bf16()) GTEST_SKIP() << "this CPU lacks avx512_bf16"
@@ -98,7 +98,7 @@ TEST(Bf16, ReshapeKeepsTheDtypeAndThePacking) {
   const Layer reference = Layer::create(c, {2, 4, 3, 7, 9}, ConstTensor{layer.kernel().data(), {3, 3, 3, 24, 9}},
                                         ConstTensor{layer.bias().data(), {24}}, bf16_options(Backend::kReference));
   std::mt19937_64 rng(8);
-  const std::vector<uint16_t> x = to_bf16(testing::random_tensor(2 * 4 * 3 * 7 * 9, rng));
+  const std::vector<uint16_t> x = random_bf16(2 * 4 * 3 * 7 * 9, rng);
   Bf16Outputs r;
   r.expected.resize(size_t(reference.output_elements()));
   r.actual.resize(size_t(bigger.output_elements()));
@@ -292,7 +292,7 @@ TEST(Bf16Cli, RunMatchesTheReferenceAndRefusesWhatItCannotRun) {
              R"({"filters": 5, "kernel_size": [3, 3, 3], "strides": [2, 2, 2], "padding": "same",)"
              R"( "activation": "relu", "use_bias": true})");
   std::mt19937_64 rng(3);
-  const std::vector<uint16_t> x = to_bf16(testing::random_tensor(2 * 3 * 4 * 5 * 7, rng));
+  const std::vector<uint16_t> x = random_bf16(2 * 3 * 4 * 5 * 7, rng);
   const std::vector<float> k = testing::random_tensor(3 * 3 * 3 * 5 * 7, rng), b = testing::random_tensor(5, rng);
   write_npy_bf16((dir / "x.npy").string(), {2, 3, 4, 5, 7}, x.data());
   write_npy((dir / "xf.npy").string(), {2, 3, 4, 5, 7}, k.data());  // float32 data, any values

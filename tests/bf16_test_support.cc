@@ -26,21 +26,14 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& values) {
   return out;
 }
 
+std::vector<uint16_t> random_bf16(int64_t count, std::mt19937_64& rng) { return to_bf16(random_tensor(count, rng)); }
+
 LayerOptions bf16_options(Backend backend, int threads) {
   LayerOptions o;
   o.backend = backend;
   o.dtype = DataType::kBfloat16;
   o.threads = threads;
   return o;
-}
-
-LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding) {
-  LayerConfig c;
-  c.filters = filters;
-  c.kernel_size = {k, k, k};
-  c.strides = {s, s, s};
-  c.padding = padding;
-  return c;
 }
 
 Bf16Outputs run_bf16_pair(const RandomCase& c, uint64_t seed, Backend tested, Backend expected, int threads,
@@ -51,7 +44,7 @@ Bf16Outputs run_bf16_pair(const RandomCase& c, uint64_t seed, Backend tested, Ba
                                        g.in_channels};
   std::vector<float> kernel = random_tensor(g.kernel_elements(), rng);
   const std::vector<float> bias = random_tensor(g.out_channels, rng);
-  std::vector<uint16_t> input = to_bf16(random_tensor(g.input_elements(), rng));
+  std::vector<uint16_t> input = random_bf16(g.input_elements(), rng);
   if (edit) edit(input, kernel, g);
   const ConstTensor k{kernel.data(), kshape};
   const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
@@ -67,13 +60,20 @@ Bf16Outputs run_bf16_pair(const RandomCase& c, uint64_t seed, Backend tested, Ba
 }
 
 int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst) {
+  return first_bf16_mismatch(r.expected, r.actual, worst);
+}
+
+int64_t first_bf16_mismatch(const std::vector<uint16_t>& expected, const std::vector<uint16_t>& actual,
+                            double* worst) {
+  if (worst) *worst = 0;
+  if (expected.size() != actual.size()) return 0;
   double scale = 1.0;
-  for (uint16_t e : r.expected)
+  for (uint16_t e : expected)
     if (std::isfinite(bf16_to_float(e))) scale = std::max(scale, std::fabs(double(bf16_to_float(e))));
   double max_excess = 0;
   int64_t bad = -1;
-  for (size_t i = 0; i < r.expected.size(); ++i) {
-    const double e = bf16_to_float(r.expected[i]), a = bf16_to_float(r.actual[i]);
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double e = bf16_to_float(expected[i]), a = bf16_to_float(actual[i]);
     if (std::isnan(e) || std::isnan(a)) {
       if (std::isnan(e) != std::isnan(a) && bad < 0) bad = int64_t(i);
       continue;

@@ -21,11 +21,10 @@ namespace tconv3d::testing {
 RandomCase channels_last(RandomCase c);
 
 std::vector<uint16_t> to_bf16(const std::vector<float>& values);
+// random_tensor(count, rng) rounded to bf16.
+std::vector<uint16_t> random_bf16(int64_t count, std::mt19937_64& rng);
 
 LayerOptions bf16_options(Backend backend = Backend::kXbyak, int threads = 1);
-
-// filters, a cubic kernel k and strides s.
-LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding = Padding::kSame);
 
 struct Bf16Outputs {
   std::vector<uint16_t> expected, actual;
@@ -49,6 +48,9 @@ Bf16Outputs run_bf16_pair(const RandomCase& c, uint64_t seed, Backend tested, Ba
 // Inf. Returns the first element outside that, or -1; `worst`, if given, gets
 // the largest |difference| / tolerance over the finite elements.
 int64_t first_bf16_mismatch(const Bf16Outputs& r, double* worst = nullptr);
+// The same over two bf16 vectors; 0 when their sizes differ.
+int64_t first_bf16_mismatch(const std::vector<uint16_t>& expected, const std::vector<uint16_t>& actual,
+                            double* worst = nullptr);
 
 // detected_cpu_features().avx512_bf16: what the JIT bf16 kernels need.
 bool have_bf16();

@@ -20,6 +20,7 @@
 #include "runtime/preactivation_gradient_bf16.hpp"
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/config.hpp"
+#include "tests/test_support.hpp"
 
 namespace tconv3d {
 namespace {
@@ -35,17 +36,8 @@ const char* isa_name(DzIsa isa) {
   return isa == DzIsa::kAvx512 ? "avx512" : (isa == DzIsa::kAvx2 ? "avx2" : "generic");
 }
 
-float from_bits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint32_t bits_of(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return bits;
-}
+using testing::bits_of;
+using testing::from_bits;
 
 // Values where the derivatives have kinks or edge cases, and IEEE specials.
 const std::vector<float>& special_values() {
@@ -310,11 +302,7 @@ TEST(DzLoops, SumsAreTheSameOnEveryIsaAndCloseToTheExactSum) {
 }
 
 LayerConfig config_for(ActivationKind kind, double alpha, DataFormat format, int64_t filters) {
-  LayerConfig c;
-  c.filters = filters;
-  c.kernel_size = {2, 2, 2};
-  c.strides = {2, 2, 2};
-  c.padding = Padding::kValid;
+  LayerConfig c = testing::config_of(filters, 2, 2, Padding::kValid);
   c.data_format = format;
   c.use_bias = true;
   c.activation = make(kind, alpha);

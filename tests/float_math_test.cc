@@ -13,30 +13,21 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "core/activation_gradient.hpp"
 #include "tconv3d/config.hpp"
+#include "tests/test_support.hpp"
 
 namespace tconv3d {
 namespace {
 
 namespace fm = float_math;
 
-float from_bits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint32_t bits_of(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  return bits;
-}
+using testing::bits_of;
+using testing::from_bits;
 
 // The size of a float ulp at the exact value `want` (the subnormal ulp below
 // FLT_MIN; FLT_MAX's above it).

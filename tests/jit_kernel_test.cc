@@ -221,26 +221,16 @@ TEST_P(JitKernelTest, BitwiseIdenticalAcrossThreadCounts) {
   std::mt19937_64 rng(4242);
   for (int i = 0; i < 13; ++i) {
     testing::RandomCase c = testing::random_case(rng);
-    if (i == 12) {  // big enough weights for one kernel per channel group
-      c.config = LayerConfig();
-      c.config.filters = 70;
-      c.config.kernel_size = {4, 4, 4};
-      c.config.strides = {2, 2, 2};
-      c.config.padding = Padding::kSame;
-      c.input_shape = {1, 3, 4, 5, 250};
-    }
+    if (i == 12) c = {testing::config_of(70, 4, 2, Padding::kSame), {1, 3, 4, 5, 250}};  // one kernel per channel group
     const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
-                                         g.in_channels};
-    const std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
-    const std::vector<float> bias = testing::random_tensor(g.out_channels, rng);
-    const std::vector<float> input = testing::random_tensor(g.input_elements(), rng);
-    const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
+    const testing::RandomLayerData d = testing::random_layer_data(g, rng);
+    const ConstTensor b = c.config.use_bias ? ConstTensor{d.bias.data(), {g.out_channels}} : ConstTensor{};
     std::vector<std::vector<float>> outputs;
     for (int threads : {1, 2, 3}) {
-      const Layer layer = Layer::create(c.config, c.input_shape, {kernel.data(), kshape}, b, options(threads));
+      const Layer layer =
+          Layer::create(c.config, c.input_shape, {d.kernel.data(), d.kernel_shape}, b, options(threads));
       outputs.emplace_back(static_cast<size_t>(layer.output_elements()));
-      layer.forward(input.data(), outputs.back().data());
+      layer.forward(d.input.data(), outputs.back().data());
     }
     for (size_t t = 1; t < outputs.size(); ++t)
       ASSERT_EQ(0, std::memcmp(outputs[0].data(), outputs[t].data(), outputs[0].size() * sizeof(float)))

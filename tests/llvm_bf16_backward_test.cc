@@ -24,7 +24,7 @@
 #include "tconv3d/bfloat16.hpp"
 #include "tconv3d/error.hpp"
 #include "tconv3d/layer.hpp"
-#include "tests/test_support.hpp"
+#include "tests/bf16_test_support.hpp"
 #ifdef TCONV3D_HAVE_LLVM
 #include "emit/llvm/llvm_backend.hpp"
 #include "emit/llvm/object_cache.hpp"
@@ -42,20 +42,8 @@ using testing::RandomCase;
   if (!detected_cpu_features().avx512_bf16) \
   GTEST_SKIP() << "this CPU lacks avx512_bf16: the bf16 backward does not run here"
 
-LayerOptions bf16_on(Backend backend, int threads) {
-  LayerOptions options;
-  options.dtype = DataType::kBfloat16;
-  options.backend = backend;
-  options.threads = threads;
-  return options;
-}
-
-std::vector<uint16_t> random_bf16(int64_t count, std::mt19937_64& rng) {
-  const std::vector<float> values = testing::random_tensor(count, rng);
-  std::vector<uint16_t> out(values.size());
-  for (size_t i = 0; i < values.size(); ++i) out[i] = float_to_bf16(values[i]);
-  return out;
-}
+using testing::bf16_options;
+using testing::random_bf16;
 
 struct Gradients {
   std::vector<uint16_t> dx;
@@ -72,8 +60,9 @@ struct Pair {
 
 Pair run_both(const RandomCase& c, uint64_t seed, int llvm_threads) {
   // The same seed draws the same weights for both layers.
-  const Layer by_xbyak = Layer::create_initialized(c.config, c.input_shape, seed, bf16_on(Backend::kXbyak, 2));
-  const Layer by_llvm = Layer::create_initialized(c.config, c.input_shape, seed, bf16_on(Backend::kLlvm, llvm_threads));
+  const Layer by_xbyak = Layer::create_initialized(c.config, c.input_shape, seed, bf16_options(Backend::kXbyak, 2));
+  const Layer by_llvm =
+      Layer::create_initialized(c.config, c.input_shape, seed, bf16_options(Backend::kLlvm, llvm_threads));
   std::mt19937_64 rng(seed);
   const std::vector<uint16_t> x = random_bf16(by_xbyak.geometry().input_elements(), rng);
   std::vector<uint16_t> y(static_cast<size_t>(by_xbyak.output_elements()));
@@ -268,7 +257,7 @@ TEST(LlvmBf16Backward, GenericBackendIsAClearError) {
   config.kernel_size = {2, 2, 2};
   config.use_bias = false;
   try {
-    const Layer layer = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, bf16_on(Backend::kGeneric, 1));
+    const Layer layer = Layer::create_initialized(config, {1, 2, 2, 2, 3}, 1, bf16_options(Backend::kGeneric, 1));
     std::vector<uint16_t> x(24, 0x3F80), dy(static_cast<size_t>(layer.output_elements()), 0x3F80), dx(24);
     std::vector<float> dk(layer.kernel().size());
     layer.backward_bf16(x.data(), nullptr, dy.data(), dx.data(), dk.data(), nullptr);

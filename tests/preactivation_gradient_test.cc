@@ -50,11 +50,7 @@ Data make_data(const LayerConfig& config, const std::vector<int64_t>& input_shap
 }
 
 LayerConfig config_for(const char* activation, DataFormat format, int64_t filters) {
-  LayerConfig c;
-  c.filters = filters;
-  c.kernel_size = {2, 2, 2};
-  c.strides = {2, 2, 2};
-  c.padding = Padding::kValid;
+  LayerConfig c = testing::config_of(filters, 2, 2, Padding::kValid);
   c.data_format = format;
   c.use_bias = true;
   c.activation = parse_activation_name(activation, Flavor::kKeras3);

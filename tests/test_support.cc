@@ -140,6 +140,36 @@ double scaled_max_error(const std::vector<float>& actual, const std::vector<floa
   return tconv3d::scaled_max_error(actual.data(), expected.data(), expected.size());
 }
 
+float from_bits(uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+uint32_t bits_of(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  return bits;
+}
+
+LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding) {
+  LayerConfig c;
+  c.filters = filters;
+  c.kernel_size = {k, k, k};
+  c.strides = {s, s, s};
+  c.padding = padding;
+  return c;
+}
+
+RandomLayerData random_layer_data(const ConvGeometry& g, std::mt19937_64& rng) {
+  RandomLayerData d;
+  d.kernel_shape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels, g.in_channels};
+  d.kernel = random_tensor(g.kernel_elements(), rng);
+  d.bias = random_tensor(g.out_channels, rng);
+  d.input = random_tensor(g.input_elements(), rng);
+  return d;
+}
+
 std::string RandomCase::describe() const {
   std::ostringstream out;
   const LayerConfig& c = config;
@@ -229,21 +259,17 @@ std::optional<RandomCase> random_lane_packed_case(std::mt19937_64& rng, int64_t 
 double compare_with_reference(const RandomCase& c, const LayerOptions& options, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-  const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
-                                       g.in_channels};
-  const std::vector<float> kernel = random_tensor(g.kernel_elements(), rng);
-  const std::vector<float> bias = random_tensor(g.out_channels, rng);
-  const std::vector<float> input = random_tensor(g.input_elements(), rng);
-  const ConstTensor k{kernel.data(), kshape};
-  const ConstTensor b = c.config.use_bias ? ConstTensor{bias.data(), {g.out_channels}} : ConstTensor{};
+  const RandomLayerData d = random_layer_data(g, rng);
+  const ConstTensor k{d.kernel.data(), d.kernel_shape};
+  const ConstTensor b = c.config.use_bias ? ConstTensor{d.bias.data(), {g.out_channels}} : ConstTensor{};
   LayerOptions ref_options;
   ref_options.backend = Backend::kReference;
   const Layer reference = Layer::create(c.config, c.input_shape, k, b, ref_options);
   const Layer tested = Layer::create(c.config, c.input_shape, k, b, options);
   std::vector<float> expected(static_cast<size_t>(reference.output_elements()));
   std::vector<float> actual(static_cast<size_t>(tested.output_elements()), NAN);
-  reference.forward(input.data(), expected.data());
-  tested.forward(input.data(), actual.data());
+  reference.forward(d.input.data(), expected.data());
+  tested.forward(d.input.data(), actual.data());
   return scaled_max_error(actual, expected);
 }
 

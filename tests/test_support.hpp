@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tconv3d/config.hpp"
+#include "tconv3d/geometry.hpp"
 #include "tconv3d/layer.hpp"
 
 namespace tconv3d::testing {
@@ -18,6 +19,21 @@ std::vector<float> random_tensor(int64_t count, std::mt19937_64& rng, float low 
 
 // max |a - b| / max(1, max |b|): the "error relative to the output scale".
 double scaled_max_error(const std::vector<float>& actual, const std::vector<float>& expected);
+
+// A float and its IEEE-754 bit pattern, either way.
+float from_bits(uint32_t bits);
+uint32_t bits_of(float f);
+
+// filters, a cubic kernel k and strides s.
+LayerConfig config_of(int64_t filters, int64_t k, int64_t s, Padding padding = Padding::kSame);
+
+// Random float32 weights and input (uniform in [-1, 1]) for a layer of
+// geometry `g`, drawn from `rng` in the order kernel, bias, input.
+struct RandomLayerData {
+  std::vector<int64_t> kernel_shape;  // {kd, kh, kw, filters, in_channels}
+  std::vector<float> kernel, bias, input;
+};
+RandomLayerData random_layer_data(const ConvGeometry& g, std::mt19937_64& rng);
 
 struct RandomCase {
   LayerConfig config;

@@ -222,12 +222,7 @@ std::vector<SplitCase> split_cases() {
   cases.push_back({c, "k3s2_op1_odd-like, batch 3, odd sizes (memory order)"});
   c.input_shape = {1, 1, 1, 3, 24};
   cases.push_back({c, "fewer rows (4) than most thread counts"});
-  testing::RandomCase big;
-  big.config.filters = 70;
-  big.config.kernel_size = {4, 4, 4};
-  big.config.strides = {2, 2, 2};
-  big.config.padding = Padding::kSame;
-  big.input_shape = {2, 3, 2, 5, 250};
+  const testing::RandomCase big{testing::config_of(70, 4, 2, Padding::kSame), {2, 3, 2, 5, 250}};
   cases.push_back({big, "weights over 256 KiB (phase order), per-group kernels where split"});
   return cases;
 }
@@ -237,18 +232,14 @@ TEST_P(RowSplitTest, SameBitsForOneToSeventeenThreads) {
   for (const SplitCase& sc : split_cases()) {
     const testing::RandomCase& c = sc.layer;
     const ConvGeometry g = resolve_geometry(c.config, c.input_shape);
-    const std::vector<int64_t> kshape = {g.axes[0].kernel, g.axes[1].kernel, g.axes[2].kernel, g.out_channels,
-                                         g.in_channels};
-    const std::vector<float> kernel = testing::random_tensor(g.kernel_elements(), rng);
-    const std::vector<float> bias = testing::random_tensor(g.out_channels, rng);
-    const std::vector<float> input = testing::random_tensor(g.input_elements(), rng);
+    const testing::RandomLayerData d = testing::random_layer_data(g, rng);
     std::vector<float> first;
     for (int threads = 1; threads <= 17; ++threads) {
-      const Layer layer = Layer::create(c.config, c.input_shape, {kernel.data(), kshape},
-                                        {bias.data(), {g.out_channels}}, options(threads));
+      const Layer layer = Layer::create(c.config, c.input_shape, {d.kernel.data(), d.kernel_shape},
+                                        {d.bias.data(), {g.out_channels}}, options(threads));
       std::vector<float> output(static_cast<size_t>(layer.output_elements()), std::nanf(""));
       for (int call = 0; call < 2; ++call) {  // the second call reuses the cached split
-        layer.forward(input.data(), output.data());
+        layer.forward(d.input.data(), output.data());
         const auto unwritten = std::count_if(output.begin(), output.end(), [](float v) { return std::isnan(v); });
         ASSERT_EQ(unwritten, 0) << sc.why << ", threads " << threads << " (" << layer.kernel_name() << ")";
         if (threads == 1 && call == 0) {

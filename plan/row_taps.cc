@@ -53,21 +53,4 @@ RowTaps build_row_taps(const codegen::KernelPlan& plan) {
   return t;
 }
 
-std::vector<int64_t> partition_rows(const RowTaps& taps, int64_t items, int parts) {
-  const int64_t rows = static_cast<int64_t>(taps.order.size());
-  std::vector<int64_t> first(static_cast<size_t>(parts) + 1, items);
-  first[0] = 0;
-  if (rows == 0) return first;
-  double total = 0;
-  for (int64_t c : taps.cost) total += double(c);
-  total *= double(items / rows);
-  double done = 0;
-  int next = 1;
-  for (int64_t i = 0; i < items && next < parts; ++i) {
-    while (next < parts && done >= total * next / parts) first[static_cast<size_t>(next++)] = i;
-    done += double(taps.cost[static_cast<size_t>(taps.order[static_cast<size_t>(i % rows)])]);
-  }
-  return first;
-}
-
 }  // namespace tconv3d

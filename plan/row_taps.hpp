@@ -29,9 +29,4 @@ struct RowTaps {
 
 RowTaps build_row_taps(const codegen::KernelPlan& plan);
 
-// First item of each of `parts` chunks of about equal cost, plus `items` at
-// the end. Item i is row order[i % rows] (rows = order.size()): any number of
-// batch items and per-group kernels, each a repeat of the row order.
-std::vector<int64_t> partition_rows(const RowTaps& taps, int64_t items, int parts);
-
 }  // namespace tconv3d

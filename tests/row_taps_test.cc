@@ -98,37 +98,6 @@ TEST_P(RowTaps, RowsRunGroupedByPhaseAndEachOnce) {
   }
 }
 
-// Chunks cover the items in order, and each costs the average within one
-// row's cost: the boundary falls on the first item past each share.
-TEST_P(RowTaps, PartitionGivesChunksOfAboutEqualCost) {
-  std::mt19937_64 rng(57 + static_cast<int>(GetParam()));
-  for (int n = 0; n < 100; ++n) {
-    const testing::RandomCase c = testing::random_case(rng);
-    const KernelPlan plan = plan_of(c, GetParam());
-    const tconv3d::RowTaps taps = build_row_taps(plan);
-    const int64_t rows = static_cast<int64_t>(taps.order.size());
-    const int64_t items = rows * std::uniform_int_distribution<int64_t>(1, 3)(rng);  // batch x channel groups
-    const int parts = std::uniform_int_distribution<int>(1, 9)(rng);
-    const std::vector<int64_t> first = partition_rows(taps, items, parts);
-    ASSERT_EQ(first.size(), static_cast<size_t>(parts + 1));
-    EXPECT_EQ(first.front(), 0);
-    EXPECT_EQ(first.back(), items);
-    ASSERT_TRUE(std::is_sorted(first.begin(), first.end())) << c.describe();
-    auto cost_of = [&](int64_t i) { return double(taps.cost[static_cast<size_t>(taps.order[static_cast<size_t>(i % rows)])]); };
-    double total = 0, most = 0;
-    for (int64_t i = 0; i < items; ++i) {
-      total += cost_of(i);
-      most = std::max(most, cost_of(i));
-    }
-    for (int p = 0; p < parts; ++p) {
-      double chunk = 0;
-      for (int64_t i = first[static_cast<size_t>(p)]; i < first[static_cast<size_t>(p) + 1]; ++i) chunk += cost_of(i);
-      EXPECT_LE(std::abs(chunk - total / parts), most + 1e-9 * total)
-          << "chunk " << p << " of " << parts << " over " << items << " items: " << c.describe();
-    }
-  }
-}
-
 INSTANTIATE_TEST_SUITE_P(Isas, RowTaps, ::testing::ValuesIn(testing::all_isas()), testing::isa_name);
 
 }  // namespace

@@ -5,15 +5,8 @@
 #include <algorithm>
 
 #include "plan/kernel_name.hpp"
-#include "runtime/kernel_cache.hpp"
 #include "runtime/kernels/kernel_gradient_pieces.hpp"
 #include "tconv3d/error.hpp"
-#ifdef TCONV3D_HAVE_XBYAK
-#include "emit/x64/kernel_gradient_emitter.hpp"
-#endif
-#ifdef TCONV3D_HAVE_LLVM
-#include "emit/llvm/llvm_backend.hpp"
-#endif
 
 namespace tconv3d {
 namespace {
@@ -28,25 +21,7 @@ Bf16KernelGradient::Bf16KernelGradient(const Problem& problem, Backend backend) 
     throw Error("backend", "the bf16 kernel gradient runs on xbyak or llvm, not " + to_string(backend));
   plan_ = codegen::make_kernel_gradient_plan(problem, Isa::kAvx512, DataType::kBfloat16);
   name_ = codegen::kernel_gradient_name(plan_);
-  const codegen::KernelGradientPlan& plan = plan_;
-  if (backend == Backend::kXbyak) {
-#ifdef TCONV3D_HAVE_XBYAK
-    code_ = KernelCache::global().get_or_compile(plan.cache_key(),
-                                                 [&plan] { return x64::emit_kernel_gradient_kernel(plan); });
-#else
-    throw Error("backend", "the bf16 kernel gradient on xbyak needs the xbyak backend, which this build lacks");
-#endif
-  } else {
-#ifdef TCONV3D_HAVE_LLVM
-    // The same plan and kernel contract, emitted as LLVM IR (ir_kernel_gradient.hpp).
-    name_ += "__llvm";
-    code_ = KernelCache::global().get_or_compile(llvm_backend::llvm_kernel_gradient_key(plan), [&plan] {
-      return llvm_backend::compile_kernel_gradient_kernel(plan);
-    });
-#else
-    throw Error("backend", "the bf16 kernel gradient on llvm needs the llvm backend, which this build lacks");
-#endif
-  }
+  code_ = compile_kernel_gradient(plan_, backend, name_);
   kernel_ = code_->function<codegen::KernelGradientFunction>();
   const ConvGeometry& g = plan_.geometry;
   for (int64_t kd = 0; kd < g.axes[0].kernel; ++kd)

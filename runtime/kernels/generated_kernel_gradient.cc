@@ -1,49 +1,20 @@
 #include "runtime/kernels/generated_kernel_gradient.hpp"
 
-
-
 #include "core/cpu_features.hpp"
 #include "plan/kernel_name.hpp"
-#include "runtime/kernel_cache.hpp"
 #include "runtime/kernels/kernel_gradient_pieces.hpp"
 #include "tconv3d/error.hpp"
-#ifdef TCONV3D_HAVE_XBYAK
-#include "emit/x64/kernel_gradient_emitter.hpp"
-#endif
-#ifdef TCONV3D_HAVE_LLVM
-#include "emit/llvm/llvm_backend.hpp"
-#endif
 
 namespace tconv3d {
 GeneratedKernelGradient::GeneratedKernelGradient(const Problem& problem, Backend backend, Isa isa) {
   if (backend != Backend::kXbyak && backend != Backend::kLlvm)
     throw Error("backend", "the generated kernel gradient needs the xbyak or llvm backend, got " + to_string(backend));
-#ifndef TCONV3D_HAVE_XBYAK
-  if (backend == Backend::kXbyak) throw Error("backend", "xbyak is not built into this tconv3d");
-#endif
-#ifndef TCONV3D_HAVE_LLVM
-  if (backend == Backend::kLlvm) throw Error("backend", "llvm is not built into this tconv3d");
-#endif
   const Isa resolved = resolve_isa(isa);
   if (resolved != Isa::kAvx2 && resolved != Isa::kAvx512)
     throw Error("isa", "the " + to_string(backend) + " kernel gradient needs a CPU with avx2 or avx512");
   plan_ = codegen::make_kernel_gradient_plan(problem, resolved);
   name_ = codegen::kernel_gradient_name(plan_);
-  const codegen::KernelGradientPlan& plan = plan_;
-#ifdef TCONV3D_HAVE_XBYAK
-  if (backend == Backend::kXbyak)
-    code_ = KernelCache::global().get_or_compile(plan.cache_key(),
-                                                 [&plan] { return x64::emit_kernel_gradient_kernel(plan); });
-#endif
-#ifdef TCONV3D_HAVE_LLVM
-  // The same plan and kernel contract, emitted as LLVM IR.
-  if (backend == Backend::kLlvm) {
-    name_ += "__llvm";
-    code_ = KernelCache::global().get_or_compile(llvm_backend::llvm_kernel_gradient_key(plan), [&plan] {
-      return llvm_backend::compile_kernel_gradient_kernel(plan);
-    });
-  }
-#endif
+  code_ = compile_kernel_gradient(plan_, backend, name_);
   kernel_ = code_->function<codegen::KernelGradientFunction>();
   const ConvGeometry& g = plan_.geometry;
   for (int64_t kd = 0; kd < g.axes[0].kernel; ++kd)

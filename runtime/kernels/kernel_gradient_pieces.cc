@@ -2,6 +2,15 @@
 
 #include <cmath>
 
+#include "runtime/kernel_cache.hpp"
+#include "tconv3d/error.hpp"
+#ifdef TCONV3D_HAVE_XBYAK
+#include "emit/x64/kernel_gradient_emitter.hpp"
+#endif
+#ifdef TCONV3D_HAVE_LLVM
+#include "emit/llvm/llvm_backend.hpp"
+#endif
+
 namespace tconv3d {
 namespace {
 
@@ -10,6 +19,29 @@ namespace {
 constexpr int kPiecesPerThread = 3;
 
 }  // namespace
+
+std::shared_ptr<const ExecutableCode> compile_kernel_gradient(const codegen::KernelGradientPlan& plan, Backend backend,
+                                                              std::string& name) {
+  if (backend == Backend::kXbyak) {
+#ifdef TCONV3D_HAVE_XBYAK
+    return KernelCache::global().get_or_compile(plan.cache_key(),
+                                                [&plan] { return x64::emit_kernel_gradient_kernel(plan); });
+#else
+    throw Error("backend", "the kernel gradient on xbyak needs the xbyak backend, which this build lacks");
+#endif
+  }
+  if (backend == Backend::kLlvm) {
+#ifdef TCONV3D_HAVE_LLVM
+    name += "__llvm";
+    return KernelCache::global().get_or_compile(llvm_backend::llvm_kernel_gradient_key(plan), [&plan] {
+      return llvm_backend::compile_kernel_gradient_kernel(plan);
+    });
+#else
+    throw Error("backend", "the kernel gradient on llvm needs the llvm backend, which this build lacks");
+#endif
+  }
+  throw Error("backend", "the generated kernel gradient needs the xbyak or llvm backend, got " + to_string(backend));
+}
 
 std::vector<KernelGradientPiece> kernel_gradient_pieces(const codegen::KernelGradientPlan& plan,
                                                         const std::vector<std::vector<int64_t>>& pairs, int threads) {

@@ -1,6 +1,6 @@
-// How a dK kernel's work is shared among threads, for the float32
-// (generated_kernel_gradient.*) and bf16 (bf16_kernel_gradient.*) kernels
-// alike: the work items are (kd, kh) pairs, cut by row tiles and ci blocks
+// What the float32 (generated_kernel_gradient.*) and bf16
+// (bf16_kernel_gradient.*) dK kernels share: how the kernel is compiled, and
+// how its work is shared among threads: the work items are (kd, kh) pairs, cut by row tiles and ci blocks
 // into pieces of about equal cost, and each piece is computed whole by the
 // one thread that takes it, over every (x row, dz row) pair in order. Every
 // dK element therefore sums its terms in the same order for any thread count.
@@ -10,11 +10,22 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "plan/kernel_gradient_plan.hpp"
+#include "runtime/exec_memory.hpp"
+#include "tconv3d/options.hpp"
 
 namespace tconv3d {
+
+// The dK kernel of `plan` from the kernel cache, emitted by `backend` (xbyak
+// or llvm: the same plan and kernel contract); an Error names any other
+// backend or one this build lacks. `name` is the kernel's name, which gets
+// llvm's suffix.
+std::shared_ptr<const ExecutableCode> compile_kernel_gradient(const codegen::KernelGradientPlan& plan, Backend backend,
+                                                              std::string& name);
 
 struct KernelGradientPiece {
   int dh = 0;  // kd * kernel_h + kh
